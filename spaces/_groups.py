@@ -1,0 +1,141 @@
+"""Prunable channel groups of any ``nn.Module``, found with torch-pruning's dependency graph.
+
+A group is a set of output channels that must be removed together: a conv and its batch norm, or
+every layer whose output meets in a residual add. Each group is named by the qualified name of its
+first member in ``model.named_modules()`` order, which does not depend on torch-pruning's traversal
+order, so names stay the same across processes, versions and copies of the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch_pruning as tp
+from torch import Tensor, nn
+
+_PRUNABLE_TYPES = (nn.Conv2d, nn.Conv1d, nn.Linear)
+
+
+@dataclass(frozen=True)
+class ChannelGroup:
+    """Output channels that are pruned together.
+
+    Attributes:
+        name: qualified name of the group's first layer; the key of an allocation.
+        width: channel count of the dense model.
+        layers: qualified names of every conv/linear layer whose outputs belong to the group.
+    """
+
+    name: str
+    width: int
+    layers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExcludedGroup:
+    """A group left at full width, and why."""
+
+    name: str
+    width: int
+    layers: tuple[str, ...]
+    reason: str
+
+
+def build_graph(model: nn.Module, example_input: Tensor) -> tp.DependencyGraph:
+    """torch-pruning's dependency graph of ``model`` traced on ``example_input``."""
+    return tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False)
+
+
+def _call_order(model: nn.Module, example_input: Tensor) -> list[str]:
+    """Names of the conv/linear layers in the order one forward pass calls them."""
+    order: list[str] = []
+    handles = [
+        module.register_forward_pre_hook(lambda _m, _i, name=name: order.append(name))
+        for name, module in model.named_modules()
+        if isinstance(module, _PRUNABLE_TYPES)
+    ]
+    try:
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return order
+
+
+def _group_layers(graph: tp.DependencyGraph, group, names: dict[nn.Module, str]) -> list[str]:
+    return [
+        names[dep.target.module]
+        for dep, _ in group
+        if graph.is_out_channel_pruning_fn(dep.handler)
+        and isinstance(dep.target.module, _PRUNABLE_TYPES)
+        and dep.target.module in names
+    ]
+
+
+def discover_groups(
+    model: nn.Module,
+    example_input: Tensor,
+    *,
+    exclude_input: bool = True,
+    exclude_classifier: bool = True,
+) -> tuple[list[ChannelGroup], list[ExcludedGroup]]:
+    """Finds the prunable channel groups of ``model``.
+
+    The classifier's outputs are the classes and are never pruned; the input conv (the first layer
+    the forward pass calls) is excluded by default because it is cheap and sensitive, and with it
+    every group its output channels are coupled to.
+
+    Args:
+        model: the dense model; it is traced, not changed.
+        example_input: one batch of the input the model takes.
+        exclude_input: leave the group of the first conv/linear layer unpruned.
+        exclude_classifier: leave the last conv/linear layer (the model's output) unpruned.
+
+    Returns:
+        The searchable groups and the excluded ones with their reason, both in module order.
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 16, 3), nn.ReLU(),
+        ...                     nn.Conv2d(16, 4, 1))
+        >>> groups, excluded = discover_groups(net, torch.randn(1, 3, 8, 8))
+        >>> [(g.name, g.width) for g in groups]
+        [('2', 16)]
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        order = _call_order(model, example_input)
+        graph = build_graph(model, example_input)
+    finally:
+        model.train(was_training)
+    if not order:
+        return [], []
+    names = {module: name for name, module in model.named_modules()}
+    position = {name: i for i, name in enumerate(names.values())}
+    reasons = {}
+    if exclude_classifier:
+        reasons[order[-1]] = "classifier: its outputs are the classes"
+    if exclude_input:
+        reasons.setdefault(order[0], "input layer: excluded by default (cheap and sensitive)")
+
+    groups: list[ChannelGroup] = []
+    excluded: list[ExcludedGroup] = []
+    seen: set[str] = set()
+    for group in graph.get_all_groups(root_module_types=_PRUNABLE_TYPES):
+        layers = sorted(set(_group_layers(graph, group, names)), key=position.__getitem__)
+        if not layers or layers[0] in seen:
+            continue
+        seen.update(layers)
+        root = group[0][0]
+        width = graph.get_pruner_of_module(root.target.module).get_out_channels(root.target.module)
+        blocked = [reasons[layer] + f" ({layer})" for layer in layers if layer in reasons]
+        if blocked:
+            excluded.append(ExcludedGroup(layers[0], width, tuple(layers), "; ".join(blocked)))
+        else:
+            groups.append(ChannelGroup(layers[0], width, tuple(layers)))
+    groups.sort(key=lambda g: position[g.name])
+    excluded.sort(key=lambda g: position[g.name])
+    return groups, excluded
