@@ -19,7 +19,6 @@ class PrunedSpec:
         input_shape: one example input's shape, batch dimension included.
         allocation: kept output channels per channel-group name.
         weights: file name of the state dict, relative to the JSON file.
-        exclude_input: whether the input layer's group was left dense when groups were found.
     """
 
     model: str
@@ -27,7 +26,6 @@ class PrunedSpec:
     input_shape: tuple[int, ...]
     allocation: dict[str, int]
     weights: str
-    exclude_input: bool = True
     format: str = field(default=FORMAT)
 
     def to_json(self) -> str:
@@ -52,7 +50,6 @@ class PrunedSpec:
             input_shape=tuple(int(d) for d in data["input_shape"]),
             allocation={str(k): int(v) for k, v in data["allocation"].items()},
             weights=str(data["weights"]),
-            exclude_input=bool(data.get("exclude_input", True)),
         )
 
     @classmethod

@@ -1,0 +1,15 @@
+"""Which pruned candidates are best: the study, the Pareto front, the run folder and the CLI.
+
+Example:
+    >>> import search
+    >>> front = search.run(budget_ratio=0.6, trials=12)  # doctest: +SKIP
+    >>> model = search.load_pruned(f"results/resnet20-digits-cpu/{front.model_path[0]}")  # doctest: +SKIP
+"""
+
+from search._config import SearchConfig
+from search._errors import BudgetUnreachable, SearchInterrupted, UsageError
+from search._run import run
+from search._runfolder import load_pruned
+
+__all__ = ["BudgetUnreachable", "SearchConfig", "SearchInterrupted", "UsageError", "load_pruned",
+           "run"]

@@ -1,0 +1,5 @@
+import sys
+
+from search._cli import main
+
+sys.exit(main())

@@ -1,0 +1,129 @@
+"""Scoring one candidate: prune, measure its cost on the device, and only then fine-tune it.
+
+Latency is measured interleaved with the dense model and reported as ratio x the reference's
+carefully measured median, so a slow phase of the machine does not make a candidate look slow.
+A candidate over the budget is never fine-tuned: that is where most of a search's time would go.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from profilers import LatencySettings, compare, count_cost
+from search._data import DataSplits
+from search._train import Recipe, accuracy, finetune
+from spaces import Allocation, PrunedSpec, prune
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The dense model's measured cost: every candidate's latency is a ratio to ``latency_ms``."""
+
+    latency_ms: float
+    latency_iqr_ms: float
+    latency_p90_ms: float
+    repeats: int
+    macs: int
+    params: int
+    smallest_latency_ms: float
+
+
+@dataclass
+class CandidateResult:
+    """What one trial found; ``accuracy`` is None when the candidate was not fine-tuned."""
+
+    allocation: Allocation
+    latency_ms: float
+    latency_iqr_ms: float
+    macs: int
+    params: int
+    feasible: bool
+    accuracy: float | None = None
+    seconds: float = 0.0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def measure_reference(dense: nn.Module, smallest: nn.Module, example: Tensor, device: torch.device,
+                      settings: LatencySettings) -> Reference:
+    """The dense model's latency, measured with 3x the usual effort, and the smallest candidate's."""
+    comparison = compare([dense, smallest], example, device=device, settings=settings.scaled(3))
+    stats = comparison.stats[0]
+    cost = count_cost(dense, example)
+    return Reference(stats.median_ms, stats.iqr_ms, stats.p90_ms, stats.repeats, cost.macs,
+                     cost.params, comparison.ratios[1] * stats.median_ms)
+
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """Calls ``write(tmp_path)`` and renames into place, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_pruned(model: nn.Module, spec: PrunedSpec, json_path: Path) -> None:
+    """Writes the widths JSON and the state dict beside it (``spec.weights``)."""
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    weights = json_path.with_name(spec.weights)
+    atomic_write_bytes(weights, lambda p: torch.save(model.state_dict(), p))
+    atomic_write_bytes(json_path, lambda p: p.write_text(spec.to_json()))
+
+
+@dataclass
+class CandidateEvaluator:
+    """Everything a trial needs besides its allocation; the dense model is never changed."""
+
+    dense: nn.Module
+    model_name: str
+    data: DataSplits
+    example: Tensor
+    device: torch.device
+    latency: LatencySettings
+    reference: Reference
+    budget_ms: float
+    recipe: Recipe
+    seed: int
+    models_dir: Path
+
+    def measure(self, allocation: Allocation) -> tuple[nn.Module, CandidateResult]:
+        """The pruned model and its measured cost (no fine-tune yet)."""
+        pruned = prune(self.dense, self.example[:1], allocation)
+        cost = count_cost(pruned, self.example)
+        comparison = compare([self.dense, pruned], self.example, device=self.device,
+                             settings=self.latency)
+        # Scale the candidate's own spread by the same factor as its median, so both refer to
+        # the reference's careful measurement rather than to this comparison's machine state.
+        scale = self.reference.latency_ms / comparison.stats[0].median_ms
+        latency_ms = comparison.ratios[1] * self.reference.latency_ms
+        result = CandidateResult(
+            allocation=dict(allocation),
+            latency_ms=latency_ms,
+            latency_iqr_ms=comparison.stats[1].iqr_ms * scale,
+            macs=cost.macs,
+            params=cost.params,
+            feasible=latency_ms <= self.budget_ms,
+            extra={"latency_ratio": comparison.ratios[1], "latency_rounds": comparison.rounds,
+                   "latency_stable": comparison.stable},
+        )
+        return pruned.cpu(), result
+
+    def evaluate(self, number: int, allocation: Allocation) -> CandidateResult:
+        """Scores one candidate; a feasible one is fine-tuned, validated and saved as trial-N."""
+        began = time.perf_counter()
+        pruned, result = self.measure(allocation)
+        if result.feasible:
+            finetune(pruned, self.data, self.recipe, seed=self.seed * 100_003 + number)
+            result.accuracy = accuracy(pruned, self.data.val_x, self.data.val_y)
+            spec = PrunedSpec(self.model_name, self.data.num_classes, tuple(self.example[:1].shape),
+                              dict(allocation), weights=f"trial-{number}.pt")
+            save_pruned(pruned, spec, self.models_dir / f"trial-{number}.json")
+        result.seconds = time.perf_counter() - began
+        return result

@@ -1,0 +1,119 @@
+"""``python -m search``: the command line. The only place that prints or configures logging.
+
+Exit codes: 0 done; 2 bad input; 3 budget unreachable; 130 interrupted; 1 unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+
+from search._config import SAMPLERS, SPACES, SearchConfig
+from search._errors import BudgetUnreachable, SearchInterrupted, UsageError
+
+_SUBCOMMANDS = ("run",)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Says what is wrong in one line (argparse's default prints the whole usage first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m search",
+                     description="Hardware-aware pruning search: the Pareto front of accuracy and "
+                                 "measured latency. The bare form is 'run'.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    run = sub.add_parser("run", help="search for the Pareto-optimal pruned models (default)",
+                         description="Search per-layer channel allocations; write results/<study>/.")
+    budget = run.add_argument_group("budget (exactly one)")
+    budget.add_argument("--budget-ms", type=_positive_float, metavar="MS",
+                        help="latency budget in milliseconds on --device")
+    budget.add_argument("--budget-ratio", type=_positive_float, metavar="R",
+                        help="latency budget as a fraction of the dense model's measured latency")
+    d = SearchConfig.__dataclass_fields__
+    run.add_argument("--device", default=d["device"].default, help="cpu, cuda or cuda:N")
+    run.add_argument("--model", default=d["model"].default,
+                     help="resnet20|resnet32|resnet56|mobilenetv2|vgg16_bn, torchvision:NAME, "
+                          "timm:NAME or pkg.module:factory (default %(default)s)")
+    run.add_argument("--data", default=d["data"].default, help="digits (default)")
+    run.add_argument("--checkpoint", help="state dict of the trained model (weights_only load); "
+                                          "without it a dense baseline is trained and cached")
+    run.add_argument("--image-size", type=int, default=d["image_size"].default, metavar="PX")
+    run.add_argument("--space", default=d["space"].default, choices=SPACES)
+    run.add_argument("--trials", type=int, default=d["trials"].default,
+                     help="trials to add in this run (default %(default)s)")
+    run.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+                     help="stop starting trials after this long")
+    run.add_argument("--sampler", default=d["sampler"].default, choices=SAMPLERS)
+    run.add_argument("--batch-size", type=int, default=d["batch_size"].default,
+                     help="batch size latency is measured at (default %(default)s)")
+    run.add_argument("--threads", type=int, default=d["threads"].default,
+                     help="CPU threads for inference while measuring (default %(default)s)")
+    run.add_argument("--finetune-steps", type=int, default=d["finetune_steps"].default,
+                     help="SGD steps of each candidate's quick fine-tune (default %(default)s)")
+    run.add_argument("--round-to", type=int, default=d["round_to"].default,
+                     help="kept channels are multiples of this (default %(default)s)")
+    run.add_argument("--storage", help="Optuna storage URL (default sqlite in the run folder)")
+    run.add_argument("--study-name", help="resumes the study of that name (default "
+                                          "MODEL-DATA-DEVICE)")
+    run.add_argument("--seed", type=int, default=d["seed"].default)
+    run.add_argument("--out", help="run folder (default results/STUDY-NAME)")
+    for p in (parser, run):
+        p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> SearchConfig:
+    fields = SearchConfig.__dataclass_fields__
+    return SearchConfig(**{k: v for k, v in vars(args).items() if k in fields})
+
+
+def _print_front(pareto) -> None:
+    from search._report import front_table
+
+    if len(pareto):
+        print(front_table(pareto).to_string(index=False))
+    else:
+        print("no feasible trial yet: raise the budget or add trials")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in (*_SUBCOMMANDS, "-h", "--help"):
+        argv = ["run", *argv]
+    debug = "--debug" in argv
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        args = build_parser().parse_args(argv)
+        from search._run import run
+
+        pareto = run(_config(args))
+        print(f"\nPareto front ({len(pareto)} models) in {args.out or 'results/' + _config(args).study}:")
+        _print_front(pareto)
+        return 0
+    except (UsageError, BudgetUnreachable) as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (SearchInterrupted, KeyboardInterrupt):
+        print("interrupted: finished trials and the partial front were written", file=sys.stderr)
+        return SearchInterrupted.exit_code
+    except Exception as exc:  # the last line of defence: one line, traceback only with --debug
+        if debug:
+            traceback.print_exc()
+        line = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        print(f"error: unexpected {line} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 1

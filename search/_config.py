@@ -1,0 +1,101 @@
+"""The resolved configuration of a search: one dataclass, validated once, saved with every run."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from search._errors import UsageError
+
+SAMPLERS = ("tpe", "nsga2", "gp", "random")
+SPACES = ("per-layer",)
+
+# Fields that define what a study searches: resuming a study with any of them changed would mix
+# trials that are not comparable, so it is refused.
+STUDY_IDENTITY = ("model", "data", "checkpoint", "image_size", "space", "round_to", "device",
+                  "batch_size", "threads", "finetune_steps", "seed")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything a search needs; every field has a CLI flag of the same name (``--budget-ms``).
+
+    Exactly one of ``budget_ms`` and ``budget_ratio`` is given. Errors name the flag to fix.
+
+    Example:
+        >>> SearchConfig(budget_ratio=0.6).study
+        'resnet20-digits-cpu'
+    """
+
+    budget_ms: float | None = None
+    budget_ratio: float | None = None
+    device: str = "cpu"
+    model: str = "resnet20"
+    data: str = "digits"
+    checkpoint: str | None = None
+    image_size: int = 32
+    space: str = "per-layer"
+    trials: int = 30
+    timeout: float | None = None
+    sampler: str = "tpe"
+    batch_size: int = 1
+    threads: int = 1
+    finetune_steps: int = 40
+    round_to: int = 8
+    storage: str | None = None
+    study_name: str | None = None
+    seed: int = 0
+    out: str | None = None
+    results_dir: str = "results"
+
+    def __post_init__(self) -> None:
+        if (self.budget_ms is None) == (self.budget_ratio is None):
+            raise UsageError("give exactly one of --budget-ms MS or --budget-ratio R "
+                             "(fraction of the dense model's latency)")
+        if self.budget_ms is not None and not (self.budget_ms > 0 and math.isfinite(self.budget_ms)):
+            raise UsageError(f"--budget-ms must be a positive number of milliseconds, "
+                             f"got {self.budget_ms}")
+        if self.budget_ratio is not None and not 0 < self.budget_ratio <= 1:
+            raise UsageError(f"--budget-ratio must lie in (0, 1], got {self.budget_ratio}")
+        positive = {"trials": self.trials, "batch_size": self.batch_size, "threads": self.threads,
+                    "round_to": self.round_to, "image_size": self.image_size}
+        for name, value in positive.items():
+            if value < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+        if self.finetune_steps < 0:
+            raise UsageError(f"--finetune-steps must be 0 or more, got {self.finetune_steps}")
+        if self.image_size < 8:
+            raise UsageError(f"--image-size must be at least 8 pixels, got {self.image_size}")
+        if self.timeout is not None and not self.timeout > 0:
+            raise UsageError(f"--timeout must be a positive number of seconds, got {self.timeout}")
+        if self.sampler not in SAMPLERS:
+            raise UsageError(f"unknown --sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
+        if self.space not in SPACES:
+            raise UsageError(f"unknown --space {self.space!r}; valid: {', '.join(SPACES)}")
+        if self.study_name is not None and not re.fullmatch(r"[\w.-]+", self.study_name):
+            raise UsageError(f"--study-name {self.study_name!r}: use letters, digits, '.', '_', '-'")
+
+    @property
+    def study(self) -> str:
+        """The study name: ``--study-name``, else model-data-device, so a repeated command resumes."""
+        if self.study_name:
+            return self.study_name
+        name = f"{self.model}-{self.data}-{self.device}"
+        return re.sub(r"[^\w.-]+", "_", name).strip("_")
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out) if self.out else Path(self.results_dir) / self.study
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.run_dir / 'study.db').as_posix()}"
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+    def identity(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in STUDY_IDENTITY}

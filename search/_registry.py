@@ -1,0 +1,105 @@
+"""Names users type for models and data, and what they resolve to.
+
+Models: the built-ins, ``torchvision:NAME`` and ``timm:NAME`` when installed, and
+``pkg.module:factory`` (called as ``factory(num_classes=N)``). Data: ``digits`` (offline default).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from search._data import DATASETS, DataSplits
+from search._errors import UsageError
+from search._zoo import BUILTIN_MODELS
+
+
+def _closest_first(name: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(name, valid, n=len(valid), cutoff=0.0)
+    return ", ".join(close)
+
+
+def _import_attr(path: str, what: str) -> Callable:
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"{what} {path!r}: cannot import {module_name!r} ({exc})") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise UsageError(f"{what} {path!r}: module {module_name!r} has no {attr!r}") from None
+
+
+def _hub_model(prefix: str, name: str, num_classes: int) -> nn.Module:
+    package = {"torchvision": "torchvision", "timm": "timm"}[prefix]
+    try:
+        lib = importlib.import_module(package)
+    except ImportError:
+        raise UsageError(
+            f"--model {prefix}:{name} needs {package}: pip install 'hwprune[vision]'") from None
+    try:
+        if prefix == "timm":
+            return lib.create_model(name, pretrained=False, num_classes=num_classes)
+        return lib.models.get_model(name, weights=None, num_classes=num_classes)
+    except (ValueError, RuntimeError, KeyError) as exc:
+        raise UsageError(f"--model {prefix}:{name}: {exc}") from None
+
+
+def build_model(name: str, num_classes: int) -> nn.Module:
+    """A freshly initialised model by the name a user typed (``--model``).
+
+    Example:
+        >>> build_model("resnet20", 10).fc.out_features
+        10
+    """
+    if name in BUILTIN_MODELS:
+        return BUILTIN_MODELS[name](num_classes=num_classes)
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix in ("torchvision", "timm"):
+        return _hub_model(prefix, rest, num_classes)
+    if sep and rest:
+        factory = _import_attr(name, "--model")
+        try:
+            model = factory(num_classes=num_classes)
+        except Exception as exc:  # a user's factory may raise anything; say which and why
+            raise UsageError(
+                f"--model {name}: the factory raised {type(exc).__name__}: {exc}") from None
+        if not isinstance(model, nn.Module):
+            raise UsageError(f"--model {name}: the factory returned {type(model).__name__}, "
+                             "not an nn.Module")
+        return model
+    raise UsageError(f"unknown model {name!r}; valid: {_closest_first(name, list(BUILTIN_MODELS))}"
+                     ", torchvision:NAME, timm:NAME, or pkg.module:factory")
+
+
+def load_checkpoint(model: nn.Module, path: str | Path) -> None:
+    """Loads a state dict (``weights_only=True``, never unpickling code) into ``model``."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UsageError(f"--checkpoint {path}: no such file") from None
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"--checkpoint {path}: not a loadable state dict ({reason})") from None
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise UsageError(f"--checkpoint {path}: holds a {type(state).__name__}, not a state dict")
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        first = [f"missing {k}" for k in result.missing_keys[:2]]
+        first += [f"unexpected {k}" for k in result.unexpected_keys[:2]]
+        raise UsageError(f"--checkpoint {path} does not fit this model: {', '.join(first)}")
+
+
+def load_data(name: str, *, image_size: int, seed: int) -> DataSplits:
+    """Train/val/test splits by the name a user typed (``--data``)."""
+    if name in DATASETS:
+        return DATASETS[name](image_size=image_size, seed=seed)
+    raise UsageError(f"unknown data {name!r}; valid: {_closest_first(name, list(DATASETS))}")

@@ -1,0 +1,99 @@
+"""``report.md`` and ``pareto.png``: the front for people, in a terminal and as a picture."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+
+def _pct(value: object) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else \
+        f"{100 * float(value):.2f}%"
+
+
+def front_table(pareto: pd.DataFrame) -> pd.DataFrame:
+    """The front formatted for reading: ms, millions of MACs, percentages."""
+    return pd.DataFrame({
+        "trial": pareto["trial"],
+        "latency_ms": pareto["latency_ms"].map(lambda v: f"{v:.3f}"),
+        "iqr_ms": pareto["latency_iqr_ms"].map(lambda v: f"{v:.3f}"),
+        "MMACs": pareto["macs"].map(lambda v: f"{v / 1e6:.2f}"),
+        "params": pareto["params"].map(lambda v: f"{v:,}"),
+        "val_acc": pareto["accuracy"].map(_pct),
+        "test_acc": pareto["test_accuracy"].map(_pct),
+        "model": pareto["model_path"],
+    })
+
+
+def write_report(path: Path, *, config: dict, env: dict, reference: dict, trials: pd.DataFrame,
+                 pareto: pd.DataFrame, notes: list[str]) -> None:
+    """Writes ``report.md``."""
+    counts = trials["state"].value_counts().to_dict()
+    feasible = int(trials["feasible"].sum())
+    over = int(((trials["state"] == "COMPLETE") & trials["accuracy"].isna()).sum())
+    lines = [
+        f"# Pruning search: {config['model']} on {config['data']}, {env['device']}",
+        "",
+        f"- device: {env['device']} ({env.get('gpu_name') or env['cpu_model']}), "
+        f"{env['threads']} thread(s), batch {config['batch_size']}, torch {env['torch']}",
+        f"- budget: {reference['budget_ms']:.3f} ms"
+        + (f" ({config['budget_ratio']:g} x dense)" if config.get("budget_ratio") else ""),
+        f"- dense reference: {reference['latency_ms']:.3f} ms (IQR {reference['latency_iqr_ms']:.3f}),"
+        f" {reference['macs'] / 1e6:.2f} MMACs, {reference['params']:,} params, val "
+        f"{_pct(reference.get('accuracy'))}, test {_pct(reference.get('test_accuracy'))}",
+        f"- smallest candidate the space allows: {reference['smallest_latency_ms']:.3f} ms",
+        f"- trials: {len(trials)} ({', '.join(f'{n} {s}' for s, n in counts.items())}); "
+        f"{feasible} feasible, {over} over budget",
+        "",
+        "## Pareto front (re-measured)" if not any("not re-measured" in n for n in notes)
+        else "## Pareto front (search-time latencies)",
+        "",
+        front_table(pareto).to_markdown(index=False) if len(pareto) else "No feasible trial.",
+        "",
+    ]
+    failed = trials[trials["state"] == "FAIL"]
+    if len(failed):
+        lines += ["## Failed trials", ""]
+        lines += [f"- trial {r.trial}: {r.fail_reason}" for r in failed.itertuples()]
+        lines.append("")
+    if notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
+    lines += ["Latencies are medians, measured interleaved with the dense model and reported as "
+              "ratio x the dense model's median; `iqr_ms` is the spread of single calls.", ""]
+    path.write_text("\n".join(lines))
+
+
+def write_plot(path: Path, *, trials: pd.DataFrame, pareto: pd.DataFrame, reference: dict) -> None:
+    """Writes ``pareto.png``: accuracy against latency, with the dense model and the budget."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    scored = trials[trials["accuracy"].notna() & (trials["state"] == "COMPLETE")]
+    ax.scatter(scored["latency_ms"], 100 * scored["accuracy"], s=18, c="0.7", label="candidates")
+    if len(pareto):
+        ordered = pareto.sort_values("latency_ms")
+        ax.plot(ordered["latency_ms"], 100 * ordered["accuracy"], "o-", c="tab:blue",
+                label="Pareto front")
+        for row in ordered.itertuples():
+            ax.annotate(str(row.trial), (row.latency_ms, 100 * row.accuracy), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+    over = trials[(trials["state"] == "COMPLETE") & trials["accuracy"].isna()]
+    if len(over):
+        ax.plot(over["latency_ms"], [ax.get_ylim()[0]] * len(over), "x", c="tab:red",
+                label="over budget (not fine-tuned)")
+    if reference.get("accuracy") is not None:
+        ax.plot([reference["latency_ms"]], [100 * reference["accuracy"]], "*", ms=12, c="black",
+                label="dense")
+    ax.axvline(reference["budget_ms"], ls="--", c="tab:red", lw=1, label="budget")
+    ax.set_xlabel("latency (ms, measured)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

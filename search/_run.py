@@ -1,0 +1,201 @@
+"""One search from start to end: the flow of DESIGN.md, top to bottom."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import torch
+from torch import nn
+
+from profilers import LatencySettings, compare, fingerprint, resolve_device
+from search import _study
+from search._candidates import CandidateEvaluator, Reference, measure_reference
+from search._config import SearchConfig
+from search._data import DataSplits
+from search._errors import BudgetUnreachable, SearchInterrupted, UsageError
+from search._registry import build_model, load_checkpoint, load_data
+from search._report import write_plot, write_report
+from search._runfolder import PARETO_EXTRA_COLUMNS, RunFolder, load_pruned
+from search._train import Recipe, accuracy, train_dense
+from spaces import PerLayerSpace, discover_groups, prune
+
+log = logging.getLogger(__name__)
+
+
+def _example_input(data: DataSplits, batch_size: int) -> torch.Tensor:
+    repeats = -(-batch_size // len(data.val_x))
+    return data.val_x.repeat(repeats, 1, 1, 1)[:batch_size].clone()
+
+
+def _dense_model(config: SearchConfig, data: DataSplits, recipe: Recipe) -> nn.Module:
+    """The trained dense model: the checkpoint, else a baseline trained once and cached."""
+    model = build_model(config.model, data.num_classes)
+    if config.checkpoint:
+        load_checkpoint(model, config.checkpoint)
+        return model.eval()
+    key = json.dumps([config.model, config.data, config.image_size, config.seed,
+                      recipe.dense_epochs, recipe.dense_lr, recipe.batch_size])
+    stem = re.sub(r"[^\w.-]+", "_", f"{config.model}-{config.data}-{config.image_size}px")
+    path = Path(config.results_dir) / "baselines" / (
+        f"{stem}-{hashlib.sha1(key.encode()).hexdigest()[:8]}.pt")
+    if path.exists():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        log.info("dense baseline: loaded %s", path)
+        return model.eval()
+    log.info("dense baseline: training %s for %d epochs (cached for later runs)...", config.model,
+             recipe.dense_epochs)
+    began = time.perf_counter()
+    train_dense(model, data, recipe, seed=config.seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    log.info("dense baseline: trained in %.0f s, saved %s", time.perf_counter() - began, path)
+    return model.eval()
+
+
+def _space(model: nn.Module, example: torch.Tensor, config: SearchConfig) -> PerLayerSpace:
+    try:
+        groups, excluded = discover_groups(model, example[:1])
+    except Exception as exc:  # tracing a user's model can fail in any way; say which model
+        raise UsageError(f"--model {config.model}: cannot trace it for pruning "
+                         f"({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    space = PerLayerSpace(tuple(groups), round_to=config.round_to)
+    if not space.searchable:
+        raise UsageError(f"--model {config.model} has no channel group wider than --round-to "
+                         f"{config.round_to}; nothing to prune")
+    log.info("space: %d prunable channel groups (%d left dense: %s)", len(space.searchable),
+             len(excluded) + len(space.groups) - len(space.searchable),
+             ", ".join(g.name for g in excluded))
+    return space
+
+
+def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFrame:
+    """Searches per-layer channel allocations for the Pareto front of accuracy and latency.
+
+    Args:
+        config: a :class:`SearchConfig`; or give its fields as keyword arguments instead.
+
+    Returns:
+        The Pareto table (``pareto.csv``): one row per architecture on the front, fastest first.
+
+    Raises:
+        UsageError: bad input (exit 2 in the CLI). BudgetUnreachable: even the smallest candidate
+        is over the budget (exit 3). SearchInterrupted: Ctrl-C; finished work was written (130).
+
+    Example:
+        >>> front = run(budget_ratio=0.6, trials=12)  # doctest: +SKIP
+        >>> front[["trial", "latency_ms", "accuracy"]]  # doctest: +SKIP
+    """
+    config = config or SearchConfig(**options)
+    try:
+        device = resolve_device(config.device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    recipe = Recipe(finetune_steps=config.finetune_steps)
+    latency = LatencySettings(threads=config.threads)
+    data = load_data(config.data, image_size=config.image_size, seed=config.seed)
+    example = _example_input(data, config.batch_size)
+    folder = RunFolder(config.run_dir)
+
+    # Latency depends on the architecture only, so the budget is checked on an untrained model,
+    # before minutes go into training the dense baseline.
+    untrained = build_model(config.model, data.num_classes).eval()
+    space = _space(untrained, example, config)
+    folder.create()
+    env = fingerprint(device, config.threads)
+    folder.write_json("config.json", {**config.to_dict(), "storage": _study._redacted(
+        config.storage_url), "study": config.study})
+    folder.write_json("env.json", env)
+    log.info("measuring the dense model and the smallest candidate on %s...", device)
+    reference = measure_reference(untrained, prune(untrained, example[:1], space.smallest()),
+                                  example, device, latency)
+    budget_ms = config.budget_ms or config.budget_ratio * reference.latency_ms
+    log.info("dense %.3f ms, smallest candidate %.3f ms, budget %.3f ms", reference.latency_ms,
+             reference.smallest_latency_ms, budget_ms)
+    if reference.smallest_latency_ms > budget_ms:
+        folder.write_reference(reference, budget_ms=budget_ms)
+        raise BudgetUnreachable(
+            f"budget {budget_ms:.3f} ms is below the smallest candidate the space allows "
+            f"({reference.smallest_latency_ms:.3f} ms measured; dense {reference.latency_ms:.3f} "
+            f"ms); raise the budget or lower --round-to")
+
+    study = _study.open_study(config)
+    dense = _dense_model(config, data, recipe)
+    dense_accuracy = accuracy(dense, data.val_x, data.val_y)
+    log.info("dense accuracy: val %.2f%%", 100 * dense_accuracy)
+    evaluator = CandidateEvaluator(dense, config.model, data, example, device, latency, reference,
+                                   budget_ms, recipe, config.seed, folder.models)
+    reference_extra = {"accuracy": dense_accuracy,
+                       "test_accuracy": accuracy(dense, data.test_x, data.test_y),
+                       "budget_ms": budget_ms}
+    folder.write_reference(reference, **reference_extra)
+
+    def checkpoint() -> None:
+        folder.write_csv("trials.csv", _study.trials_frame(study, budget_ms)[_study.TRIAL_COLUMNS])
+
+    try:
+        _study.run_trials(study, space, evaluator, config, on_trial=checkpoint)
+    except KeyboardInterrupt:
+        log.warning("interrupted: writing the finished trials and the partial front...")
+        _finish(study, folder, config, env, reference, reference_extra, evaluator, final=False)
+        raise SearchInterrupted() from None
+    return _finish(study, folder, config, env, reference, reference_extra, evaluator, final=True)
+
+
+def _remeasure(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEvaluator,
+               reference: Reference) -> tuple[pd.DataFrame, float]:
+    """Re-measures the front's models together with the dense model, with 3x the repeats."""
+    models = [load_pruned(folder.model_json(n)) for n in front["trial"]]
+    comparison = compare([evaluator.dense, *models], evaluator.example, device=evaluator.device,
+                         settings=evaluator.latency.scaled(3))
+    scale = reference.latency_ms / comparison.stats[0].median_ms
+    front = front.copy()
+    front["latency_ms"] = [r * reference.latency_ms for r in comparison.ratios[1:]]
+    front["latency_iqr_ms"] = [s.iqr_ms * scale for s in comparison.stats[1:]]
+    front["test_accuracy"] = [accuracy(m, evaluator.data.test_x, evaluator.data.test_y)
+                              for m in models]
+    return front, comparison.stats[0].median_ms
+
+
+def _finish(study: optuna.Study, folder: RunFolder, config: SearchConfig, env: dict,
+            reference: Reference, reference_extra: dict, evaluator: CandidateEvaluator,
+            final: bool) -> pd.DataFrame:
+    """Writes trials.csv, pareto.csv, the reference, report.md and pareto.png; returns the front."""
+    budget_ms = evaluator.budget_ms
+    trials = _study.trials_frame(study, budget_ms)
+    scored = trials[trials["feasible"] & trials["repeat_of"].isna()]
+    front = scored[_study.pareto_mask(scored["latency_ms"], scored["accuracy"])]
+    # A dominated trial stays dominated whatever later trials find, so its weights can go.
+    folder.remove_models_except(set(front["trial"]))
+    notes = []
+    if final and len(front):
+        front, dense_now = _remeasure(front, folder, evaluator, reference)
+        reference_extra = {**reference_extra, "remeasured_latency_ms": dense_now}
+        over = front[front["latency_ms"] > budget_ms]
+        for row in over.itertuples():
+            notes.append(f"trial {row.trial} re-measured at {row.latency_ms:.3f} ms, over the "
+                         f"budget: left off the front")
+        front = front[front["latency_ms"] <= budget_ms]
+        front = front[_study.pareto_mask(front["latency_ms"], front["accuracy"])]
+    else:
+        front = front.assign(test_accuracy=float("nan"))
+        if not final:
+            notes.append("interrupted: latencies not re-measured, test accuracy not computed")
+    front = front.assign(model_path=[f"models/trial-{n}.json" for n in front["trial"]])
+    pareto = front.sort_values("latency_ms")[_study.TRIAL_COLUMNS + PARETO_EXTRA_COLUMNS]
+    pareto = pareto.reset_index(drop=True)
+    folder.write_reference(reference, **reference_extra)
+    folder.write_csv("trials.csv", trials[_study.TRIAL_COLUMNS])
+    folder.write_csv("pareto.csv", pareto)
+    reference_json = {**asdict(reference), **reference_extra}
+    write_report(folder.path / "report.md", config=config.to_dict(), env=env,
+                 reference=reference_json, trials=trials, pareto=pareto, notes=notes)
+    write_plot(folder.path / "pareto.png", trials=trials, pareto=pareto, reference=reference_json)
+    return pareto

@@ -1,0 +1,70 @@
+"""The run folder: every file a search writes, each written atomically so readers never see half."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+
+from search._candidates import Reference, atomic_write_bytes
+from search._registry import build_model
+from spaces import PrunedSpec, rebuild
+
+PARETO_EXTRA_COLUMNS = ["test_accuracy", "model_path"]
+
+
+def load_pruned(json_path: str | Path) -> nn.Module:
+    """The pruned model a run saved, rebuilt from its widths JSON and state dict, in eval mode.
+
+    Nothing is unpickled: the architecture comes from the JSON and the base model's factory, the
+    weights from a state dict loaded with ``weights_only=True``.
+
+    Example:
+        >>> model = load_pruned("results/resnet20-digits-cpu/models/trial-3.json")  # doctest: +SKIP
+        >>> model(torch.randn(1, 3, 32, 32)).shape  # doctest: +SKIP
+        torch.Size([1, 10])
+    """
+    json_path = Path(json_path)
+    spec = PrunedSpec.read(json_path)
+    state = torch.load(json_path.with_name(spec.weights), map_location="cpu", weights_only=True)
+    base = build_model(spec.model, spec.num_classes)
+    return rebuild(base, torch.zeros(spec.input_shape), spec.allocation, state)
+
+
+class RunFolder:
+    """Paths and writers of one run's files (see DESIGN.md, "Run folder")."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.models = self.path / "models"
+
+    def create(self) -> None:
+        self.models.mkdir(parents=True, exist_ok=True)
+
+    def write_json(self, name: str, data: object) -> None:
+        text = json.dumps(data, indent=2, default=str) + "\n"
+        atomic_write_bytes(self.path / name, lambda p: p.write_text(text))
+
+    def write_reference(self, reference: Reference, **more: object) -> None:
+        self.write_json("reference.json", {**asdict(reference), **more})
+
+    def write_csv(self, name: str, frame: pd.DataFrame) -> None:
+        atomic_write_bytes(self.path / name, lambda p: frame.to_csv(p, index=False))
+
+    def model_json(self, trial: int) -> Path:
+        return self.models / f"trial-{trial}.json"
+
+    def remove_models_except(self, keep: set[int]) -> int:
+        """Deletes saved models of trials not in ``keep``; returns how many were removed."""
+        removed = 0
+        for json_path in self.models.glob("trial-*.json"):
+            number = int(json_path.stem.split("-", 1)[1])
+            if number not in keep:
+                json_path.with_suffix(".pt").unlink(missing_ok=True)
+                json_path.unlink()
+                removed += 1
+        return removed

@@ -1,0 +1,222 @@
+"""The Optuna study: sampling allocations, recording results, resuming, and the trials table.
+
+The loop uses Optuna's ask-and-tell interface rather than ``study.optimize`` so that a failing
+candidate is told as FAIL with its reason, an interrupt leaves every finished trial stored, and a
+progress line is logged per trial. Everything a trial found is kept in its user attributes; the
+trials table is read back from the storage, so resumed runs see all earlier trials.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable
+
+import optuna
+import pandas as pd
+
+from search._candidates import CandidateEvaluator, CandidateResult
+from search._config import SearchConfig
+from search._errors import UsageError
+from spaces import Allocation, PerLayerSpace
+
+log = logging.getLogger(__name__)
+
+TRIAL_COLUMNS = ["trial", "state", "feasible", "latency_ms", "latency_iqr_ms", "macs", "params",
+                 "accuracy", "seconds", "allocation"]
+_CONFIG_ATTR = "hwprune_config"
+_CONSTRAINT = "latency_over_budget_ms"  # ≤ 0 is feasible, as Optuna's constraints read
+# Uniform candidates tried first in a new study: they anchor the front across the latency range
+# that random start-up trials (whose per-group fractions average out near the middle) rarely reach.
+_WARM_START_FRACTIONS = (0.25, 0.5, 0.75)
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler by name. Each trial carries its budget constraint (``Trial.set_constraint``),
+    which TPE, NSGA-II and GP read; random sampling ignores it."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=10)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=8)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def open_study(config: SearchConfig) -> optuna.Study:
+    """Creates the study, or resumes it when its stored configuration matches this one."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.create_study(
+            storage=config.storage_url, study_name=config.study, load_if_exists=True,
+            directions=["maximize", "minimize"],
+            sampler=make_sampler(config.sampler, config.seed),
+        )
+    except (ValueError, ImportError) as exc:
+        raise UsageError(f"--storage: cannot open {_redacted(config.storage_url)} ({exc})") from None
+    stored = study.user_attrs.get(_CONFIG_ATTR)
+    identity = config.identity()
+    if stored is None:
+        study.set_user_attr(_CONFIG_ATTR, identity)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(["accuracy", "latency_ms"])
+    else:
+        changed = [k for k in identity if stored.get(k) != identity[k]]
+        if changed:
+            key = changed[0]
+            raise UsageError(
+                f"study {config.study!r} was run with --{key.replace('_', '-')} {stored.get(key)}, "
+                f"not {identity[key]}; use another --study-name to start a new study")
+    return study
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a database URL at all: show it, it has no password to hide
+        return url
+
+
+def _suggest(trial: optuna.Trial, space: PerLayerSpace) -> Allocation:
+    grid = space.fractions
+    steps = {round(b - a, 9) for a, b in zip(grid, grid[1:], strict=False)}
+    if len(steps) == 1:  # an even grid: a stepped float keeps the order for the sampler
+        (step,) = steps
+        fractions = {g.name: trial.suggest_float(g.name, grid[0], grid[-1], step=step)
+                     for g in space.searchable}
+    else:
+        fractions = {g.name: trial.suggest_categorical(g.name, grid) for g in space.searchable}
+    return space.allocation(fractions)
+
+
+def _completed_by_allocation(study: optuna.Study) -> dict[str, int]:
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return {t.user_attrs["allocation"]: t.number for t in done if "allocation" in t.user_attrs}
+
+
+def _tell_result(study: optuna.Study, trial: optuna.Trial, result: CandidateResult,
+                 allocation_key: str, budget_ms: float) -> None:
+    attrs = {"allocation": allocation_key, "latency_ms": result.latency_ms,
+             "latency_iqr_ms": result.latency_iqr_ms, "macs": result.macs,
+             "params": result.params, "feasible": result.feasible, "accuracy": result.accuracy,
+             "seconds": result.seconds, **result.extra}
+    for key, value in attrs.items():
+        trial.set_user_attr(key, value)
+    # Optuna needs a value for both objectives. A candidate over the budget was never fine-tuned,
+    # so it is told 0 accuracy; the constraint already marks it infeasible for the sampler, and
+    # the trials table shows its accuracy as empty, never as 0.
+    accuracy = result.accuracy if result.accuracy is not None else 0.0
+    trial.set_constraint(_CONSTRAINT, result.latency_ms - budget_ms)
+    study.tell(trial, [accuracy, result.latency_ms])
+
+
+def _progress(number: int, result: CandidateResult, budget_ms: float) -> str:
+    head = (f"trial {number:>3}  {result.latency_ms:7.3f} ms (±{result.latency_iqr_ms:.3f})  "
+            f"{result.macs / 1e6:7.2f} MMACs")
+    if not result.feasible:
+        return f"{head}  over budget ({budget_ms:.3f} ms): not fine-tuned  {result.seconds:5.1f} s"
+    return f"{head}  accuracy {100 * result.accuracy:5.1f}%  {result.seconds:5.1f} s"
+
+
+def run_trials(study: optuna.Study, space: PerLayerSpace, evaluator: CandidateEvaluator,
+               config: SearchConfig, on_trial: Callable[[], None] | None = None) -> int:
+    """Adds ``config.trials`` trials to the study (fewer if ``config.timeout`` runs out).
+
+    A candidate that raises is told FAIL with its reason and the search goes on. Returns the
+    number of trials run. KeyboardInterrupt propagates after the running trial is told FAIL.
+    """
+    if not study.trials:
+        for fraction in _WARM_START_FRACTIONS:
+            study.enqueue_trial({g.name: fraction for g in space.searchable})
+    seen = _completed_by_allocation(study)
+    began, ran = time.perf_counter(), 0
+    while ran < config.trials:
+        if config.timeout is not None and time.perf_counter() - began > config.timeout:
+            log.info("timeout of %.0f s reached after %d trials", config.timeout, ran)
+            break
+        trial = study.ask()
+        ran += 1
+        try:
+            allocation = _suggest(trial, space)
+            key = json.dumps(allocation, sort_keys=True)
+            if key in seen:
+                _repeat(study, trial, study.get_trials(deepcopy=False)[seen[key]],
+                        evaluator.budget_ms)
+                continue
+            result = evaluator.evaluate(trial.number, allocation)
+            _tell_result(study, trial, result, key, evaluator.budget_ms)
+            seen[key] = trial.number
+            log.info(_progress(trial.number, result, evaluator.budget_ms))
+        except KeyboardInterrupt:
+            trial.set_user_attr("fail_reason", "interrupted")
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        except Exception as exc:  # any candidate may fail; record why and go on
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            trial.set_user_attr("fail_reason", reason)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            log.warning("trial %3d  failed: %s", trial.number, reason)
+        if on_trial is not None:
+            on_trial()
+    return ran
+
+
+def _repeat(study: optuna.Study, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial,
+            budget_ms: float) -> None:
+    """Records a trial whose allocation (after rounding) was already scored, without re-scoring."""
+    for key, value in earlier.user_attrs.items():
+        trial.set_user_attr(key, value)
+    trial.set_user_attr("repeat_of", earlier.number)
+    trial.set_user_attr("seconds", 0.0)
+    trial.set_constraint(_CONSTRAINT, earlier.user_attrs["latency_ms"] - budget_ms)
+    study.tell(trial, earlier.values)
+    log.info("trial %3d  same widths as trial %d: reused its scores", trial.number, earlier.number)
+
+
+def trials_frame(study: optuna.Study, budget_ms: float) -> pd.DataFrame:
+    """One row per trial with ``TRIAL_COLUMNS``; feasibility is judged against ``budget_ms``."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        a = t.user_attrs
+        latency = a.get("latency_ms")
+        accuracy = a.get("accuracy")
+        rows.append({
+            "trial": t.number,
+            "state": t.state.name,
+            "feasible": bool(t.state.name == "COMPLETE" and accuracy is not None
+                             and latency is not None and latency <= budget_ms),
+            "latency_ms": latency,
+            "latency_iqr_ms": a.get("latency_iqr_ms"),
+            "macs": a.get("macs"),
+            "params": a.get("params"),
+            "accuracy": accuracy,
+            "seconds": a.get("seconds"),
+            "allocation": a.get("allocation"),
+            "repeat_of": a.get("repeat_of"),
+            "fail_reason": a.get("fail_reason"),
+        })
+    frame = pd.DataFrame(rows, columns=[*TRIAL_COLUMNS, "repeat_of", "fail_reason"])
+    for column in ("macs", "params", "repeat_of"):
+        frame[column] = frame[column].astype("Int64")
+    return frame
+
+
+def pareto_mask(latency_ms: pd.Series, accuracy: pd.Series) -> pd.Series:
+    """True for rows no other row beats on both (lower-or-equal latency, higher-or-equal accuracy,
+    one of them strictly). Done here rather than with ``study.best_trials`` because the front must
+    be judged against this run's budget and, at the end, against re-measured latencies."""
+    order = sorted(range(len(latency_ms)),
+                   key=lambda i: (latency_ms.iloc[i], -accuracy.iloc[i]))
+    keep = [False] * len(order)
+    best = -math.inf
+    for i in order:
+        if accuracy.iloc[i] > best:
+            keep[i] = True
+            best = accuracy.iloc[i]
+    return pd.Series(keep, index=latency_ms.index)
