@@ -1,0 +1,176 @@
+"""The CLI end to end, as a user runs it: real subprocesses, real files, real exit codes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+import search
+from search._data import digits
+from search._train import accuracy
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ["--image-size", "16", "--finetune-steps", "2"]
+PICKY_MODEL = '''
+from torch import nn
+
+class Picky(nn.Module):
+    """Fails whenever its middle layer keeps exactly 16 channels: a candidate that breaks."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.mid = nn.Conv2d(16, 32, 3, padding=1)
+        self.head = nn.Conv2d(32, 32, 3, padding=1)
+        self.fc = nn.Linear(32, num_classes)
+
+    def forward(self, x):
+        x = self.mid(self.stem(x).relu()).relu()
+        if x.shape[1] == 16:
+            raise RuntimeError("picky: 16 channels are not allowed")
+        return self.fc(self.head(x).relu().mean((2, 3)))
+
+def picky(num_classes):
+    return Picky(num_classes)
+'''
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli")
+    (path / "usermodels.py").write_text(PICKY_MODEL)
+    return path
+
+
+def cli(workdir, *args, timeout=300):
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{workdir}"}
+    return subprocess.run([sys.executable, "-m", "search", *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(result, code, *fragments):
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in last
+
+
+@pytest.fixture(scope="module")
+def first_run(workdir):
+    result = cli(workdir, "--budget-ratio", "0.9", "--trials", "5", "--study-name", "e2e", *TINY)
+    assert result.returncode == 0, result.stderr
+    return workdir / "results" / "e2e", result
+
+
+def test_run_writes_every_file_with_the_named_columns(first_run):
+    run_dir, result = first_run
+    for name in ("config.json", "env.json", "reference.json", "trials.csv", "pareto.csv",
+                 "report.md", "pareto.png", "study.db"):
+        assert (run_dir / name).is_file(), name
+    trials = pd.read_csv(run_dir / "trials.csv")
+    assert list(trials.columns) == ["trial", "state", "feasible", "latency_ms", "latency_iqr_ms",
+                                    "macs", "params", "accuracy", "seconds", "allocation"]
+    assert trials["trial"].tolist() == [0, 1, 2, 3, 4]
+    pareto = pd.read_csv(run_dir / "pareto.csv")
+    assert list(pareto.columns) == list(trials.columns) + ["test_accuracy", "model_path"]
+    assert len(pareto) >= 1 and pareto["feasible"].all()
+    assert pareto["latency_ms"].is_monotonic_increasing
+    reference = json.loads((run_dir / "reference.json").read_text())
+    assert {"latency_ms", "macs", "params", "accuracy", "test_accuracy"} <= reference.keys()
+    assert (pareto["latency_ms"] <= reference["budget_ms"]).all()
+    assert json.loads((run_dir / "config.json").read_text())["budget_ratio"] == 0.9
+    assert "Pareto front" in result.stdout and "trial" in result.stderr
+
+
+def test_saved_models_reload_without_pickles_and_match_the_report(first_run):
+    run_dir, _ = first_run
+    pareto = pd.read_csv(run_dir / "pareto.csv")
+    data = digits(image_size=16, seed=0)
+    for row in pareto.itertuples():
+        model = search.load_pruned(run_dir / row.model_path)
+        assert not model.training
+        spec = json.loads((run_dir / row.model_path).read_text())
+        assert spec["allocation"] == json.loads(row.allocation)
+        assert accuracy(model, data.test_x, data.test_y) == pytest.approx(row.test_accuracy)
+        state = torch.load(run_dir / "models" / spec["weights"], weights_only=True)
+        assert all(isinstance(v, torch.Tensor) for v in state.values())
+    kept = {p.name for p in (run_dir / "models").iterdir()}
+    assert kept == {f"trial-{n}.{ext}" for n in pareto["trial"] for ext in ("json", "pt")}
+
+
+def test_same_study_name_resumes_and_continues_numbering(first_run, workdir):
+    run_dir, _ = first_run
+    result = cli(workdir, "--budget-ratio", "0.9", "--trials", "2", "--study-name", "e2e", *TINY)
+    assert result.returncode == 0, result.stderr
+    assert pd.read_csv(run_dir / "trials.csv")["trial"].tolist() == list(range(7))
+    changed = cli(workdir, "--budget-ratio", "0.9", "--trials", "1", "--study-name", "e2e",
+                  "--round-to", "4", *TINY)
+    assert_one_line_error(changed, 2, "--round-to 8", "another --study-name")
+
+
+@pytest.mark.parametrize(("args", "code", "fragment"), [
+    (["--budget-ratio", "0.5", "--model", "resnt20"], 2, "valid: resnet20,"),
+    (["--budget-ratio", "0.5", "--data", "mnist"], 2, "unknown data 'mnist'"),
+    (["--budget-ms", "0"], 2, "--budget-ms must be a positive"),
+    (["--budget-ms", "-1"], 2, "--budget-ms must be a positive"),
+    (["--budget-ms", "5", "--budget-ratio", "0.5"], 2, "exactly one of"),
+    ([], 2, "exactly one of"),
+    (["--budget-ms", "abc"], 2, "expected a number"),
+    (["--budget-ratio", "0.5", "--no-such-flag"], 2, "unrecognized arguments"),
+    (["--budget-ratio", "0.5", "--device", "tpu"], 2, "unknown device"),
+])
+def test_bad_input_is_one_line_and_exit_2(workdir, args, code, fragment):
+    assert_one_line_error(cli(workdir, *args, "--study-name", "bad"), code, fragment)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_cuda_is_exit_2(workdir):
+    assert_one_line_error(cli(workdir, "--budget-ms", "5", "--device", "cuda"), 2,
+                          "CUDA is not available")
+
+
+def test_unreachable_budget_stops_before_training_with_exit_3(tmp_path):
+    result = cli(tmp_path, "--budget-ms", "0.001", *TINY)
+    assert_one_line_error(result, 3, "below the smallest candidate", "ms measured")
+    assert not (tmp_path / "results" / "baselines").exists()  # nothing was trained
+    assert "fine-tun" not in result.stderr.replace("finetune", "")
+
+
+def test_a_failing_candidate_is_recorded_and_the_search_goes_on(workdir):
+    result = cli(workdir, "--model", "usermodels:picky", "--budget-ratio", "1", "--trials", "4",
+                 "--study-name", "picky", *TINY)
+    assert result.returncode == 0, result.stderr
+    run_dir = workdir / "results" / "picky"
+    trials = pd.read_csv(run_dir / "trials.csv")
+    # Warm start tries keep fractions 0.25, 0.5, 0.75: the middle one keeps 16 channels.
+    assert trials.loc[1, "state"] == "FAIL"
+    assert (trials["state"] == "COMPLETE").sum() >= 2
+    assert "picky: 16 channels are not allowed" in (run_dir / "report.md").read_text()
+
+
+def test_ctrl_c_writes_finished_trials_and_exits_130(workdir):
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{workdir}"}
+    run_dir = workdir / "results" / "interrupt"
+    proc = subprocess.Popen([sys.executable, "-m", "search", "--budget-ratio", "1", "--trials",
+                             "200", "--study-name", "interrupt", *TINY], cwd=workdir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 240
+    while not (run_dir / "trials.csv").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    trials = pd.read_csv(run_dir / "trials.csv")
+    assert (trials["state"] == "COMPLETE").sum() >= 1
+    assert (run_dir / "pareto.csv").exists()
+    assert "interrupted" in (run_dir / "report.md").read_text()

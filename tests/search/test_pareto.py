@@ -1,0 +1,39 @@
+import itertools
+import random
+
+import pandas as pd
+
+from search._study import pareto_mask
+
+
+def brute_force(latency, accuracy):
+    points = list(zip(latency, accuracy, strict=True))
+    return [not any(lo <= la and ao >= aa and (lo, ao) != (la, aa) for lo, ao in points)
+            for la, aa in points]
+
+
+def test_known_front():
+    latency = pd.Series([1.0, 2.0, 1.5, 3.0, 2.0])
+    accuracy = pd.Series([0.90, 0.95, 0.89, 0.99, 0.94])
+    assert pareto_mask(latency, accuracy).tolist() == [True, True, False, True, False]
+
+
+def test_matches_the_definition_on_random_points():
+    rng = random.Random(0)
+    for n in itertools.chain(range(1, 8), [30]):
+        latency = pd.Series([rng.choice([1.0, 1.5, 2.0, 2.5]) for _ in range(n)])
+        accuracy = pd.Series([rng.choice([0.8, 0.85, 0.9]) for _ in range(n)])
+        mask = pareto_mask(latency, accuracy).tolist()
+        expected = brute_force(latency, accuracy)
+        # Exact duplicates are all non-dominated by the definition; the mask keeps one of them.
+        for keep, want, la, aa in zip(mask, expected, latency, accuracy, strict=True):
+            if keep:
+                assert want
+            elif want:
+                assert sum((latency == la) & (accuracy == aa)) > 1
+
+
+def test_keeps_the_index():
+    latency = pd.Series([2.0, 1.0], index=[10, 20])
+    accuracy = pd.Series([0.9, 0.8], index=[10, 20])
+    assert pareto_mask(latency, accuracy).to_dict() == {10: True, 20: True}
