@@ -34,7 +34,7 @@ class Reference:
     repeats: int
     macs: int
     params: int
-    smallest_latency_ms: float
+    smallest_latency_ms: float | None
 
 
 @dataclass
@@ -52,14 +52,17 @@ class CandidateResult:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def measure_reference(dense: nn.Module, smallest: nn.Module, example: Tensor, device: torch.device,
-                      settings: LatencySettings) -> Reference:
-    """The dense model's latency, measured with 3x the usual effort, and the smallest candidate's."""
-    comparison = compare([dense, smallest], example, device=device, settings=settings.scaled(3))
+def measure_reference(dense: nn.Module, smallest: nn.Module | None, example: Tensor,
+                      device: torch.device, settings: LatencySettings) -> Reference:
+    """The dense model's latency, measured with 3x the usual effort, and the smallest candidate's
+    (``None`` when that candidate could not be built)."""
+    models = [dense] if smallest is None else [dense, smallest]
+    comparison = compare(models, example, device=device, settings=settings.scaled(3))
     stats = comparison.stats[0]
     cost = count_cost(dense, example)
+    smallest_ms = None if smallest is None else comparison.ratios[1] * stats.median_ms
     return Reference(stats.median_ms, stats.iqr_ms, stats.p90_ms, stats.repeats, cost.macs,
-                     cost.params, comparison.ratios[1] * stats.median_ms)
+                     cost.params, smallest_ms)
 
 
 def atomic_write_bytes(path: Path, write) -> None:

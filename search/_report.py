@@ -43,7 +43,9 @@ def write_report(path: Path, *, config: dict, env: dict, reference: dict, trials
         f"- dense reference: {reference['latency_ms']:.3f} ms (IQR {reference['latency_iqr_ms']:.3f}),"
         f" {reference['macs'] / 1e6:.2f} MMACs, {reference['params']:,} params, val "
         f"{_pct(reference.get('accuracy'))}, test {_pct(reference.get('test_accuracy'))}",
-        f"- smallest candidate the space allows: {reference['smallest_latency_ms']:.3f} ms",
+        "- smallest candidate the space allows: " + (
+            f"{reference['smallest_latency_ms']:.3f} ms" if reference["smallest_latency_ms"]
+            is not None else "failed to run (see the log)"),
         f"- trials: {len(trials)} ({', '.join(f'{n} {s}' for s, n in counts.items())}); "
         f"{feasible} feasible, {over} over budget",
         "",

@@ -76,6 +76,23 @@ def _space(model: nn.Module, example: torch.Tensor, config: SearchConfig) -> Per
     return space
 
 
+def _smallest(model: nn.Module, example: torch.Tensor, space: PerLayerSpace) -> nn.Module | None:
+    """The smallest candidate, checked to run; None (with a warning) when it cannot."""
+    try:
+        smallest = prune(model, example[:1], space.smallest())
+        with torch.inference_mode():
+            smallest(example[:1])
+        return smallest
+    except Exception as exc:  # some widths may break a user's model; trials will record that
+        log.warning("the smallest candidate fails (%s: %s); the budget is not checked up front",
+                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        return None
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFrame:
     """Searches per-layer channel allocations for the Pareto front of accuracy and latency.
 
@@ -114,12 +131,12 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
         config.storage_url), "study": config.study})
     folder.write_json("env.json", env)
     log.info("measuring the dense model and the smallest candidate on %s...", device)
-    reference = measure_reference(untrained, prune(untrained, example[:1], space.smallest()),
-                                  example, device, latency)
+    reference = measure_reference(untrained, _smallest(untrained, example, space), example,
+                                  device, latency)
     budget_ms = config.budget_ms or config.budget_ratio * reference.latency_ms
-    log.info("dense %.3f ms, smallest candidate %.3f ms, budget %.3f ms", reference.latency_ms,
-             reference.smallest_latency_ms, budget_ms)
-    if reference.smallest_latency_ms > budget_ms:
+    log.info("dense %.3f ms, smallest candidate %s ms, budget %.3f ms", reference.latency_ms,
+             _ms(reference.smallest_latency_ms), budget_ms)
+    if reference.smallest_latency_ms is not None and reference.smallest_latency_ms > budget_ms:
         folder.write_reference(reference, budget_ms=budget_ms)
         raise BudgetUnreachable(
             f"budget {budget_ms:.3f} ms is below the smallest candidate the space allows "

@@ -22,7 +22,8 @@ PICKY_MODEL = '''
 from torch import nn
 
 class Picky(nn.Module):
-    """Fails whenever its middle layer keeps exactly 16 channels: a candidate that breaks."""
+    """Fails whenever its middle layer keeps 8 or 16 channels: candidates that break, the smallest
+    among them."""
 
     def __init__(self, num_classes=10):
         super().__init__()
@@ -33,8 +34,8 @@ class Picky(nn.Module):
 
     def forward(self, x):
         x = self.mid(self.stem(x).relu()).relu()
-        if x.shape[1] == 16:
-            raise RuntimeError("picky: 16 channels are not allowed")
+        if x.shape[1] in (8, 16):
+            raise RuntimeError(f"picky: {x.shape[1]} channels are not allowed")
         return self.fc(self.head(x).relu().mean((2, 3)))
 
 def picky(num_classes):
@@ -151,10 +152,12 @@ def test_a_failing_candidate_is_recorded_and_the_search_goes_on(workdir):
     assert result.returncode == 0, result.stderr
     run_dir = workdir / "results" / "picky"
     trials = pd.read_csv(run_dir / "trials.csv")
-    # Warm start tries keep fractions 0.25, 0.5, 0.75: the middle one keeps 16 channels.
-    assert trials.loc[1, "state"] == "FAIL"
-    assert (trials["state"] == "COMPLETE").sum() >= 2
-    assert "picky: 16 channels are not allowed" in (run_dir / "report.md").read_text()
+    # Warm start tries keep fractions 0.25, 0.5, 0.75: the middle layer keeps 8, 16, 24 channels.
+    assert trials["state"].tolist()[:3] == ["FAIL", "FAIL", "COMPLETE"]
+    report = (run_dir / "report.md").read_text()
+    assert "picky: 16 channels are not allowed" in report
+    assert "smallest candidate the space allows: failed to run" in report
+    assert "the smallest candidate fails (RuntimeError: picky: 8 channels" in result.stderr
 
 
 def test_ctrl_c_writes_finished_trials_and_exits_130(workdir):
