@@ -14,12 +14,13 @@ import argparse
 import datetime
 import json
 import logging
-import platform
 import tempfile
 from pathlib import Path
 
 import pandas as pd
+import torch
 
+from profilers import fingerprint
 from search import SearchConfig, run
 
 REFERENCE_POINT = {"latency_ratio": 0.75, "accuracy": 0.95}
@@ -73,11 +74,12 @@ def main() -> None:
     print(table.to_string(index=False))
     print(summary.to_string())
     stamp = datetime.date.today().isoformat()
+    env = fingerprint(torch.device("cpu"), threads=1)
     path = Path(__file__).parent / "results" / f"sampler_choice-{stamp}.md"
     path.write_text(
-        f"# Sampler choice, {stamp}\n\nMachine: {platform.processor() or platform.machine()}, "
-        f"{platform.platform()}; reference point {REFERENCE_POINT}; budget ratio "
-        f"{args.budget_ratio}; {args.trials} trials per run.\n\n"
+        f"# Sampler choice, {stamp}\n\nMachine: {env['cpu_model']}, {env['cpu_count']} cores, "
+        f"{env['threads']} inference thread(s), torch {env['torch']}; reference point "
+        f"{REFERENCE_POINT}; budget ratio {args.budget_ratio}; {args.trials} trials per run.\n\n"
         f"{table.to_markdown(index=False)}\n\nMean over seeds:\n\n{summary.to_markdown()}\n")
     print(f"written {path}")
 

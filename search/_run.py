@@ -110,6 +110,8 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
         >>> front = run(budget_ratio=0.6, trials=12)  # doctest: +SKIP
         >>> front[["trial", "latency_ms", "accuracy"]]  # doctest: +SKIP
     """
+    if config is not None and options:
+        raise TypeError("give run() a SearchConfig or keyword options, not both")
     config = config or SearchConfig(**options)
     try:
         device = resolve_device(config.device)
@@ -192,6 +194,10 @@ def _finish(study: optuna.Study, folder: RunFolder, config: SearchConfig, env: d
     # A dominated trial stays dominated whatever later trials find, so its weights can go.
     folder.remove_models_except(set(front["trial"]))
     notes = []
+    saved = front["trial"].map(lambda n: folder.model_json(n).exists())
+    for number in front.loc[~saved, "trial"]:
+        notes.append(f"trial {number} is on the front but its saved model is missing: left off")
+    front = front[saved]
     if final and len(front):
         front, dense_now = _remeasure(front, folder, evaluator, reference)
         reference_extra = {**reference_extra, "remeasured_latency_ms": dense_now}

@@ -110,9 +110,15 @@ def test_saved_models_reload_without_pickles_and_match_the_report(first_run):
 
 def test_same_study_name_resumes_and_continues_numbering(first_run, workdir):
     run_dir, _ = first_run
+    earlier = pd.read_csv(run_dir / "pareto.csv")
+    for path in (run_dir / "models").iterdir():  # lost between runs: the run must still finish
+        path.unlink()
     result = cli(workdir, "--budget-ratio", "0.9", "--trials", "2", "--study-name", "e2e", *TINY)
     assert result.returncode == 0, result.stderr
     assert pd.read_csv(run_dir / "trials.csv")["trial"].tolist() == list(range(7))
+    pareto = pd.read_csv(run_dir / "pareto.csv")
+    assert all((run_dir / path).exists() for path in pareto["model_path"])
+    assert not set(pareto["trial"]) & set(earlier["trial"])
     changed = cli(workdir, "--budget-ratio", "0.9", "--trials", "1", "--study-name", "e2e",
                   "--round-to", "4", *TINY)
     assert_one_line_error(changed, 2, "--round-to 8", "another --study-name")
