@@ -132,7 +132,7 @@ def run_trials(study: optuna.Study, space: PerLayerSpace, evaluator: CandidateEv
     number of trials run. KeyboardInterrupt propagates after the running trial is told FAIL.
     """
     if not study.trials:
-        for fraction in _WARM_START_FRACTIONS:
+        for fraction in _warm_start(space.fractions):
             study.enqueue_trial({g.name: fraction for g in space.searchable})
     seen = _completed_by_allocation(study)
     began, ran = time.perf_counter(), 0
@@ -145,14 +145,14 @@ def run_trials(study: optuna.Study, space: PerLayerSpace, evaluator: CandidateEv
         try:
             allocation = _suggest(trial, space)
             key = json.dumps(allocation, sort_keys=True)
-            if key in seen:
-                _repeat(study, trial, study.get_trials(deepcopy=False)[seen[key]],
-                        evaluator.budget_ms)
-                continue
-            result = evaluator.evaluate(trial.number, allocation)
-            _tell_result(study, trial, result, key, evaluator.budget_ms)
-            seen[key] = trial.number
-            log.info(_progress(trial.number, result, evaluator.budget_ms))
+            earlier = study.get_trials(deepcopy=False)[seen[key]] if key in seen else None
+            if earlier is not None and _still_valid(earlier, evaluator.budget_ms):
+                _repeat(study, trial, earlier, evaluator.budget_ms)
+            else:
+                result = evaluator.evaluate(trial.number, allocation)
+                _tell_result(study, trial, result, key, evaluator.budget_ms)
+                seen[key] = trial.number
+                log.info(_progress(trial.number, result, evaluator.budget_ms))
         except KeyboardInterrupt:
             trial.set_user_attr("fail_reason", "interrupted")
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -165,6 +165,19 @@ def run_trials(study: optuna.Study, space: PerLayerSpace, evaluator: CandidateEv
         if on_trial is not None:
             on_trial()
     return ran
+
+
+def _warm_start(grid: tuple[float, ...]) -> list[float]:
+    """The grid's fractions nearest to the warm-start ones, below 1 (the dense model is known)."""
+    nearest = {min(grid, key=lambda f: abs(f - target)) for target in _WARM_START_FRACTIONS}
+    return sorted(f for f in nearest if f < 1.0)
+
+
+def _still_valid(earlier: optuna.trial.FrozenTrial, budget_ms: float) -> bool:
+    """Whether an earlier score of the same widths can stand: it was fine-tuned, or it is still
+    over this run's budget (a larger budget on resume makes it worth fine-tuning after all)."""
+    attrs = earlier.user_attrs
+    return attrs.get("accuracy") is not None or attrs["latency_ms"] > budget_ms
 
 
 def _repeat(study: optuna.Study, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial,

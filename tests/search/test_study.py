@@ -1,0 +1,79 @@
+"""The study loop on a real (small) model and real Optuna storage, without the CLI."""
+
+import pandas as pd
+import torch
+
+from profilers import LatencySettings
+from search import SearchConfig
+from search._candidates import CandidateEvaluator, measure_reference
+from search._data import digits
+from search._study import TRIAL_COLUMNS, open_study, run_trials, trials_frame
+from search._train import Recipe
+from search._zoo import resnet20
+from spaces import PerLayerSpace, discover_groups, prune
+
+FAST = LatencySettings(min_rounds=3, max_seconds=0.3, warmup_s=0.02, warmup_calls=2)
+
+
+def make(tmp_path, budget_ratio, trials, **overrides):
+    config = SearchConfig(budget_ratio=budget_ratio, trials=trials, image_size=8,
+                          finetune_steps=1, out=str(tmp_path / "run"), study_name="s",
+                          **overrides)
+    (tmp_path / "run").mkdir()
+    data = digits(image_size=8)
+    dense = resnet20().eval()
+    example = data.val_x[:1]
+    groups, _ = discover_groups(dense, example)
+    # Coarse widths make repeats of the same allocation likely in a few trials.
+    space = PerLayerSpace(tuple(groups), fractions=(0.5, 1.0), round_to=16)
+    reference = measure_reference(dense, prune(dense, example, space.smallest()), example,
+                                  torch.device("cpu"), FAST)
+    evaluator = CandidateEvaluator(dense, "resnet20", data, example, torch.device("cpu"), FAST,
+                                   reference, budget_ratio * reference.latency_ms,
+                                   Recipe(finetune_steps=1, bn_batches=1), 0,
+                                   tmp_path / "run" / "models")
+    return config, space, evaluator
+
+
+def test_trials_are_stored_and_read_back_with_the_named_columns(tmp_path):
+    config, space, evaluator = make(tmp_path, 1.0, 5)
+    study = open_study(config)
+    assert run_trials(study, space, evaluator, config) == 5
+    frame = trials_frame(study, evaluator.budget_ms)
+    assert list(frame.columns[:len(TRIAL_COLUMNS)]) == TRIAL_COLUMNS
+    assert frame["trial"].tolist() == [0, 1, 2, 3, 4]
+    assert (frame["state"] == "COMPLETE").all()
+    # The warm start: uniform keep 0.25 / 0.5 / 0.75, snapped to this space's grid (0.5, 1.0).
+    assert study.trials[0].params == {g.name: 0.5 for g in space.searchable}
+    scored = frame[frame["repeat_of"].isna()]
+    assert scored["accuracy"].between(0, 1).all() and (scored["macs"] > 0).all()
+    assert all(t.constraints for t in study.trials)  # the budget reaches the sampler
+
+
+def test_over_budget_candidates_are_not_fine_tuned_then_are_once_the_budget_allows(tmp_path):
+    config, space, evaluator = make(tmp_path, 0.05, 2)  # nothing fits 5% of the dense latency
+    study = open_study(config)
+    run_trials(study, space, evaluator, config)
+    frame = trials_frame(study, evaluator.budget_ms)
+    assert frame["accuracy"].isna().all() and not frame["feasible"].any()
+    assert not list((tmp_path / "run" / "models").glob("*.pt"))
+    # Same study, generous budget, the widths of trial 0 twice more: the first time they are
+    # scored anew (the old score had no accuracy), the second time that new score is reused.
+    evaluator.budget_ms = 1e9
+    study.enqueue_trial(study.trials[0].params)
+    study.enqueue_trial(study.trials[0].params)
+    run_trials(study, space, evaluator, config)
+    frame = trials_frame(study, evaluator.budget_ms).set_index("trial")
+    assert pd.isna(frame.loc[2, "repeat_of"]) and frame.loc[2, "accuracy"] >= 0
+    assert frame.loc[3, "repeat_of"] == 2
+    assert frame.loc[3, "accuracy"] == frame.loc[2, "accuracy"]
+    assert frame.loc[2, "allocation"] == frame.loc[0, "allocation"] == frame.loc[3, "allocation"]
+
+
+def test_warm_start_fractions_snap_to_the_grid():
+    from search._study import _warm_start
+
+    assert _warm_start((0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)) == [0.25, 0.5, 0.75]
+    assert _warm_start((0.5, 1.0)) == [0.5]
+    assert _warm_start((0.2, 0.45, 0.8, 1.0)) == [0.2, 0.45, 0.8]
+    assert _warm_start((1.0,)) == []
