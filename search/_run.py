@@ -37,6 +37,7 @@ def _example_input(data: DataSplits, batch_size: int) -> torch.Tensor:
 
 def _dense_model(config: SearchConfig, data: DataSplits, recipe: Recipe) -> nn.Module:
     """The trained dense model: the checkpoint, else a baseline trained once and cached."""
+    torch.manual_seed(config.seed)  # the initial weights too, so a seed reproduces the baseline
     model = build_model(config.model, data.num_classes)
     if config.checkpoint:
         load_checkpoint(model, config.checkpoint)
