@@ -4,7 +4,7 @@ Runs the default search once per (sampler, seed) and compares the fronts by hype
 (latency ratio to dense, validation accuracy), with one fixed reference point, so drift of the
 machine between runs does not move the score. Prints a table and writes it to benchmarks/results/.
 
-    python benchmarks/sampler_choice.py                 # 4 samplers x 2 seeds x 30 trials, ~20 min
+    python benchmarks/sampler_choice.py                 # 4 samplers x 2 seeds x 40 trials, ~15 min
     python benchmarks/sampler_choice.py --trials 10 --seeds 0 --samplers tpe random   # quick
 """
 
@@ -23,7 +23,7 @@ import torch
 from profilers import fingerprint
 from search import SearchConfig, run
 
-REFERENCE_POINT = {"latency_ratio": 0.75, "accuracy": 0.95}
+REFERENCE_POINT = {"latency_ratio": 0.5, "accuracy": 0.95}
 
 
 def hypervolume(latency_ratio: pd.Series, accuracy: pd.Series, reference: dict) -> float:
@@ -42,8 +42,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samplers", nargs="+", default=["tpe", "nsga2", "gp", "random"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
-    parser.add_argument("--trials", type=int, default=30)
-    parser.add_argument("--budget-ratio", type=float, default=0.75)
+    parser.add_argument("--trials", type=int, default=SearchConfig.trials)
+    parser.add_argument("--budget-ratio", type=float, default=0.5)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     rows = []

@@ -2,8 +2,8 @@
 
 Example:
     >>> import search
-    >>> front = search.run(budget_ratio=0.6, trials=12)  # doctest: +SKIP
-    >>> model = search.load_pruned(f"results/resnet20-digits-cpu/{front.model_path[0]}")  # doctest: +SKIP
+    >>> front = search.run(budget_ratio=0.5, trials=12)  # doctest: +SKIP
+    >>> model = search.load_pruned(f"results/vgg16_bn-digits-cpu/{front.model_path[0]}")  # doctest: +SKIP
 """
 
 from search._config import SearchConfig

@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = SearchConfig.__dataclass_fields__
     run.add_argument("--device", default=d["device"].default, help="cpu, cuda or cuda:N")
     run.add_argument("--model", default=d["model"].default,
-                     help="resnet20|resnet32|resnet56|mobilenetv2|vgg16_bn, torchvision:NAME, "
+                     help="vgg16_bn|resnet20|resnet32|resnet56|mobilenetv2, torchvision:NAME, "
                           "timm:NAME or pkg.module:factory (default %(default)s)")
     run.add_argument("--data", default=d["data"].default, help="digits (default)")
     run.add_argument("--checkpoint", help="state dict of the trained model (weights_only load); "

@@ -27,23 +27,23 @@ class SearchConfig:
 
     Example:
         >>> SearchConfig(budget_ratio=0.6).study
-        'resnet20-digits-cpu'
+        'vgg16_bn-digits-cpu'
     """
 
     budget_ms: float | None = None
     budget_ratio: float | None = None
     device: str = "cpu"
-    model: str = "resnet20"
+    model: str = "vgg16_bn"
     data: str = "digits"
     checkpoint: str | None = None
-    image_size: int = 32
+    image_size: int = 16
     space: str = "per-layer"
-    trials: int = 30
+    trials: int = 40
     timeout: float | None = None
     sampler: str = "tpe"
     batch_size: int = 1
     threads: int = 1
-    finetune_steps: int = 40
+    finetune_steps: int = 20
     round_to: int = 8
     storage: str | None = None
     study_name: str | None = None

@@ -108,7 +108,7 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
         is over the budget (exit 3). SearchInterrupted: Ctrl-C; finished work was written (130).
 
     Example:
-        >>> front = run(budget_ratio=0.6, trials=12)  # doctest: +SKIP
+        >>> front = run(budget_ratio=0.5, trials=12)  # doctest: +SKIP
         >>> front[["trial", "latency_ms", "accuracy"]]  # doctest: +SKIP
     """
     if config is not None and options:

@@ -24,7 +24,7 @@ def load_pruned(json_path: str | Path) -> nn.Module:
     weights from a state dict loaded with ``weights_only=True``.
 
     Example:
-        >>> model = load_pruned("results/resnet20-digits-cpu/models/trial-3.json")  # doctest: +SKIP
+        >>> model = load_pruned("results/vgg16_bn-digits-cpu/models/trial-3.json")  # doctest: +SKIP
         >>> model(torch.randn(1, 3, 32, 32)).shape  # doctest: +SKIP
         torch.Size([1, 10])
     """

@@ -34,7 +34,7 @@ class Recipe:
     """
 
     batch_size: int = 64
-    finetune_steps: int = 40
+    finetune_steps: int = 20
     finetune_lr: float = 0.02
     bn_batches: int = 8
     dense_epochs: int = 10

@@ -8,8 +8,8 @@ from search._train import Recipe
 
 def test_dense_baseline_is_reproducible_and_cached(tmp_path):
     data, recipe = digits(image_size=8), Recipe(dense_epochs=1)
-    configs = [SearchConfig(budget_ratio=0.5, image_size=8, results_dir=str(tmp_path / name))
-               for name in ("a", "b")]
+    configs = [SearchConfig(budget_ratio=0.5, model="resnet20", image_size=8,
+                            results_dir=str(tmp_path / name)) for name in ("a", "b")]
     first = _dense_model(configs[0], data, recipe).state_dict()
     torch.rand(7)  # whatever ran before must not change the baseline
     second = _dense_model(configs[1], data, recipe).state_dict()

@@ -17,7 +17,7 @@ from search._data import digits
 from search._train import accuracy
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--image-size", "16", "--finetune-steps", "2"]
+TINY = ["--model", "resnet20", "--image-size", "16", "--finetune-steps", "2"]
 PICKY_MODEL = '''
 from torch import nn
 

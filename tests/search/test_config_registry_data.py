@@ -25,9 +25,9 @@ def test_config_errors_name_the_flag(kwargs, message):
 
 def test_default_study_name_resumes_the_same_study():
     a, b = SearchConfig(budget_ratio=0.5), SearchConfig(budget_ms=3.0, trials=5)
-    assert a.study == b.study == "resnet20-digits-cpu"
-    assert str(a.run_dir) == "results/resnet20-digits-cpu"
-    assert a.storage_url == "sqlite:///results/resnet20-digits-cpu/study.db"
+    assert a.study == b.study == "vgg16_bn-digits-cpu"
+    assert str(a.run_dir) == "results/vgg16_bn-digits-cpu"
+    assert a.storage_url == "sqlite:///results/vgg16_bn-digits-cpu/study.db"
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_MODELS))
