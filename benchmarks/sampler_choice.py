@@ -75,7 +75,7 @@ def main() -> None:
     print(summary.to_string())
     stamp = datetime.date.today().isoformat()
     env = fingerprint(torch.device("cpu"), threads=1)
-    path = Path(__file__).parent / "results" / f"sampler_choice-{stamp}.md"
+    path = Path(__file__).parent / "results" / f"sampler_choice-{stamp}-{SearchConfig.model}.md"
     path.write_text(
         f"# Sampler choice, {stamp}\n\nMachine: {env['cpu_model']}, {env['cpu_count']} cores, "
         f"{env['threads']} inference thread(s), torch {env['torch']}; reference point "

@@ -17,7 +17,8 @@ from search._data import digits
 from search._train import accuracy
 
 ROOT = Path(__file__).resolve().parents[2]
-TINY = ["--model", "resnet20", "--image-size", "16", "--finetune-steps", "2"]
+SMALL = ["--image-size", "16", "--finetune-steps", "2"]
+TINY = ["--model", "resnet20", *SMALL]
 PICKY_MODEL = '''
 from torch import nn
 
@@ -154,7 +155,7 @@ def test_unreachable_budget_stops_before_training_with_exit_3(tmp_path):
 
 def test_a_failing_candidate_is_recorded_and_the_search_goes_on(workdir):
     result = cli(workdir, "--model", "usermodels:picky", "--budget-ratio", "1", "--trials", "4",
-                 "--study-name", "picky", *TINY)
+                 "--study-name", "picky", *SMALL)
     assert result.returncode == 0, result.stderr
     run_dir = workdir / "results" / "picky"
     trials = pd.read_csv(run_dir / "trials.csv")
