@@ -8,7 +8,6 @@ A candidate over the budget is never fine-tuned: that is where most of a search'
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from torch import Tensor, nn
 
 from profilers import LatencySettings, compare, count_cost
 from search._data import DataSplits
+from search._runfolder import save_pruned
 from search._train import Recipe, accuracy, finetune
 from spaces import Allocation, PrunedSpec, prune
 
@@ -63,21 +63,6 @@ def measure_reference(dense: nn.Module, smallest: nn.Module | None, example: Ten
     smallest_ms = None if smallest is None else comparison.ratios[1] * stats.median_ms
     return Reference(stats.median_ms, stats.iqr_ms, stats.p90_ms, stats.repeats, cost.macs,
                      cost.params, smallest_ms)
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Calls ``write(tmp_path)`` and renames into place, so readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def save_pruned(model: nn.Module, spec: PrunedSpec, json_path: Path) -> None:
-    """Writes the widths JSON and the state dict beside it (``spec.weights``)."""
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    weights = json_path.with_name(spec.weights)
-    atomic_write_bytes(weights, lambda p: torch.save(model.state_dict(), p))
-    atomic_write_bytes(json_path, lambda p: p.write_text(spec.to_json()))
 
 
 @dataclass

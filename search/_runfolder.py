@@ -3,18 +3,37 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import torch
 from torch import nn
 
-from search._candidates import Reference, atomic_write_bytes
 from search._registry import build_model
 from spaces import PrunedSpec, rebuild
 
+if TYPE_CHECKING:
+    from search._candidates import Reference
+
 PARETO_EXTRA_COLUMNS = ["test_accuracy", "model_path"]
+
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """Calls ``write(tmp_path)`` and renames into place, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_pruned(model: nn.Module, spec: PrunedSpec, json_path: Path) -> None:
+    """Writes the widths JSON and the state dict beside it (``spec.weights``)."""
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    weights = json_path.with_name(spec.weights)
+    atomic_write_bytes(weights, lambda p: torch.save(model.state_dict(), p))
+    atomic_write_bytes(json_path, lambda p: p.write_text(spec.to_json()))
 
 
 def load_pruned(json_path: str | Path) -> nn.Module:
@@ -25,7 +44,7 @@ def load_pruned(json_path: str | Path) -> nn.Module:
 
     Example:
         >>> model = load_pruned("results/vgg16_bn-digits-cpu/models/trial-3.json")  # doctest: +SKIP
-        >>> model(torch.randn(1, 3, 32, 32)).shape  # doctest: +SKIP
+        >>> model(torch.randn(1, 3, 16, 16)).shape  # doctest: +SKIP
         torch.Size([1, 10])
     """
     json_path = Path(json_path)

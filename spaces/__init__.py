@@ -6,7 +6,7 @@ counts, JSON) and ordinary ``nn.Module`` objects.
 
 from spaces._groups import ChannelGroup, ExcludedGroup, discover_groups
 from spaces._prune import layer_widths, prune, rebuild
-from spaces._space import Allocation, PerLayerSpace, check_allocation, kept_channels
+from spaces._space import Allocation, PerLayerSpace, kept_channels
 from spaces._spec import PrunedSpec
 
 __all__ = [
@@ -15,7 +15,6 @@ __all__ = [
     "ExcludedGroup",
     "PerLayerSpace",
     "PrunedSpec",
-    "check_allocation",
     "discover_groups",
     "kept_channels",
     "layer_widths",

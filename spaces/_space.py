@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from spaces._groups import ChannelGroup
@@ -78,13 +78,3 @@ class PerLayerSpace:
 
     def uniform(self, fraction: float) -> Allocation:
         return self.allocation({g.name: fraction for g in self.groups})
-
-
-def check_allocation(groups: Sequence[ChannelGroup], allocation: Mapping[str, int]) -> None:
-    """Raises ``ValueError`` naming the first group whose kept channels are out of range."""
-    widths = {g.name: g.width for g in groups}
-    for name, kept in allocation.items():
-        if name not in widths:
-            raise ValueError(f"allocation names unknown channel group {name!r}")
-        if not 1 <= kept <= widths[name]:
-            raise ValueError(f"group {name!r} keeps {kept} channels; allowed 1..{widths[name]}")

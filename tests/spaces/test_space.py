@@ -1,6 +1,6 @@
 import pytest
 
-from spaces import ChannelGroup, PerLayerSpace, check_allocation, kept_channels
+from spaces import ChannelGroup, PerLayerSpace, kept_channels
 
 
 @pytest.mark.parametrize(("width", "fraction", "round_to", "expected"), [
@@ -45,12 +45,3 @@ def test_allocations():
 def test_invalid_spaces_are_refused(kwargs):
     with pytest.raises(ValueError):
         space(**kwargs)
-
-
-def test_check_allocation():
-    groups = space().groups
-    check_allocation(groups, {"a": 8, "b": 16})
-    with pytest.raises(ValueError, match="unknown channel group 'x'"):
-        check_allocation(groups, {"x": 8})
-    with pytest.raises(ValueError, match="keeps 65"):
-        check_allocation(groups, {"a": 65})
