@@ -13,7 +13,7 @@ import traceback
 from search._config import SAMPLERS, SPACES, SearchConfig
 from search._errors import BudgetUnreachable, SearchInterrupted, UsageError
 
-_SUBCOMMANDS = ("run",)
+_SUBCOMMANDS = ("run", "profile")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,9 +70,41 @@ def build_parser() -> argparse.ArgumentParser:
                                           "MODEL-DATA-DEVICE)")
     run.add_argument("--seed", type=int, default=d["seed"].default)
     run.add_argument("--out", help="run folder (default results/STUDY-NAME)")
-    for p in (parser, run):
+    prof = sub.add_parser("profile", help="measure models' latency interleaved, each against the "
+                                           "first", description="Latency (median, p90, IQR), MACs, "
+                          "params and each model's latency ratio to the first, measured "
+                          "interleaved in one process.")
+    prof.add_argument("--model", action="append", required=True, metavar="NAME",
+                      help="a model name as for run, or a saved pruned model (.json); repeat it")
+    prof.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    prof.add_argument("--batch-size", type=int, default=1)
+    prof.add_argument("--threads", type=int, default=1)
+    prof.add_argument("--image-size", type=int, default=d["image_size"].default, metavar="PX",
+                      help="input size for named models (saved models bring their own)")
+    prof.add_argument("--num-classes", type=int, default=10)
+    prof.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    for p in (parser, run, prof):
         p.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
+
+
+def _profile(args: argparse.Namespace) -> None:
+    import json
+
+    from search._profile import profile
+
+    table, context = profile(args.model, device=args.device, batch_size=args.batch_size,
+                             threads=args.threads, image_size=args.image_size,
+                             num_classes=args.num_classes)
+    if args.json:
+        print(json.dumps({"context": context, "models": table.to_dict(orient="records")},
+                         indent=2))
+        return
+    print(f"{context['device']}, batch {context['batch_size']}, {context['threads']} thread(s), "
+          f"input {context['input_shape']}, {context['rounds']} interleaved rounds"
+          + ("" if context["stable"] else " (spread above 10%: treat with care)"))
+    shown = table.assign(MMACs=table["macs"] / 1e6).drop(columns="macs")
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 
 
 def _config(args: argparse.Namespace) -> SearchConfig:
@@ -97,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         args = build_parser().parse_args(argv)
+        if args.command == "profile":
+            _profile(args)
+            return 0
         from search._run import run
 
         pareto = run(_config(args))

@@ -1,0 +1,80 @@
+import json
+
+import pytest
+import torch
+
+from search._cli import main
+from search._registry import build_model
+from search._runfolder import save_pruned
+from spaces import PerLayerSpace, PrunedSpec, discover_groups, prune
+
+
+@pytest.fixture
+def saved_half_resnet(tmp_path):
+    model = build_model("resnet20", 10).eval()
+    x = torch.zeros(1, 3, 16, 16)
+    groups, _ = discover_groups(model, x)
+    allocation = PerLayerSpace(tuple(groups)).uniform(0.5)
+    spec = PrunedSpec("resnet20", 10, (1, 3, 16, 16), allocation, weights="half.pt")
+    save_pruned(prune(model, x, allocation), spec, tmp_path / "half.json")
+    return tmp_path / "half.json"
+
+
+def run_cli(capsys, *args):
+    code = main(["profile", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_profiles_named_and_saved_models_interleaved(capsys, saved_half_resnet):
+    code, out, _ = run_cli(capsys, "--model", "resnet20", "--model", str(saved_half_resnet),
+                           "--model", "resnet20", "--json")
+    assert code == 0
+    report = json.loads(out)
+    rows = report["models"]
+    assert [r["model"] for r in rows] == ["resnet20", str(saved_half_resnet), "resnet20"]
+    assert rows[0]["ratio"] == 1.0
+    assert rows[2]["ratio"] == pytest.approx(1.0, abs=0.2)  # itself, measured again
+    assert rows[1]["macs"] < rows[0]["macs"] and rows[1]["params"] < rows[0]["params"]
+    assert all(r["repeats"] >= 15 for r in rows)
+    assert report["context"]["input_shape"] == [1, 3, 16, 16]
+    assert report["context"]["threads"] == 1
+
+
+def test_table_output(capsys):
+    code, out, _ = run_cli(capsys, "--model", "resnet20", "--image-size", "8")
+    assert code == 0
+    assert "median_ms" in out and "resnet20" in out and "[1, 3, 8, 8]" in out
+
+
+def test_models_of_different_inputs_are_refused(capsys, saved_half_resnet):
+    code, _, err = run_cli(capsys, "--model", "resnet20", "--image-size", "32",
+                           "--model", str(saved_half_resnet))
+    assert code == 2 and "different inputs" in err and "Traceback" not in err
+
+
+def test_a_model_that_fails_on_the_input_is_named(capsys, tmp_path, monkeypatch):
+    (tmp_path / "brokenmodels.py").write_text(
+        "from torch import nn\n"
+        "class Broken(nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        raise ValueError('cannot take images')\n"
+        "def broken(num_classes):\n"
+        "    return Broken()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, _, err = run_cli(capsys, "--model", "brokenmodels:broken")
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        "error: --model brokenmodels:broken fails on a (1, 3, 16, 16) input: "
+        "ValueError: cannot take images")
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--model", "nope.json"], "--model nope.json: no such file"),
+    (["--model", "vgg"], "unknown model 'vgg'"),
+    (["--model", "resnet20", "--device", "cuda:9"], "--device cuda:9"),
+    ([], "--model"),
+])
+def test_bad_input_exits_2(capsys, args, fragment):
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and fragment in err and "Traceback" not in err
