@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from profilers import LatencySettings, compare, count_cost
+from profilers import Comparison, LatencySettings, compare, count_cost
 from search._data import DataSplits
 from search._runfolder import save_pruned
 from search._train import Recipe, accuracy, finetune
@@ -35,6 +35,15 @@ class Reference:
     macs: int
     params: int
     smallest_latency_ms: float | None
+
+    def latencies(self, comparison: Comparison) -> list[tuple[float, float]]:
+        """(latency_ms, latency_iqr_ms) of each model after the first (the dense one) in
+        ``comparison``: its ratio times this reference's median, and its single-call spread scaled
+        by the same factor, so both refer to this careful measurement rather than to the machine's
+        state during that comparison."""
+        scale = self.latency_ms / comparison.stats[0].median_ms
+        return [(ratio * self.latency_ms, stats.iqr_ms * scale)
+                for ratio, stats in zip(comparison.ratios[1:], comparison.stats[1:], strict=True)]
 
 
 @dataclass
@@ -87,14 +96,11 @@ class CandidateEvaluator:
         cost = count_cost(pruned, self.example)
         comparison = compare([self.dense, pruned], self.example, device=self.device,
                              settings=self.latency)
-        # Scale the candidate's own spread by the same factor as its median, so both refer to
-        # the reference's careful measurement rather than to this comparison's machine state.
-        scale = self.reference.latency_ms / comparison.stats[0].median_ms
-        latency_ms = comparison.ratios[1] * self.reference.latency_ms
+        ((latency_ms, latency_iqr_ms),) = self.reference.latencies(comparison)
         result = CandidateResult(
             allocation=dict(allocation),
             latency_ms=latency_ms,
-            latency_iqr_ms=comparison.stats[1].iqr_ms * scale,
+            latency_iqr_ms=latency_iqr_ms,
             macs=cost.macs,
             params=cost.params,
             feasible=latency_ms <= self.budget_ms,

@@ -134,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from search._run import run
 
-        pareto = run(_config(args))
-        print(f"\nPareto front ({len(pareto)} models) in {args.out or 'results/' + _config(args).study}:")
+        config = _config(args)
+        pareto = run(config)
+        print(f"\nPareto front ({len(pareto)} models) in {config.run_dir}:")
         _print_front(pareto)
         return 0
     except (UsageError, BudgetUnreachable) as exc:

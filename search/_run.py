@@ -175,10 +175,8 @@ def _remeasure(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEvalu
     models = [load_pruned(folder.model_json(n)) for n in front["trial"]]
     comparison = compare([evaluator.dense, *models], evaluator.example, device=evaluator.device,
                          settings=evaluator.latency.scaled(3))
-    scale = reference.latency_ms / comparison.stats[0].median_ms
     front = front.copy()
-    front["latency_ms"] = [r * reference.latency_ms for r in comparison.ratios[1:]]
-    front["latency_iqr_ms"] = [s.iqr_ms * scale for s in comparison.stats[1:]]
+    front[["latency_ms", "latency_iqr_ms"]] = reference.latencies(comparison)
     front["test_accuracy"] = [accuracy(m, evaluator.data.test_x, evaluator.data.test_y)
                               for m in models]
     return front, comparison.stats[0].median_ms
