@@ -3,18 +3,40 @@
 Knows nothing of search or pruning; the only importer of fvcore.
 """
 
+from profilers._cache import LatencyCache
+from profilers._context import (
+    PRECISIONS,
+    RUNTIMES,
+    Context,
+    Runner,
+    export_onnx,
+    onnxruntime_session,
+    prepare,
+)
 from profilers._cost import Cost, count_cost
 from profilers._device import fingerprint, resolve_device
+from profilers._gpu import GpuState, read_gpu_state, slowdown_reasons
 from profilers._latency import Comparison, LatencySettings, LatencyStats, compare, measure
 
 __all__ = [
+    "PRECISIONS",
+    "RUNTIMES",
     "Comparison",
+    "Context",
     "Cost",
+    "GpuState",
+    "LatencyCache",
     "LatencySettings",
     "LatencyStats",
     "compare",
     "count_cost",
     "fingerprint",
+    "export_onnx",
     "measure",
+    "onnxruntime_session",
+    "prepare",
+    "read_gpu_state",
     "resolve_device",
+    "slowdown_reasons",
+    "Runner",
 ]

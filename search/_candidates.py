@@ -10,12 +10,22 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
-from profilers import Comparison, LatencySettings, compare, count_cost
+from profilers import (
+    Comparison,
+    Context,
+    LatencyCache,
+    LatencySettings,
+    Runner,
+    compare,
+    count_cost,
+    prepare,
+)
 from search._data import DataSplits
 from search._runfolder import save_pruned
 from search._train import Recipe, accuracy, finetune
@@ -62,11 +72,13 @@ class CandidateResult:
 
 
 def measure_reference(dense: nn.Module, smallest: nn.Module | None, example: Tensor,
-                      device: torch.device, settings: LatencySettings) -> Reference:
+                      device: torch.device, settings: LatencySettings,
+                      context: Context) -> Reference:
     """The dense model's latency, measured with 3x the usual effort, and the smallest candidate's
     (``None`` when that candidate could not be built)."""
     models = [dense] if smallest is None else [dense, smallest]
-    comparison = compare(models, example, device=device, settings=settings.scaled(3))
+    comparison = compare(models, example, device=device, settings=settings.scaled(3),
+                         context=context)
     stats = comparison.stats[0]
     cost = count_cost(dense, example)
     smallest_ms = None if smallest is None else comparison.ratios[1] * stats.median_ms
@@ -74,9 +86,21 @@ def measure_reference(dense: nn.Module, smallest: nn.Module | None, example: Ten
                      cost.params, smallest_ms)
 
 
+def context_key(context: Context) -> dict[str, object]:
+    """The context as stored with a measurement (with ONNX Runtime's version when it runs it)."""
+    key = context.to_dict()
+    if context.runtime == "onnxruntime":
+        key["onnxruntime"] = metadata.version("onnxruntime")
+    return key
+
+
 @dataclass
 class CandidateEvaluator:
-    """Everything a trial needs besides its allocation; the dense model is never changed."""
+    """Everything a trial needs besides its allocation; the dense model is never changed.
+
+    With a ``cache``, a candidate's latency ratio measured by an earlier run on this device and
+    context is reused (scaled by this run's reference) instead of being measured again.
+    """
 
     dense: nn.Module
     model_name: str
@@ -84,19 +108,56 @@ class CandidateEvaluator:
     example: Tensor
     device: torch.device
     latency: LatencySettings
+    context: Context
     reference: Reference
     budget_ms: float
     recipe: Recipe
     seed: int
     models_dir: Path
+    cache: LatencyCache | None = None
+    _dense_runner: Runner | None = field(default=None, init=False, repr=False)
+
+    def dense_runner(self) -> Runner:
+        """The dense model prepared once (compiling or exporting it is the slow part)."""
+        if self._dense_runner is None:
+            self._dense_runner = prepare(self.dense, self.example, self.device, self.context)
+        return self._dense_runner
+
+    def _cache_key(self, allocation: Allocation) -> dict[str, object]:
+        return {"architecture": {"model": self.model_name, "num_classes": self.data.num_classes,
+                                 "input_shape": list(self.example.shape[1:]),
+                                 "dense_macs": self.reference.macs,
+                                 "allocation": dict(sorted(allocation.items()))},
+                "context": context_key(self.context)}
 
     def measure(self, allocation: Allocation) -> tuple[nn.Module, CandidateResult]:
         """The pruned model and its measured cost (no fine-tune yet)."""
         pruned = prune(self.dense, self.example[:1], allocation)
         cost = count_cost(pruned, self.example)
-        comparison = compare([self.dense, pruned], self.example, device=self.device,
-                             settings=self.latency)
-        ((latency_ms, latency_iqr_ms),) = self.reference.latencies(comparison)
+        key = self._cache_key(allocation)
+        cached = self.cache.get(key) if self.cache is not None else None
+        if cached is not None:
+            ratio = cached["ratio"]
+            latency_ms = ratio * self.reference.latency_ms
+            latency_iqr_ms = cached["relative_iqr"] * latency_ms
+            extra = {"latency_ratio": ratio, "latency_cached": True}
+        else:
+            comparison = compare([self.dense_runner(), pruned], self.example, device=self.device,
+                                 settings=self.latency, context=self.context)
+            ((latency_ms, latency_iqr_ms),) = self.reference.latencies(comparison)
+            ratio = comparison.ratios[1]
+            extra = {"latency_ratio": ratio, "latency_rounds": comparison.rounds,
+                     "latency_stable": comparison.stable, "latency_cached": False,
+                     "dense_ms_now": comparison.stats[0].median_ms}
+            if comparison.peak_memory_bytes[1] is not None:
+                extra["peak_memory_bytes"] = comparison.peak_memory_bytes[1]
+            if comparison.gpu_slowdowns:
+                extra["gpu_slowdowns"] = ",".join(comparison.gpu_slowdowns)
+            if self.cache is not None and not comparison.gpu_slowdowns:
+                self.cache.put(key, {"ratio": ratio,
+                                     "relative_iqr": latency_iqr_ms / latency_ms,
+                                     "rounds": comparison.rounds, "stable": comparison.stable,
+                                     "macs": cost.macs, "params": cost.params})
         result = CandidateResult(
             allocation=dict(allocation),
             latency_ms=latency_ms,
@@ -104,8 +165,7 @@ class CandidateEvaluator:
             macs=cost.macs,
             params=cost.params,
             feasible=latency_ms <= self.budget_ms,
-            extra={"latency_ratio": comparison.ratios[1], "latency_rounds": comparison.rounds,
-                   "latency_stable": comparison.stable},
+            extra=extra,
         )
         return pruned.cpu(), result
 

@@ -10,6 +10,7 @@ import logging
 import sys
 import traceback
 
+from profilers import PRECISIONS, RUNTIMES
 from search._config import SAMPLERS, SPACES, SearchConfig
 from search._errors import BudgetUnreachable, SearchInterrupted, UsageError
 
@@ -57,10 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
                      help="stop starting trials after this long")
     run.add_argument("--sampler", default=d["sampler"].default, choices=SAMPLERS)
-    run.add_argument("--batch-size", type=int, default=d["batch_size"].default,
-                     help="batch size latency is measured at (default %(default)s)")
-    run.add_argument("--threads", type=int, default=d["threads"].default,
-                     help="CPU threads for inference while measuring (default %(default)s)")
+    _add_context_flags(run)
+    run.add_argument("--no-latency-cache", dest="latency_cache", action="store_false",
+                     help="measure every candidate, even ones an earlier run measured here")
     run.add_argument("--finetune-steps", type=int, default=d["finetune_steps"].default,
                      help="SGD steps of each candidate's quick fine-tune (default %(default)s)")
     run.add_argument("--round-to", type=int, default=d["round_to"].default,
@@ -77,8 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--model", action="append", required=True, metavar="NAME",
                       help="a model name as for run, or a saved pruned model (.json); repeat it")
     prof.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    prof.add_argument("--batch-size", type=int, default=1)
-    prof.add_argument("--threads", type=int, default=1)
+    _add_context_flags(prof)
     prof.add_argument("--image-size", type=int, default=d["image_size"].default, metavar="PX",
                       help="input size for named models (saved models bring their own)")
     prof.add_argument("--num-classes", type=int, default=10)
@@ -88,21 +87,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_context_flags(parser: argparse.ArgumentParser) -> None:
+    """The deployment context latency is measured in: the same flags for run and profile."""
+    d = SearchConfig.__dataclass_fields__
+    group = parser.add_argument_group("deployment context (what latency is measured in)")
+    group.add_argument("--batch-size", type=int, default=d["batch_size"].default,
+                       help="samples per call (default %(default)s)")
+    group.add_argument("--threads", type=int, default=d["threads"].default,
+                       help="CPU threads for inference (default %(default)s)")
+    group.add_argument("--precision", default=d["precision"].default, choices=PRECISIONS,
+                       help="fp16/bf16 on CUDA only (default %(default)s)")
+    group.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    group.add_argument("--runtime", default=d["runtime"].default, choices=RUNTIMES,
+                       help="eager, torch.compile, or ONNX Runtime (pip install 'hwprune[onnx]') "
+                            "(default %(default)s)")
+    group.add_argument("--cuda-graphs", action="store_true",
+                       help="replay each model as a CUDA graph (CUDA only)")
+
+
 def _profile(args: argparse.Namespace) -> None:
     import json
 
+    from profilers import Context
     from search._profile import profile
 
-    table, context = profile(args.model, device=args.device, batch_size=args.batch_size,
-                             threads=args.threads, image_size=args.image_size,
-                             num_classes=args.num_classes)
+    context = Context(batch_size=args.batch_size, precision=args.precision,
+                      channels_last=args.channels_last, runtime=args.runtime,
+                      cuda_graphs=args.cuda_graphs, threads=args.threads)
+    table, about = profile(args.model, device=args.device, context=context,
+                           image_size=args.image_size, num_classes=args.num_classes)
     if args.json:
-        print(json.dumps({"context": context, "models": table.to_dict(orient="records")},
+        print(json.dumps({"context": about, "models": table.to_dict(orient="records")},
                          indent=2))
         return
-    print(f"{context['device']}, batch {context['batch_size']}, {context['threads']} thread(s), "
-          f"input {context['input_shape']}, {context['rounds']} interleaved rounds"
-          + ("" if context["stable"] else " (spread above 10%: treat with care)"))
+    print(f"{about['device']}, {about['context']}, input {about['input_shape']}, "
+          f"{about['rounds']} interleaved rounds"
+          + ("" if about["stable"] else " (spread above 10%: treat with care)")
+          + (f"; GPU clocks slowed: {', '.join(about['gpu_slowdowns'])}"
+             if about["gpu_slowdowns"] else ""))
     shown = table.assign(MMACs=table["macs"] / 1e6).drop(columns="macs")
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
 

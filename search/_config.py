@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from profilers import PRECISIONS, RUNTIMES, Context
 from search._errors import UsageError
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
@@ -16,7 +17,8 @@ SPACES = ("per-layer",)
 # Fields that define what a study searches: resuming a study with any of them changed would mix
 # trials that are not comparable, so it is refused.
 STUDY_IDENTITY = ("model", "data", "checkpoint", "image_size", "space", "round_to", "device",
-                  "batch_size", "threads", "finetune_steps", "seed")
+                  "batch_size", "threads", "precision", "channels_last", "runtime", "cuda_graphs",
+                  "finetune_steps", "seed")
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,11 @@ class SearchConfig:
     sampler: str = "tpe"
     batch_size: int = 1
     threads: int = 1
+    precision: str = "fp32"
+    channels_last: bool = False
+    runtime: str = "eager"
+    cuda_graphs: bool = False
+    latency_cache: bool = True
     finetune_steps: int = 20
     round_to: int = 8
     storage: str | None = None
@@ -73,6 +80,11 @@ class SearchConfig:
             raise UsageError(f"--timeout must be a positive number of seconds, got {self.timeout}")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"unknown --sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown --precision {self.precision!r}; valid: "
+                             f"{', '.join(PRECISIONS)}")
+        if self.runtime not in RUNTIMES:
+            raise UsageError(f"unknown --runtime {self.runtime!r}; valid: {', '.join(RUNTIMES)}")
         if self.space not in SPACES:
             raise UsageError(f"unknown --space {self.space!r}; valid: {', '.join(SPACES)}")
         if self.study_name is not None and not re.fullmatch(r"[\w.-]+", self.study_name):
@@ -93,6 +105,13 @@ class SearchConfig:
     @property
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{(self.run_dir / 'study.db').as_posix()}"
+
+    @property
+    def context(self) -> Context:
+        """The deployment context latency is measured in (checked against the device in run)."""
+        return Context(batch_size=self.batch_size, precision=self.precision,
+                       channels_last=self.channels_last, runtime=self.runtime,
+                       cuda_graphs=self.cuda_graphs, threads=self.threads)
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)

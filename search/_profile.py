@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from profilers import LatencySettings, compare, count_cost, resolve_device
+from profilers import Context, LatencySettings, compare, count_cost, resolve_device
 from search._errors import UsageError
 from search._registry import build_model
 from search._runfolder import load_pruned
@@ -31,7 +31,7 @@ def _load(name: str, num_classes: int, image_size: int) -> tuple[nn.Module, tupl
     return build_model(name, num_classes).eval(), (3, image_size, image_size)
 
 
-def profile(names: list[str], *, device: str = "cpu", batch_size: int = 1, threads: int = 1,
+def profile(names: list[str], *, device: str = "cpu", context: Context | None = None,
             image_size: int = 16, num_classes: int = 10) -> tuple[pd.DataFrame, dict]:
     """Measures the named models interleaved in one process; returns the table and its context.
 
@@ -39,10 +39,10 @@ def profile(names: list[str], *, device: str = "cpu", batch_size: int = 1, threa
         >>> table, context = profile(["vgg16_bn", "resnet20"])  # doctest: +SKIP
         >>> table[["model", "median_ms", "ratio"]]  # doctest: +SKIP
     """
-    if batch_size < 1 or threads < 1:
-        raise UsageError("--batch-size and --threads must be at least 1")
+    context = context or Context()
     try:
         torch_device = resolve_device(device)
+        context.check(torch_device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     loaded = [(name, *_load(name, num_classes, image_size)) for name in names]
@@ -50,7 +50,7 @@ def profile(names: list[str], *, device: str = "cpu", batch_size: int = 1, threa
     if len(shapes) > 1:
         raise UsageError(f"the models take different inputs ({', '.join(map(str, shapes))}); "
                          "profile models of one input shape together")
-    example = torch.randn(batch_size, *shapes.pop())
+    example = torch.randn(context.batch_size, *shapes.pop())
     for name, model, _ in loaded:
         try:
             with torch.inference_mode():
@@ -59,8 +59,8 @@ def profile(names: list[str], *, device: str = "cpu", batch_size: int = 1, threa
             raise UsageError(f"--model {name} fails on a {tuple(example.shape)} input: "
                              f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
     models = [model for _, model, _ in loaded]
-    settings = LatencySettings(threads=threads)
-    result = compare(models, example, device=torch_device, settings=settings)
+    result = compare(models, example, device=torch_device, settings=LatencySettings(),
+                     context=context)
     costs = [count_cost(model.cpu(), example.cpu()) for model in models]
     table = pd.DataFrame([
         {"model": name, "median_ms": s.median_ms, "p90_ms": s.p90_ms, "iqr_ms": s.iqr_ms,
@@ -69,7 +69,10 @@ def profile(names: list[str], *, device: str = "cpu", batch_size: int = 1, threa
         for (name, _, _), s, ratio, ratio_iqr, cost in zip(
             loaded, result.stats, result.ratios, result.ratio_iqrs, costs, strict=True)
     ], columns=PROFILE_COLUMNS)
-    context = {"device": str(torch_device), "batch_size": batch_size, "threads": threads,
-               "input_shape": list(example.shape), "rounds": result.rounds,
-               "stable": result.stable, "seconds": round(result.seconds, 3)}
-    return table, context
+    if any(p is not None for p in result.peak_memory_bytes):
+        table["peak_memory_mb"] = [p / 2**20 for p in result.peak_memory_bytes]
+    about = {"device": str(torch_device), **context.to_dict(), "context": context.describe(),
+             "input_shape": list(example.shape), "rounds": result.rounds,
+             "stable": result.stable, "gpu_slowdowns": list(result.gpu_slowdowns),
+             "seconds": round(result.seconds, 3)}
+    return table, about

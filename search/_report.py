@@ -27,8 +27,16 @@ def front_table(pareto: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def write_report(path: Path, *, config: dict, env: dict, reference: dict, trials: pd.DataFrame,
-                 pareto: pd.DataFrame, notes: list[str]) -> None:
+def _drift_line(drift: dict | None) -> str:
+    if not drift or not drift.get("measurements"):
+        return "- dense reference during the run: not measured again"
+    return (f"- dense reference during the run: x{drift['median']:.3f} of its first measurement "
+            f"(median; range x{drift['min']:.3f} to x{drift['max']:.3f} over "
+            f"{drift['measurements']} measurements)")
+
+
+def write_report(path: Path, *, config: dict, env: dict, context: str, reference: dict,
+                 trials: pd.DataFrame, pareto: pd.DataFrame, notes: list[str]) -> None:
     """Writes ``report.md``."""
     counts = trials["state"].value_counts().to_dict()
     feasible = int(trials["feasible"].sum())
@@ -36,8 +44,9 @@ def write_report(path: Path, *, config: dict, env: dict, reference: dict, trials
     lines = [
         f"# Pruning search: {config['model']} on {config['data']}, {env['device']}",
         "",
-        f"- device: {env['device']} ({env.get('gpu_name') or env['cpu_model']}), "
-        f"{env['threads']} thread(s), batch {config['batch_size']}, torch {env['torch']}",
+        f"- device: {env['device']} ({env.get('gpu_name') or env['cpu_model']}), torch "
+        f"{env['torch']}",
+        f"- measured in: {context}",
         f"- budget: {reference['budget_ms']:.3f} ms"
         + (f" ({config['budget_ratio']:g} x dense)" if config.get("budget_ratio") else ""),
         f"- dense reference: {reference['latency_ms']:.3f} ms (IQR {reference['latency_iqr_ms']:.3f}),"
@@ -46,8 +55,10 @@ def write_report(path: Path, *, config: dict, env: dict, reference: dict, trials
         "- smallest candidate the space allows: " + (
             f"{reference['smallest_latency_ms']:.3f} ms" if reference["smallest_latency_ms"]
             is not None else "failed to run (see the log)"),
+        _drift_line(reference.get("drift")),
         f"- trials: {len(trials)} ({', '.join(f'{n} {s}' for s, n in counts.items())}); "
-        f"{feasible} feasible, {over} over budget",
+        f"{feasible} feasible, {over} over budget; "
+        f"{int((trials['latency_cached'] == True).sum())} latencies reused from the cache",  # noqa: E712
         "",
         "## Pareto front (re-measured)" if not any("not re-measured" in n for n in notes)
         else "## Pareto front (search-time latencies)",

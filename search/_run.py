@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from profilers import LatencySettings, compare, fingerprint, resolve_device
+from profilers import LatencyCache, LatencySettings, compare, fingerprint, resolve_device
 from search import _study
 from search._candidates import CandidateEvaluator, Reference, measure_reference
 from search._config import SearchConfig
@@ -114,12 +114,14 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
     if config is not None and options:
         raise TypeError("give run() a SearchConfig or keyword options, not both")
     config = config or SearchConfig(**options)
+    context = config.context
     try:
         device = resolve_device(config.device)
+        context.check(device)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     recipe = Recipe(finetune_steps=config.finetune_steps)
-    latency = LatencySettings(threads=config.threads)
+    latency = LatencySettings()
     data = load_data(config.data, image_size=config.image_size, seed=config.seed)
     example = _example_input(data, config.batch_size)
     folder = RunFolder(config.run_dir)
@@ -133,9 +135,10 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
     folder.write_json("config.json", {**config.to_dict(), "storage": _study._redacted(
         config.storage_url), "study": config.study})
     folder.write_json("env.json", env)
-    log.info("measuring the dense model and the smallest candidate on %s...", device)
+    log.info("measuring the dense model and the smallest candidate on %s (%s)...", device,
+             context.describe())
     reference = measure_reference(untrained, _smallest(untrained, example, space), example,
-                                  device, latency)
+                                  device, latency, context)
     budget_ms = config.budget_ms or config.budget_ratio * reference.latency_ms
     log.info("dense %.3f ms, smallest candidate %s ms, budget %.3f ms", reference.latency_ms,
              _ms(reference.smallest_latency_ms), budget_ms)
@@ -150,15 +153,17 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
     dense = _dense_model(config, data, recipe)
     dense_accuracy = accuracy(dense, data.val_x, data.val_y)
     log.info("dense accuracy: val %.2f%%", 100 * dense_accuracy)
-    evaluator = CandidateEvaluator(dense, config.model, data, example, device, latency, reference,
-                                   budget_ms, recipe, config.seed, folder.models)
+    cache = (LatencyCache(Path(config.results_dir) / "latency-cache", env)
+             if config.latency_cache else None)
+    evaluator = CandidateEvaluator(dense, config.model, data, example, device, latency, context,
+                                   reference, budget_ms, recipe, config.seed, folder.models, cache)
     reference_extra = {"accuracy": dense_accuracy,
                        "test_accuracy": accuracy(dense, data.test_x, data.test_y),
                        "budget_ms": budget_ms}
     folder.write_reference(reference, **reference_extra)
 
     def checkpoint() -> None:
-        folder.write_csv("trials.csv", _study.trials_frame(study, budget_ms)[_study.TRIAL_COLUMNS])
+        folder.write_csv("trials.csv", _study.trials_frame(study, budget_ms))
 
     try:
         _study.run_trials(study, space, evaluator, config, on_trial=checkpoint)
@@ -173,13 +178,31 @@ def _remeasure(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEvalu
                reference: Reference) -> tuple[pd.DataFrame, float]:
     """Re-measures the front's models together with the dense model, with 3x the repeats."""
     models = [load_pruned(folder.model_json(n)) for n in front["trial"]]
-    comparison = compare([evaluator.dense, *models], evaluator.example, device=evaluator.device,
-                         settings=evaluator.latency.scaled(3))
+    comparison = compare([evaluator.dense_runner(), *models], evaluator.example,
+                         device=evaluator.device, settings=evaluator.latency.scaled(3),
+                         context=evaluator.context)
     front = front.copy()
     front[["latency_ms", "latency_iqr_ms"]] = reference.latencies(comparison)
     front["test_accuracy"] = [accuracy(m, evaluator.data.test_x, evaluator.data.test_y)
                               for m in models]
     return front, comparison.stats[0].median_ms
+
+
+_DRIFT_NOTE = 0.10  # a reference that moved more than this is worth a note in the report
+
+
+def _drift(trials: pd.DataFrame, reference: Reference, remeasured_ms: float | None) -> dict:
+    """How the dense model's latency moved during the run, as multiples of the reference: it is
+    measured again with every candidate (interleaved) and once more at the end."""
+    now = pd.to_numeric(trials["dense_ms_now"], errors="coerce").dropna().tolist()
+    if remeasured_ms is not None:
+        now.append(remeasured_ms)
+    factors = [value / reference.latency_ms for value in now]
+    if not factors:
+        return {"measurements": 0, "median": None, "min": None, "max": None, "max_change": None}
+    return {"measurements": len(factors), "median": float(pd.Series(factors).median()),
+            "min": min(factors), "max": max(factors),
+            "max_change": max(abs(f - 1) for f in factors)}
 
 
 def _finish(study: optuna.Study, folder: RunFolder, config: SearchConfig, env: dict,
@@ -210,14 +233,22 @@ def _finish(study: optuna.Study, folder: RunFolder, config: SearchConfig, env: d
         front = front.assign(test_accuracy=float("nan"))
         if not final:
             notes.append("interrupted: latencies not re-measured, test accuracy not computed")
+    drift = _drift(trials, reference, reference_extra.get("remeasured_latency_ms"))
+    reference_extra = {**reference_extra, "drift": drift}
+    if drift["max_change"] is not None and drift["max_change"] > _DRIFT_NOTE:
+        notes.append(f"the dense model's latency moved up to {100 * drift['max_change']:.0f}% "
+                     f"during the run (median x{drift['median']:.3f}): the machine was not quiet; "
+                     f"latencies are ratios to the dense model measured alongside, which cancels "
+                     f"most of it")
     front = front.assign(model_path=[f"models/trial-{n}.json" for n in front["trial"]])
     pareto = front.sort_values("latency_ms")[_study.TRIAL_COLUMNS + PARETO_EXTRA_COLUMNS]
     pareto = pareto.reset_index(drop=True)
     folder.write_reference(reference, **reference_extra)
-    folder.write_csv("trials.csv", trials[_study.TRIAL_COLUMNS])
+    folder.write_csv("trials.csv", trials)
     folder.write_csv("pareto.csv", pareto)
     reference_json = {**asdict(reference), **reference_extra}
     write_report(folder.path / "report.md", config=config.to_dict(), env=env,
-                 reference=reference_json, trials=trials, pareto=pareto, notes=notes)
+                 context=evaluator.context.describe(), reference=reference_json, trials=trials,
+                 pareto=pareto, notes=notes)
     write_plot(folder.path / "pareto.png", trials=trials, pareto=pareto, reference=reference_json)
     return pareto

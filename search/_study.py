@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 TRIAL_COLUMNS = ["trial", "state", "feasible", "latency_ms", "latency_iqr_ms", "macs", "params",
                  "accuracy", "seconds", "allocation"]
+# After the contract columns (DESIGN.md) trials.csv carries these: why a trial failed, which
+# earlier trial it repeats, whether its latency came from the cache, and the dense model's median
+# measured with it (the reference's drift during the run).
+TRIAL_EXTRA_COLUMNS = ["repeat_of", "fail_reason", "latency_cached", "dense_ms_now"]
 _CONFIG_ATTR = "hwprune_config"
 _CONSTRAINT = "latency_over_budget_ms"  # ≤ 0 is feasible, as Optuna's constraints read
 # Uniform candidates tried first in a new study: they anchor the front across the latency range
@@ -193,7 +197,8 @@ def _repeat(study: optuna.Study, trial: optuna.Trial, earlier: optuna.trial.Froz
 
 
 def trials_frame(study: optuna.Study, budget_ms: float) -> pd.DataFrame:
-    """One row per trial with ``TRIAL_COLUMNS``; feasibility is judged against ``budget_ms``."""
+    """One row per trial with ``TRIAL_COLUMNS`` then ``TRIAL_EXTRA_COLUMNS``; feasibility is
+    judged against ``budget_ms``."""
     rows = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
@@ -213,8 +218,10 @@ def trials_frame(study: optuna.Study, budget_ms: float) -> pd.DataFrame:
             "allocation": a.get("allocation"),
             "repeat_of": a.get("repeat_of"),
             "fail_reason": a.get("fail_reason"),
+            "latency_cached": a.get("latency_cached"),
+            "dense_ms_now": None if "repeat_of" in a else a.get("dense_ms_now"),
         })
-    frame = pd.DataFrame(rows, columns=[*TRIAL_COLUMNS, "repeat_of", "fail_reason"])
+    frame = pd.DataFrame(rows, columns=[*TRIAL_COLUMNS, *TRIAL_EXTRA_COLUMNS])
     for column in ("macs", "params", "repeat_of"):
         frame[column] = frame[column].astype("Int64")
     return frame

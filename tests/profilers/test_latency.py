@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from profilers import LatencySettings, LatencyStats, compare, measure
+from profilers import Context, LatencySettings, LatencyStats, compare, measure
 
 QUICK = LatencySettings(min_rounds=8, max_seconds=1.5, warmup_s=0.05)
 
@@ -51,13 +51,14 @@ def test_half_the_channels_is_measured_faster():
 def test_thread_count_is_restored():
     before = torch.get_num_threads()
     measure(conv_net(8), torch.randn(1, 8, 8, 8), device="cpu",
-            settings=LatencySettings(threads=1, min_rounds=2, max_seconds=0.2, warmup_s=0.01))
+            settings=LatencySettings(min_rounds=2, max_seconds=0.2, warmup_s=0.01),
+            context=Context(threads=1))
     assert torch.get_num_threads() == before
 
 
 def test_settings_are_validated():
-    with pytest.raises(ValueError, match="threads"):
-        LatencySettings(threads=0)
+    with pytest.raises(ValueError, match="min_rounds"):
+        LatencySettings(min_rounds=0)
     assert LatencySettings().scaled(3).min_rounds == 45
 
 

@@ -80,15 +80,22 @@ def test_run_writes_every_file_with_the_named_columns(first_run):
                  "report.md", "pareto.png", "study.db"):
         assert (run_dir / name).is_file(), name
     trials = pd.read_csv(run_dir / "trials.csv")
-    assert list(trials.columns) == ["trial", "state", "feasible", "latency_ms", "latency_iqr_ms",
-                                    "macs", "params", "accuracy", "seconds", "allocation"]
+    contract = ["trial", "state", "feasible", "latency_ms", "latency_iqr_ms", "macs", "params",
+                "accuracy", "seconds", "allocation"]
+    assert list(trials.columns) == contract + ["repeat_of", "fail_reason", "latency_cached",
+                                               "dense_ms_now"]
     assert trials["trial"].tolist() == [0, 1, 2, 3, 4]
     pareto = pd.read_csv(run_dir / "pareto.csv")
-    assert list(pareto.columns) == list(trials.columns) + ["test_accuracy", "model_path"]
+    assert list(pareto.columns) == contract + ["test_accuracy", "model_path"]
     assert len(pareto) >= 1 and pareto["feasible"].all()
     assert pareto["latency_ms"].is_monotonic_increasing
     reference = json.loads((run_dir / "reference.json").read_text())
     assert {"latency_ms", "macs", "params", "accuracy", "test_accuracy"} <= reference.keys()
+    # The reference was measured again with every candidate and at the end: its drift is reported.
+    measured = trials["dense_ms_now"].notna().sum() + 1
+    assert reference["drift"]["measurements"] == measured
+    assert 0.5 < reference["drift"]["median"] < 2.0
+    assert "dense reference during the run: x" in (run_dir / "report.md").read_text()
     assert (pareto["latency_ms"] <= reference["budget_ms"]).all()
     assert json.loads((run_dir / "config.json").read_text())["budget_ratio"] == 0.9
     assert "Pareto front" in result.stdout and "trial" in result.stderr
@@ -132,6 +139,23 @@ def test_same_study_name_resumes_and_continues_numbering(first_run, workdir):
     assert_one_line_error(changed, 2, "--round-to 8", "another --study-name")
 
 
+def test_another_study_reuses_measured_latencies_from_the_cache(first_run, workdir):
+    # Same model, device and context as the first run: its uniform warm-start candidates were
+    # measured there, so this study takes their latency ratios from results/latency-cache/.
+    result = cli(workdir, "--budget-ratio", "0.9", "--trials", "3", "--study-name", "cached",
+                 *TINY)
+    assert result.returncode == 0, result.stderr
+    run_dir = workdir / "results" / "cached"
+    trials = pd.read_csv(run_dir / "trials.csv")
+    assert trials["latency_cached"].tolist() == [True, True, True]
+    assert trials["dense_ms_now"].isna().all()  # nothing was measured during the trials
+    assert "3 latencies reused from the cache" in (run_dir / "report.md").read_text()
+    first = pd.read_csv(first_run[0] / "trials.csv").set_index("allocation")["latency_ms"]
+    again = trials.set_index("allocation")["latency_ms"]
+    # Ratios are reused; each run multiplies them by its own reference measurement.
+    assert (again / first[again.index]).std() < 1e-9
+
+
 @pytest.mark.parametrize(("args", "code", "fragment"), [
     (["--budget-ratio", "0.5", "--model", "resnt20"], 2, "valid: resnet20,"),
     (["--budget-ratio", "0.5", "--data", "mnist"], 2, "unknown data 'mnist'"),
@@ -142,6 +166,9 @@ def test_same_study_name_resumes_and_continues_numbering(first_run, workdir):
     (["--budget-ms", "abc"], 2, "expected a number"),
     (["--budget-ratio", "0.5", "--no-such-flag"], 2, "unrecognized arguments"),
     (["--budget-ratio", "0.5", "--device", "tpu"], 2, "unknown device"),
+    (["--budget-ratio", "0.5", "--precision", "fp16"], 2, "--precision fp16 is measured on CUDA"),
+    (["--budget-ratio", "0.5", "--runtime", "tvm"], 2, "argument --runtime: invalid choice"),
+    (["--budget-ratio", "0.5", "--cuda-graphs"], 2, "--cuda-graphs needs a CUDA device"),
 ])
 def test_bad_input_is_one_line_and_exit_2(workdir, args, code, fragment):
     assert_one_line_error(cli(workdir, *args, "--study-name", "bad"), code, fragment)

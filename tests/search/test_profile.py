@@ -73,8 +73,20 @@ def test_a_model_that_fails_on_the_input_is_named(capsys, tmp_path, monkeypatch)
     (["--model", "nope.json"], "--model nope.json: no such file"),
     (["--model", "vgg"], "unknown model 'vgg'"),
     (["--model", "resnet20", "--device", "cuda:9"], "--device cuda:9"),
+    (["--model", "resnet20", "--precision", "bf16"], "--precision bf16 is measured on CUDA only"),
     ([], "--model"),
 ])
 def test_bad_input_exits_2(capsys, args, fragment):
     code, _, err = run_cli(capsys, *args)
     assert code == 2 and fragment in err and "Traceback" not in err
+
+
+def test_profiles_in_onnxruntime_and_says_so(capsys):
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is an optional extra")
+    code, out, _ = run_cli(capsys, "--model", "resnet20", "--model", "vgg16_bn", "--image-size",
+                           "16", "--runtime", "onnxruntime", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["context"]["runtime"] == "onnxruntime"
+    assert report["context"]["context"] == "batch 1, fp32, onnxruntime, 1 thread(s)"
+    assert report["models"][1]["ratio"] > 1  # VGG-16 is the slower one in ONNX Runtime too

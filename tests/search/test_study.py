@@ -1,9 +1,10 @@
 """The study loop on a real (small) model and real Optuna storage, without the CLI."""
 
 import pandas as pd
+import pytest
 import torch
 
-from profilers import LatencySettings
+from profilers import Context, LatencyCache, LatencySettings, fingerprint
 from search import SearchConfig
 from search._candidates import CandidateEvaluator, measure_reference
 from search._data import digits
@@ -15,11 +16,11 @@ from spaces import PerLayerSpace, discover_groups, prune
 FAST = LatencySettings(min_rounds=3, max_seconds=0.3, warmup_s=0.02, warmup_calls=2)
 
 
-def make(tmp_path, budget_ratio, trials, **overrides):
+def make(tmp_path, budget_ratio, trials, cache=None, **overrides):
     config = SearchConfig(budget_ratio=budget_ratio, trials=trials, image_size=8,
                           finetune_steps=1, out=str(tmp_path / "run"), study_name="s",
                           **overrides)
-    (tmp_path / "run").mkdir()
+    (tmp_path / "run").mkdir(parents=True)
     data = digits(image_size=8)
     dense = resnet20().eval()
     example = data.val_x[:1]
@@ -27,11 +28,11 @@ def make(tmp_path, budget_ratio, trials, **overrides):
     # Coarse widths make repeats of the same allocation likely in a few trials.
     space = PerLayerSpace(tuple(groups), fractions=(0.5, 1.0), round_to=16)
     reference = measure_reference(dense, prune(dense, example, space.smallest()), example,
-                                  torch.device("cpu"), FAST)
+                                  torch.device("cpu"), FAST, Context())
     evaluator = CandidateEvaluator(dense, "resnet20", data, example, torch.device("cpu"), FAST,
-                                   reference, budget_ratio * reference.latency_ms,
+                                   Context(), reference, budget_ratio * reference.latency_ms,
                                    Recipe(finetune_steps=1, bn_batches=1), 0,
-                                   tmp_path / "run" / "models")
+                                   tmp_path / "run" / "models", cache)
     return config, space, evaluator
 
 
@@ -77,3 +78,22 @@ def test_warm_start_fractions_snap_to_the_grid():
     assert _warm_start((0.5, 1.0)) == [0.5]
     assert _warm_start((0.2, 0.45, 0.8, 1.0)) == [0.2, 0.45, 0.8]
     assert _warm_start((1.0,)) == []
+
+
+def test_latency_cache_reuses_an_earlier_runs_ratio_and_says_so(tmp_path):
+    cache = LatencyCache(tmp_path / "cache", fingerprint(torch.device("cpu"), 1))
+    _, space, first = make(tmp_path / "a", 1.0, 1, cache=cache)
+    allocation = space.uniform(0.5)
+    _, measured = first.measure(allocation)
+    assert measured.extra["latency_cached"] is False
+    assert measured.extra["dense_ms_now"] > 0  # the reference, measured again with each trial
+    _, space, later = make(tmp_path / "b", 1.0, 1,
+                           cache=LatencyCache(tmp_path / "cache", fingerprint(torch.device("cpu"), 1)))
+    _, reused = later.measure(allocation)
+    assert reused.extra["latency_cached"] is True
+    assert reused.extra["latency_ratio"] == measured.extra["latency_ratio"]
+    # Reported against the later run's own reference, not the earlier absolute figure.
+    assert reused.latency_ms == pytest.approx(measured.extra["latency_ratio"]
+                                              * later.reference.latency_ms)
+    _, other = later.measure(space.uniform(0.75))
+    assert other.extra["latency_cached"] is False
