@@ -17,6 +17,7 @@ from profilers._cost import Cost, count_cost
 from profilers._device import fingerprint, resolve_device
 from profilers._gpu import GpuState, read_gpu_state, slowdown_reasons
 from profilers._latency import Comparison, LatencySettings, LatencyStats, compare, measure
+from profilers._steps import WidthCurve, recommended_round_to, waste_by_alignment, width_steps
 
 __all__ = [
     "PRECISIONS",
@@ -39,4 +40,8 @@ __all__ = [
     "resolve_device",
     "slowdown_reasons",
     "Runner",
+    "WidthCurve",
+    "recommended_round_to",
+    "waste_by_alignment",
+    "width_steps",
 ]

@@ -31,6 +31,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _round_to(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of channels or 'auto', "
+                                         f"got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m search",
                      description="Hardware-aware pruning search: the Pareto front of accuracy and "
@@ -63,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="measure every candidate, even ones an earlier run measured here")
     run.add_argument("--finetune-steps", type=int, default=d["finetune_steps"].default,
                      help="SGD steps of each candidate's quick fine-tune (default %(default)s)")
-    run.add_argument("--round-to", type=int, default=d["round_to"].default,
-                     help="kept channels are multiples of this (default %(default)s)")
+    run.add_argument("--round-to", type=_round_to, default=d["round_to"].default,
+                     help="kept channels are multiples of this, or 'auto': the multiple the "
+                          "device's measured width steps recommend (default %(default)s)")
     run.add_argument("--storage", help="Optuna storage URL (default sqlite in the run folder)")
     run.add_argument("--study-name", help="resumes the study of that name (default "
                                           "MODEL-DATA-DEVICE)")
@@ -81,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--image-size", type=int, default=d["image_size"].default, metavar="PX",
                       help="input size for named models (saved models bring their own)")
     prof.add_argument("--num-classes", type=int, default=10)
+    prof.add_argument("--steps", action="store_true",
+                      help="measure how each layer kind's latency moves with its width and "
+                           "recommend --round-to (one model)")
     prof.add_argument("--json", action="store_true", help="print JSON instead of a table")
     for p in (parser, run, prof):
         p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -114,6 +128,9 @@ def _profile(args: argparse.Namespace) -> None:
     context = Context(batch_size=args.batch_size, precision=args.precision,
                       channels_last=args.channels_last, runtime=args.runtime,
                       cuda_graphs=args.cuda_graphs, threads=args.threads)
+    if args.steps:
+        _steps(args, context)
+        return
     table, about = profile(args.model, device=args.device, context=context,
                            image_size=args.image_size, num_classes=args.num_classes)
     if args.json:
@@ -127,6 +144,32 @@ def _profile(args: argparse.Namespace) -> None:
              if about["gpu_slowdowns"] else ""))
     shown = table.assign(MMACs=table["macs"] / 1e6).drop(columns="macs")
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+
+
+def _steps(args: argparse.Namespace, context) -> None:
+    import json
+
+    from search._profile import profile_steps
+
+    if len(args.model) != 1:
+        raise UsageError("profile --steps measures one --model at a time")
+    curves, round_to, about = profile_steps(args.model[0], device=args.device, context=context,
+                                            image_size=args.image_size,
+                                            num_classes=args.num_classes)
+    if args.json:
+        print(json.dumps({"context": about, "round_to": round_to,
+                          "curves": [c.to_dict() for c in curves]}, indent=2))
+        return
+    print(f"{args.model[0]} on {about['device']}, {about['context']}: latency against output "
+          f"channels, per layer kind")
+    for c in curves:
+        waste = "  ".join(f"x{a}: {100 * w:.1f}%" for a, w in c.waste.items())
+        print(f"- {c.kind} ({100 * c.macs_share:.0f}% of MACs; swept {c.layer} at widths "
+              f"{c.widths[0]}..{c.widths[-1]}, {c.latency_ms[0]:.3f}..{c.latency_ms[-1]:.3f} ms)"
+              f"{'  flat: its width barely changes latency' if c.flat else ''}")
+        print(f"    channels given away by widths that are multiples of: {waste}  -> "
+              f"{c.recommended}")
+    print(f"recommended: --round-to {round_to} (or --round-to auto, which measures this)")
 
 
 def _config(args: argparse.Namespace) -> SearchConfig:

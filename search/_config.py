@@ -51,7 +51,7 @@ class SearchConfig:
     cuda_graphs: bool = False
     latency_cache: bool = True
     finetune_steps: int = 20
-    round_to: int = 8
+    round_to: int | str = 8
     storage: str | None = None
     study_name: str | None = None
     seed: int = 0
@@ -67,8 +67,13 @@ class SearchConfig:
                              f"got {self.budget_ms}")
         if self.budget_ratio is not None and not 0 < self.budget_ratio <= 1:
             raise UsageError(f"--budget-ratio must lie in (0, 1], got {self.budget_ratio}")
+        if isinstance(self.round_to, str) and self.round_to != "auto":
+            raise UsageError(f"--round-to must be a number of channels or 'auto', "
+                             f"got {self.round_to!r}")
         positive = {"trials": self.trials, "batch_size": self.batch_size, "threads": self.threads,
-                    "round_to": self.round_to, "image_size": self.image_size}
+                    "image_size": self.image_size}
+        if self.round_to != "auto":
+            positive["round_to"] = self.round_to
         for name, value in positive.items():
             if value < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")

@@ -8,7 +8,16 @@ import pandas as pd
 import torch
 from torch import nn
 
-from profilers import Context, LatencySettings, compare, count_cost, resolve_device
+from profilers import (
+    Context,
+    LatencySettings,
+    WidthCurve,
+    compare,
+    count_cost,
+    recommended_round_to,
+    resolve_device,
+    width_steps,
+)
 from search._errors import UsageError
 from search._registry import build_model
 from search._runfolder import load_pruned
@@ -31,6 +40,39 @@ def _load(name: str, num_classes: int, image_size: int) -> tuple[nn.Module, tupl
     return build_model(name, num_classes).eval(), (3, image_size, image_size)
 
 
+def _device(device: str, context: Context) -> torch.device:
+    try:
+        torch_device = resolve_device(device)
+        context.check(torch_device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return torch_device
+
+
+def _runs_on(name: str, model: nn.Module, example: torch.Tensor) -> None:
+    try:
+        with torch.inference_mode():
+            model(example[:1])
+    except Exception as exc:  # a user's model may fail in any way on this input
+        raise UsageError(f"--model {name} fails on a {tuple(example[:1].shape)} input: "
+                         f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+
+
+def profile_steps(name: str, *, device: str = "cpu", context: Context | None = None,
+                  image_size: int = 16, num_classes: int = 10,
+                  ) -> tuple[list[WidthCurve], int, dict]:
+    """``profile --steps``: each layer kind's latency against its width, and ``--round-to``."""
+    context = context or Context()
+    torch_device = _device(device, context)
+    model, shape = _load(name, num_classes, image_size)
+    example = torch.randn(1, *shape)
+    _runs_on(name, model, example)
+    curves = width_steps(model, example, device=torch_device, context=context)
+    return curves, recommended_round_to(curves), {"device": str(torch_device),
+                                                  **context.to_dict(),
+                                                  "context": context.describe()}
+
+
 def profile(names: list[str], *, device: str = "cpu", context: Context | None = None,
             image_size: int = 16, num_classes: int = 10) -> tuple[pd.DataFrame, dict]:
     """Measures the named models interleaved in one process; returns the table and its context.
@@ -40,11 +82,7 @@ def profile(names: list[str], *, device: str = "cpu", context: Context | None = 
         >>> table[["model", "median_ms", "ratio"]]  # doctest: +SKIP
     """
     context = context or Context()
-    try:
-        torch_device = resolve_device(device)
-        context.check(torch_device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    torch_device = _device(device, context)
     loaded = [(name, *_load(name, num_classes, image_size)) for name in names]
     shapes = {shape for _, _, shape in loaded}
     if len(shapes) > 1:
@@ -52,12 +90,7 @@ def profile(names: list[str], *, device: str = "cpu", context: Context | None = 
                          "profile models of one input shape together")
     example = torch.randn(context.batch_size, *shapes.pop())
     for name, model, _ in loaded:
-        try:
-            with torch.inference_mode():
-                model(example[:1])
-        except Exception as exc:  # a user's model may fail in any way on this input
-            raise UsageError(f"--model {name} fails on a {tuple(example.shape)} input: "
-                             f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        _runs_on(name, model, example)
     models = [model for _, model, _ in loaded]
     result = compare(models, example, device=torch_device, settings=LatencySettings(),
                      context=context)

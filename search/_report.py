@@ -47,6 +47,10 @@ def write_report(path: Path, *, config: dict, env: dict, context: str, reference
         f"- device: {env['device']} ({env.get('gpu_name') or env['cpu_model']}), torch "
         f"{env['torch']}",
         f"- measured in: {context}",
+        f"- space: {config['space']}, widths multiples of "
+        f"{config.get('round_to_used', config['round_to'])}"
+        + (" (--round-to auto: from this device's measured width steps)"
+           if config["round_to"] == "auto" else ""),
         f"- budget: {reference['budget_ms']:.3f} ms"
         + (f" ({config['budget_ratio']:g} x dense)" if config.get("budget_ratio") else ""),
         f"- dense reference: {reference['latency_ms']:.3f} ms (IQR {reference['latency_iqr_ms']:.3f}),"

@@ -15,9 +15,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from profilers import LatencyCache, LatencySettings, compare, fingerprint, resolve_device
+from profilers import (
+    LatencyCache,
+    LatencySettings,
+    compare,
+    fingerprint,
+    recommended_round_to,
+    resolve_device,
+    width_steps,
+)
 from search import _study
-from search._candidates import CandidateEvaluator, Reference, measure_reference
+from search._candidates import CandidateEvaluator, Reference, context_key, measure_reference
 from search._config import SearchConfig
 from search._data import DataSplits
 from search._errors import BudgetUnreachable, SearchInterrupted, UsageError
@@ -61,16 +69,40 @@ def _dense_model(config: SearchConfig, data: DataSplits, recipe: Recipe) -> nn.M
     return model.eval()
 
 
-def _space(model: nn.Module, example: torch.Tensor, config: SearchConfig) -> PerLayerSpace:
+def _auto_round_to(model: nn.Module, example: torch.Tensor, config: SearchConfig,
+                   device: torch.device, cache: LatencyCache | None) -> int:
+    """``--round-to auto``: the multiple this device's width steps recommend for this model,
+    measured once per device and context and kept in the latency cache."""
+    key = {"width_steps": {"model": config.model, "input_shape": list(example.shape[1:])},
+           "context": context_key(config.context)}
+    cached = cache.get(key) if cache is not None else None
+    if cached is not None:
+        log.info("--round-to auto: %d (width steps measured earlier on this device)",
+                 cached["round_to"])
+        return cached["round_to"]
+    log.info("--round-to auto: measuring how latency moves with width on %s...", device)
+    curves = width_steps(model, example, device=device, context=config.context)
+    round_to = recommended_round_to(curves)
+    for curve in curves:
+        log.info("  %s: multiples of %d give away the fewest channels", curve.kind,
+                 curve.recommended)
+    log.info("--round-to auto: %d", round_to)
+    if cache is not None:
+        cache.put(key, {"round_to": round_to, "curves": [c.to_dict() for c in curves]})
+    return round_to
+
+
+def _space(model: nn.Module, example: torch.Tensor, config: SearchConfig,
+           round_to: int) -> PerLayerSpace:
     try:
         groups, excluded = discover_groups(model, example[:1])
     except Exception as exc:  # tracing a user's model can fail in any way; say which model
         raise UsageError(f"--model {config.model}: cannot trace it for pruning "
                          f"({type(exc).__name__}: {exc})".splitlines()[0]) from None
-    space = PerLayerSpace(tuple(groups), round_to=config.round_to)
+    space = PerLayerSpace(tuple(groups), round_to=round_to)
     if not space.searchable:
         raise UsageError(f"--model {config.model} has no channel group wider than --round-to "
-                         f"{config.round_to}; nothing to prune")
+                         f"{round_to}; nothing to prune")
     log.info("space: %d prunable channel groups (%d left dense: %s)", len(space.searchable),
              len(excluded) + len(space.groups) - len(space.searchable),
              ", ".join(g.name for g in excluded))
@@ -129,11 +161,17 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
     # Latency depends on the architecture only, so the budget is checked on an untrained model,
     # before minutes go into training the dense baseline.
     untrained = build_model(config.model, data.num_classes).eval()
-    space = _space(untrained, example, config)
-    folder.create()
     env = fingerprint(device, config.threads)
-    folder.write_json("config.json", {**config.to_dict(), "storage": _study._redacted(
-        config.storage_url), "study": config.study})
+    cache = (LatencyCache(Path(config.results_dir) / "latency-cache", env)
+             if config.latency_cache else None)
+    round_to = config.round_to
+    if round_to == "auto":
+        round_to = _auto_round_to(untrained, example, config, device, cache)
+    space = _space(untrained, example, config, round_to)
+    folder.create()
+    resolved = {**config.to_dict(), "storage": _study._redacted(config.storage_url),
+                "study": config.study, "round_to_used": round_to}
+    folder.write_json("config.json", resolved)
     folder.write_json("env.json", env)
     log.info("measuring the dense model and the smallest candidate on %s (%s)...", device,
              context.describe())
@@ -153,8 +191,6 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
     dense = _dense_model(config, data, recipe)
     dense_accuracy = accuracy(dense, data.val_x, data.val_y)
     log.info("dense accuracy: val %.2f%%", 100 * dense_accuracy)
-    cache = (LatencyCache(Path(config.results_dir) / "latency-cache", env)
-             if config.latency_cache else None)
     evaluator = CandidateEvaluator(dense, config.model, data, example, device, latency, context,
                                    reference, budget_ms, recipe, config.seed, folder.models, cache)
     reference_extra = {"accuracy": dense_accuracy,
@@ -169,9 +205,9 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
         _study.run_trials(study, space, evaluator, config, on_trial=checkpoint)
     except KeyboardInterrupt:
         log.warning("interrupted: writing the finished trials and the partial front...")
-        _finish(study, folder, config, env, reference, reference_extra, evaluator, final=False)
+        _finish(study, folder, resolved, env, reference, reference_extra, evaluator, final=False)
         raise SearchInterrupted() from None
-    return _finish(study, folder, config, env, reference, reference_extra, evaluator, final=True)
+    return _finish(study, folder, resolved, env, reference, reference_extra, evaluator, final=True)
 
 
 def _remeasure(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEvaluator,
@@ -205,7 +241,7 @@ def _drift(trials: pd.DataFrame, reference: Reference, remeasured_ms: float | No
             "max_change": max(abs(f - 1) for f in factors)}
 
 
-def _finish(study: optuna.Study, folder: RunFolder, config: SearchConfig, env: dict,
+def _finish(study: optuna.Study, folder: RunFolder, config: dict, env: dict,
             reference: Reference, reference_extra: dict, evaluator: CandidateEvaluator,
             final: bool) -> pd.DataFrame:
     """Writes trials.csv, pareto.csv, the reference, report.md and pareto.png; returns the front."""
@@ -247,7 +283,7 @@ def _finish(study: optuna.Study, folder: RunFolder, config: SearchConfig, env: d
     folder.write_csv("trials.csv", trials)
     folder.write_csv("pareto.csv", pareto)
     reference_json = {**asdict(reference), **reference_extra}
-    write_report(folder.path / "report.md", config=config.to_dict(), env=env,
+    write_report(folder.path / "report.md", config=config, env=env,
                  context=evaluator.context.describe(), reference=reference_json, trials=trials,
                  pareto=pareto, notes=notes)
     write_plot(folder.path / "pareto.png", trials=trials, pareto=pareto, reference=reference_json)

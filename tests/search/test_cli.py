@@ -156,6 +156,21 @@ def test_another_study_reuses_measured_latencies_from_the_cache(first_run, workd
     assert (again / first[again.index]).std() < 1e-9
 
 
+def test_round_to_auto_uses_the_measured_width_steps_and_keeps_them(workdir):
+    result = cli(workdir, "--budget-ratio", "0.9", "--trials", "1", "--study-name", "auto",
+                 "--round-to", "auto", *TINY)
+    assert result.returncode == 0, result.stderr
+    config = json.loads((workdir / "results" / "auto" / "config.json").read_text())
+    assert config["round_to"] == "auto" and config["round_to_used"] in (1, 2, 4, 8, 16, 32)
+    assert f"--round-to auto: {config['round_to_used']}" in result.stderr
+    assert "from this device's measured width steps" in (
+        workdir / "results" / "auto" / "report.md").read_text()
+    cached = [json.loads(line) for path in (workdir / "results" / "latency-cache").glob("*.jsonl")
+              for line in path.read_text().splitlines()]
+    steps = [c["value"] for c in cached if "width_steps" in c]
+    assert steps and steps[0]["round_to"] == config["round_to_used"] and steps[0]["curves"]
+
+
 @pytest.mark.parametrize(("args", "code", "fragment"), [
     (["--budget-ratio", "0.5", "--model", "resnt20"], 2, "valid: resnet20,"),
     (["--budget-ratio", "0.5", "--data", "mnist"], 2, "unknown data 'mnist'"),
@@ -169,6 +184,7 @@ def test_another_study_reuses_measured_latencies_from_the_cache(first_run, workd
     (["--budget-ratio", "0.5", "--precision", "fp16"], 2, "--precision fp16 is measured on CUDA"),
     (["--budget-ratio", "0.5", "--runtime", "tvm"], 2, "argument --runtime: invalid choice"),
     (["--budget-ratio", "0.5", "--cuda-graphs"], 2, "--cuda-graphs needs a CUDA device"),
+    (["--budget-ratio", "0.5", "--round-to", "fine"], 2, "expected a number of channels or 'auto'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(workdir, args, code, fragment):
     assert_one_line_error(cli(workdir, *args, "--study-name", "bad"), code, fragment)

@@ -90,3 +90,20 @@ def test_profiles_in_onnxruntime_and_says_so(capsys):
     assert report["context"]["runtime"] == "onnxruntime"
     assert report["context"]["context"] == "batch 1, fp32, onnxruntime, 1 thread(s)"
     assert report["models"][1]["ratio"] > 1  # VGG-16 is the slower one in ONNX Runtime too
+
+
+def test_steps_measure_each_layer_kind_and_recommend_round_to(capsys):
+    code, out, _ = run_cli(capsys, "--steps", "--model", "resnet20", "--image-size", "8", "--json")
+    assert code == 0
+    report = json.loads(out)
+    kinds = [c["kind"] for c in report["curves"]]
+    assert kinds[0] == "conv 3x3"  # ResNet-20's MACs are nearly all 3x3 convolutions
+    assert report["round_to"] == report["curves"][0]["recommended"]
+    assert all(len(c["widths"]) == len(c["latency_ms"]) for c in report["curves"])
+    code, out, _ = run_cli(capsys, "--steps", "--model", "resnet20", "--image-size", "8")
+    assert code == 0 and "recommended: --round-to" in out
+
+
+def test_steps_take_one_model(capsys):
+    code, _, err = run_cli(capsys, "--steps", "--model", "resnet20", "--model", "vgg16_bn")
+    assert code == 2 and "one --model at a time" in err
