@@ -100,15 +100,22 @@ def _representatives(model: nn.Module, example: Tensor) -> list[tuple[str, float
     """Per layer kind: its share of the model's conv/linear MACs, and the layer with the most MACs
     with the input it gets in ``model``; heaviest kind first."""
     inputs: dict[str, Tensor] = {}
-    hooks = [m.register_forward_pre_hook(
-        lambda m, args, name=name: inputs.setdefault(name, args[0].detach()))
-        for name, m in model.named_modules() if _kind(m)]
+    outputs: dict[str, Tensor] = {}
+    hooks = []
+    for name, m in model.named_modules():
+        if _kind(m):
+            hooks.append(m.register_forward_pre_hook(
+                lambda m, args, name=name: inputs.setdefault(name, args[0].detach())))
+            hooks.append(m.register_forward_hook(
+                lambda m, args, out, name=name: outputs.setdefault(name, out)))
     try:
         with torch.inference_mode():
-            model.eval()(example)
+            result = model.eval()(example)
     finally:
         for hook in hooks:
             hook.remove()
+    # The layer that makes the model's output (the classifier) is never pruned: not a kind to sweep.
+    inputs = {name: x for name, x in inputs.items() if outputs.get(name) is not result}
     best: dict[str, tuple[float, str, nn.Module, Tensor]] = {}
     totals: dict[str, float] = {}
     for name, x in inputs.items():
@@ -173,7 +180,7 @@ def width_steps(model: nn.Module, example: Tensor, *, device: torch.device | str
                              context=context)
         result = [r * comparison.stats[0].median_ms for r in comparison.ratios]
         waste = waste_by_alignment(widths, result)
-        flat = result[-1] <= result[0] * (1 + _PLATEAU_TOLERANCE)
+        flat = max(result) <= min(result) * (1 + 2 * _PLATEAU_TOLERANCE)
         curves.append(WidthCurve(kind, name, share, tuple(widths), tuple(result), waste,
                                  recommend(waste), flat))
     return curves

@@ -47,10 +47,12 @@ def test_the_model_takes_the_largest_multiple_of_its_heavy_kinds():
 def test_a_real_sweep_of_a_real_model():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 24, 3, padding=1), nn.ReLU(), nn.Conv2d(24, 32, 3, padding=1),
-                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 32),
+                          nn.ReLU(), nn.Linear(32, 10))
     curves = width_steps(model, torch.randn(1, 3, 16, 16), device="cpu",
                          settings=LatencySettings(min_rounds=3, max_seconds=1.0, warmup_s=0.01))
-    assert [c.kind for c in curves] == ["conv 3x3", "linear"]
+    # The classifier (the layer making the model's output) is never pruned, so never swept.
+    assert [(c.kind, c.layer) for c in curves] == [("conv 3x3", "2"), ("linear", "6")]
     conv = curves[0]
     assert conv.layer == "2" and conv.widths == tuple(range(1, 33))  # the heavier of the two
     assert conv.latency_ms[-1] > conv.latency_ms[0]  # 32 channels cost more than 1
