@@ -14,7 +14,7 @@ from profilers import PRECISIONS, RUNTIMES
 from search._config import SAMPLERS, SPACES, SearchConfig
 from search._errors import BudgetUnreachable, SearchInterrupted, UsageError
 
-_SUBCOMMANDS = ("run", "profile")
+_SUBCOMMANDS = ("run", "profile", "pick")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -96,7 +96,22 @@ def build_parser() -> argparse.ArgumentParser:
                       help="measure how each layer kind's latency moves with its width and "
                            "recommend --round-to (one model)")
     prof.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    for p in (parser, run, prof):
+    pick = sub.add_parser("pick", help="take the best front model under one constraint",
+                          description="The best point of a run's Pareto front under one "
+                                      "constraint; prints its row, and with --out writes the "
+                                      "model (widths JSON + state dict, and ONNX with --onnx).")
+    pick.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (results/STUDY-NAME)")
+    constraint = pick.add_mutually_exclusive_group(required=True)
+    constraint.add_argument("--max-latency-ms", type=_positive_float, metavar="X",
+                            help="the most accurate model that runs within X ms")
+    constraint.add_argument("--min-accuracy", type=_positive_float, metavar="A",
+                            help="the fastest model with at least this validation accuracy "
+                                 "(0.975 or 97.5)")
+    pick.add_argument("--out", metavar="DIR", help="write model.json + model.pt here")
+    pick.add_argument("--onnx", action="store_true",
+                      help="also write model.onnx, checked with ONNX Runtime against PyTorch on "
+                           "the test split, and measure it against eager (needs --out)")
+    for p in (parser, run, prof, pick):
         p.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -172,6 +187,26 @@ def _steps(args: argparse.Namespace, context) -> None:
     print(f"recommended: --round-to {round_to} (or --round-to auto, which measures this)")
 
 
+def _pick(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from search._pick import pick
+    from search._report import front_table
+
+    row, done = pick(args.run_dir, max_latency_ms=args.max_latency_ms,
+                     min_accuracy=args.min_accuracy, out=args.out, onnx=args.onnx)
+    print(front_table(pd.DataFrame([row])).to_string(index=False))
+    if "model" in done:
+        print(f"wrote {done['model']} (+ model.pt)")
+    if "onnx" in done:
+        print(f"wrote {done['onnx']}: outputs match PyTorch on {done['onnx_test_inputs']} test "
+              f"inputs within {done['onnx_tolerance']} (max abs diff "
+              f"{done['onnx_max_abs_diff']:.1e}; same prediction on "
+              f"{100 * done['onnx_same_predictions']:.1f}%)")
+        print(f"latency on this CPU, batch 1, 1 thread: eager {done['eager_cpu_ms']:.3f} ms, "
+              f"ONNX Runtime {done['onnxruntime_cpu_ms']:.3f} ms")
+
+
 def _config(args: argparse.Namespace) -> SearchConfig:
     fields = SearchConfig.__dataclass_fields__
     return SearchConfig(**{k: v for k, v in vars(args).items() if k in fields})
@@ -196,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command == "profile":
             _profile(args)
+            return 0
+        if args.command == "pick":
+            _pick(args)
             return 0
         from search._run import run
 

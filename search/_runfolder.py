@@ -72,7 +72,10 @@ class RunFolder:
         self.write_json("reference.json", {**asdict(reference), **more})
 
     def write_csv(self, name: str, frame: pd.DataFrame) -> None:
+        """Writes ``name`` (CSV) and a Parquet copy with the same columns beside it."""
         atomic_write_bytes(self.path / name, lambda p: frame.to_csv(p, index=False))
+        parquet = (self.path / name).with_suffix(".parquet")
+        atomic_write_bytes(parquet, lambda p: frame.to_parquet(p, index=False))
 
     def model_json(self, trial: int) -> Path:
         return self.models / f"trial-{trial}.json"

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,6 +122,78 @@ def test_saved_models_reload_without_pickles_and_match_the_report(first_run):
     kept = {p.name for p in (run_dir / "models").iterdir()}
     assert kept == {f"trial-{n}.{ext}" for n in search_front for ext in ("json", "pt")}
     assert set(pareto["trial"]) <= set(search_front)
+
+
+@pytest.fixture(scope="module")
+def run_copy(first_run, tmp_path_factory):
+    """The first run as it was, for tests that must not see later runs change it."""
+    copy = tmp_path_factory.mktemp("copy") / "e2e"
+    shutil.copytree(first_run[0], copy)
+    return copy
+
+
+def test_load_run_gives_the_tables_and_parquet_keeps_the_columns(run_copy):
+    run = search.load_run(run_copy)
+    assert run.final
+    pd.testing.assert_frame_equal(run.trials, pd.read_csv(run_copy / "trials.csv"))
+    for name in ("trials", "pareto"):
+        parquet = pd.read_parquet(run_copy / f"{name}.parquet")
+        csv = pd.read_csv(run_copy / f"{name}.csv")
+        assert list(parquet.columns) == list(csv.columns)
+        assert parquet["trial"].tolist() == csv["trial"].tolist()
+        assert parquet["latency_ms"].tolist() == pytest.approx(csv["latency_ms"].tolist())
+
+
+def test_load_run_of_a_search_still_going_computes_the_front_so_far(run_copy, tmp_path):
+    going = tmp_path / "going"
+    shutil.copytree(run_copy, going)
+    (going / "pareto.csv").unlink()  # as during a new search: only trials.csv is written per trial
+    run = search.load_run(going)
+    assert not run.final and len(run.pareto) >= 1
+    assert run.pareto["test_accuracy"].isna().all()
+    assert set(run.pareto["trial"]) <= set(pd.read_csv(run_copy / "trials.csv")["trial"])
+
+
+def test_pick_under_a_latency_and_an_accuracy_constraint(run_copy, workdir, tmp_path):
+    front = pd.read_csv(run_copy / "pareto.csv")
+    result = cli(workdir, "pick", str(run_copy), "--max-latency-ms", "1000", "--out",
+                 str(tmp_path / "deploy"))
+    assert result.returncode == 0, result.stderr
+    best = front.loc[front["accuracy"].idxmax()]
+    assert f"models/trial-{best.trial}.json" in result.stdout
+    model = search.load_pruned(tmp_path / "deploy" / "model.json")
+    original = search.load_pruned(run_copy / best.model_path)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.inference_mode():
+        assert torch.equal(model(x), original(x))
+    fastest = cli(workdir, "pick", str(run_copy), "--min-accuracy", "0.01")
+    assert fastest.returncode == 0, fastest.stderr
+    assert f"models/trial-{front.iloc[0].trial}.json" in fastest.stdout
+
+
+def test_pick_onnx_matches_pytorch_and_is_measured(run_copy, workdir, tmp_path):
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is an optional extra")
+    result = cli(workdir, "pick", str(run_copy), "--min-accuracy", "0.01", "--out",
+                 str(tmp_path / "deploy"), "--onnx")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "deploy" / "model.onnx").stat().st_size > 1000
+    assert "outputs match PyTorch on 360 test inputs within atol 0.0001, rtol 0.001" in result.stdout
+    assert "eager" in result.stdout and "ONNX Runtime" in result.stdout
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--max-latency-ms", "0.0001"], "no model on the front runs within 0.0001 ms; the fastest is"),
+    (["--min-accuracy", "100"], "no model on the front reaches 100.00%"),
+    (["--min-accuracy", "0.5", "--max-latency-ms", "3"], "not allowed with argument"),
+    (["--min-accuracy", "0.5", "--onnx"], "--onnx writes a file: give --out DIR too"),
+])
+def test_pick_bad_input_is_one_line(run_copy, workdir, args, fragment):
+    assert_one_line_error(cli(workdir, "pick", str(run_copy), *args), 2, fragment)
+
+
+def test_pick_from_a_folder_that_is_not_a_run(workdir, tmp_path):
+    assert_one_line_error(cli(workdir, "pick", str(tmp_path), "--max-latency-ms", "5"), 2,
+                          "is not a run folder")
 
 
 def test_same_study_name_resumes_and_continues_numbering(first_run, workdir):
