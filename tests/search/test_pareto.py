@@ -2,6 +2,7 @@ import itertools
 import random
 
 import pandas as pd
+import pytest
 
 from search._study import pareto_mask
 
@@ -37,3 +38,18 @@ def test_keeps_the_index():
     latency = pd.Series([2.0, 1.0], index=[10, 20])
     accuracy = pd.Series([0.9, 0.8], index=[10, 20])
     assert pareto_mask(latency, accuracy).to_dict() == {10: True, 20: True}
+
+
+def test_reference_drift_is_summarised_robustly():
+    from search._candidates import Reference
+    from search._run import _drift
+
+    reference = Reference(10.0, 0.1, 10.2, 45, 1, 1, None)
+    blip = pd.DataFrame({"dense_ms_now": [10.0] * 39 + [12.3, None]})  # None: a repeated trial
+    drift = _drift(blip, reference, remeasured_ms=10.1)
+    assert drift["measurements"] == 41 and drift["max"] == pytest.approx(1.23)
+    assert drift["p90_change"] < 0.02  # one blip is not drift
+    slowed = pd.DataFrame({"dense_ms_now": [10.0] * 20 + [11.5] * 20})
+    drift = _drift(slowed, reference, remeasured_ms=None)
+    assert drift["p90_change"] == pytest.approx(0.15) and drift["median"] == pytest.approx(1.075)
+    assert _drift(pd.DataFrame({"dense_ms_now": []}), reference, None)["measurements"] == 0
