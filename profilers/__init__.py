@@ -12,6 +12,7 @@ from profilers._context import (
     export_onnx,
     onnxruntime_session,
     prepare,
+    session_runner,
 )
 from profilers._cost import Cost, count_cost
 from profilers._device import fingerprint, resolve_device
@@ -38,6 +39,7 @@ __all__ = [
     "prepare",
     "read_gpu_state",
     "resolve_device",
+    "session_runner",
     "slowdown_reasons",
     "Runner",
     "WidthCurve",

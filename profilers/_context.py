@@ -188,6 +188,11 @@ def _onnxruntime_runner(model: nn.Module, x: Tensor, device: torch.device,
     with tempfile.TemporaryDirectory() as tmp:
         path = export_onnx(model, x, Path(tmp) / "model.onnx")
         session = onnxruntime_session(path, device, context.threads)
+    return session_runner(session, x, device, weight_bytes)
+
+
+def session_runner(session, x: Tensor, device: torch.device, weight_bytes: int = 0) -> Runner:
+    """A :class:`Runner` for an ONNX Runtime session (from :func:`onnxruntime_session`) on ``x``."""
     if device.type == "cuda":  # input bound on the GPU: no host copies inside the timed call
         binding = session.io_binding()
         x = x.contiguous()

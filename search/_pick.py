@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from profilers import Context, Runner, compare, export_onnx, onnxruntime_session
+from profilers import Context, compare, export_onnx, onnxruntime_session, session_runner
 from search._errors import UsageError
 from search._registry import load_data
 from search._runfolder import load_pruned, save_pruned
@@ -163,9 +163,8 @@ def _export_and_check(model: torch.nn.Module, spec: PrunedSpec, run: Run, path: 
     agree = float((got.argmax(1) == expected.argmax(1)).float().mean())
     # Latency of the file as deployed (ONNX Runtime, CPU) next to eager, interleaved, batch 1.
     x = data.test_x[:1].contiguous()
-    feed = {"input": x.numpy()}
-    ort_runner = Runner(lambda: session.run(None, feed), host_timed=True)
-    comparison = compare([model, ort_runner], x, device="cpu", context=Context())
+    comparison = compare([model, session_runner(session, x, torch.device("cpu"))], x,
+                         device="cpu", context=Context())
     eager_ms = comparison.stats[0].median_ms
     return {"onnx": str(path), "onnx_max_abs_diff": max_diff, "onnx_test_inputs": len(data.test_x),
             "onnx_tolerance": f"atol {ONNX_ATOL:g}, rtol {ONNX_RTOL:g}",
