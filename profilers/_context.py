@@ -102,12 +102,14 @@ def prepare(model: nn.Module, example: Tensor, device: torch.device, context: Co
     on_device = all(p.device == device for p in model.parameters())
     if not on_device or dtype != torch.float32 or context.channels_last:
         model = copy.deepcopy(model)
-    model = model.to(device).eval()
-    x = example.to(device)
-    if context.runtime == "onnxruntime":
-        return _onnxruntime_runner(model, x, device, context)
-    model, x = model.to(dtype), x.to(dtype)
+    model = model.to(device, dtype).eval()
+    x = example.to(device, dtype)
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    if context.runtime == "onnxruntime":
+        with tempfile.TemporaryDirectory() as tmp:
+            path = export_onnx(model, x, Path(tmp) / "model.onnx")
+            session = onnxruntime_session(path, device, context.threads)
+        return session_runner(session, x, device, weight_bytes)
     if context.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -178,17 +180,6 @@ def onnxruntime_session(path: str | Path, device: torch.device, threads: int):
     provider_options = [{"device_id": device.index or 0}] if device.type == "cuda" else None
     return onnxruntime.InferenceSession(str(path), options, providers=_onnxruntime_providers(device),
                                         provider_options=provider_options)
-
-
-def _onnxruntime_runner(model: nn.Module, x: Tensor, device: torch.device,
-                        context: Context) -> Runner:
-    dtype = PRECISIONS[context.precision]
-    model, x = model.to(dtype), x.to(dtype)
-    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    with tempfile.TemporaryDirectory() as tmp:
-        path = export_onnx(model, x, Path(tmp) / "model.onnx")
-        session = onnxruntime_session(path, device, context.threads)
-    return session_runner(session, x, device, weight_bytes)
 
 
 def session_runner(session, x: Tensor, device: torch.device, weight_bytes: int = 0) -> Runner:

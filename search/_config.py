@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from profilers import PRECISIONS, RUNTIMES, Context
+from profilers import Context
 from search._errors import UsageError
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
@@ -85,11 +85,6 @@ class SearchConfig:
             raise UsageError(f"--timeout must be a positive number of seconds, got {self.timeout}")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"unknown --sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
-        if self.precision not in PRECISIONS:
-            raise UsageError(f"unknown --precision {self.precision!r}; valid: "
-                             f"{', '.join(PRECISIONS)}")
-        if self.runtime not in RUNTIMES:
-            raise UsageError(f"unknown --runtime {self.runtime!r}; valid: {', '.join(RUNTIMES)}")
         if self.space not in SPACES:
             raise UsageError(f"unknown --space {self.space!r}; valid: {', '.join(SPACES)}")
         if self.study_name is not None and not re.fullmatch(r"[\w.-]+", self.study_name):

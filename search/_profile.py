@@ -15,11 +15,10 @@ from profilers import (
     compare,
     count_cost,
     recommended_round_to,
-    resolve_device,
     width_steps,
 )
 from search._errors import UsageError
-from search._registry import build_model
+from search._registry import build_model, device_for
 from search._runfolder import load_pruned
 from spaces import PrunedSpec
 
@@ -40,15 +39,6 @@ def _load(name: str, num_classes: int, image_size: int) -> tuple[nn.Module, tupl
     return build_model(name, num_classes).eval(), (3, image_size, image_size)
 
 
-def _device(device: str, context: Context) -> torch.device:
-    try:
-        torch_device = resolve_device(device)
-        context.check(torch_device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
-    return torch_device
-
-
 def _runs_on(name: str, model: nn.Module, example: torch.Tensor) -> None:
     try:
         with torch.inference_mode():
@@ -63,7 +53,7 @@ def profile_steps(name: str, *, device: str = "cpu", context: Context | None = N
                   ) -> tuple[list[WidthCurve], int, dict]:
     """``profile --steps``: each layer kind's latency against its width, and ``--round-to``."""
     context = context or Context()
-    torch_device = _device(device, context)
+    torch_device = device_for(device, context)
     model, shape = _load(name, num_classes, image_size)
     example = torch.randn(1, *shape)
     _runs_on(name, model, example)
@@ -82,7 +72,7 @@ def profile(names: list[str], *, device: str = "cpu", context: Context | None = 
         >>> table[["model", "median_ms", "ratio"]]  # doctest: +SKIP
     """
     context = context or Context()
-    torch_device = _device(device, context)
+    torch_device = device_for(device, context)
     loaded = [(name, *_load(name, num_classes, image_size)) for name in names]
     shapes = {shape for _, _, shape in loaded}
     if len(shapes) > 1:

@@ -1,7 +1,8 @@
-"""Names users type for models and data, and what they resolve to.
+"""Names users type for models, data and devices, and what they resolve to.
 
 Models: the built-ins, ``torchvision:NAME`` and ``timm:NAME`` when installed, and
 ``pkg.module:factory`` (called as ``factory(num_classes=N)``). Data: ``digits`` (offline default).
+Devices: ``cpu``, ``cuda``, ``cuda:N``, checked together with the deployment context.
 """
 
 from __future__ import annotations
@@ -14,9 +15,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from profilers import Context, resolve_device
 from search._data import DATASETS, DataSplits
 from search._errors import UsageError
 from search._zoo import BUILTIN_MODELS
+
+
+def device_for(name: str, context: Context) -> torch.device:
+    """The device ``name`` stands for, checked to exist and to run ``context``; else UsageError."""
+    try:
+        device = resolve_device(name)
+        context.check(device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    return device
 
 
 def _closest_first(name: str, valid: list[str]) -> str:

@@ -21,7 +21,6 @@ from profilers import (
     compare,
     fingerprint,
     recommended_round_to,
-    resolve_device,
     width_steps,
 )
 from search import _study
@@ -29,7 +28,7 @@ from search._candidates import CandidateEvaluator, Reference, context_key, measu
 from search._config import SearchConfig
 from search._data import DataSplits
 from search._errors import BudgetUnreachable, SearchInterrupted, UsageError
-from search._registry import build_model, load_checkpoint, load_data
+from search._registry import build_model, device_for, load_checkpoint, load_data
 from search._report import write_plot, write_report
 from search._runfolder import PARETO_EXTRA_COLUMNS, RunFolder, load_pruned
 from search._train import Recipe, accuracy, train_dense
@@ -147,11 +146,7 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
         raise TypeError("give run() a SearchConfig or keyword options, not both")
     config = config or SearchConfig(**options)
     context = config.context
-    try:
-        device = resolve_device(config.device)
-        context.check(device)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
+    device = device_for(config.device, context)
     recipe = Recipe(finetune_steps=config.finetune_steps)
     latency = LatencySettings()
     data = load_data(config.data, image_size=config.image_size, seed=config.seed)
