@@ -8,9 +8,9 @@ Example:
 
 from search._config import SearchConfig
 from search._errors import BudgetUnreachable, SearchInterrupted, UsageError
-from search._pick import Run, load_run
 from search._run import run
 from search._runfolder import load_pruned
+from search._runs import Run, load_run
 
 __all__ = ["BudgetUnreachable", "Run", "SearchConfig", "SearchInterrupted", "UsageError",
            "load_pruned", "load_run", "run"]

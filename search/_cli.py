@@ -14,7 +14,7 @@ from profilers import PRECISIONS, RUNTIMES
 from search._config import SAMPLERS, SPACES, SearchConfig
 from search._errors import BudgetUnreachable, SearchInterrupted, UsageError
 
-_SUBCOMMANDS = ("run", "profile", "pick")
+_SUBCOMMANDS = ("run", "profile", "pick", "report")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,7 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     pick.add_argument("--onnx", action="store_true",
                       help="also write model.onnx, checked with ONNX Runtime against PyTorch on "
                            "the test split, and measure it against eager (needs --out)")
-    for p in (parser, run, prof, pick):
+    report = sub.add_parser("report", help="rebuild a run's reports, or compare several runs",
+                            description="With one run folder: rewrite its report.md, pareto.png "
+                                        "and report.html (also while the search is going). With "
+                                        "several: one page comparing their fronts.")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                        help="run folders (results/STUDY-NAME)")
+    report.add_argument("--out", metavar="FILE",
+                        help="where the comparison page goes (several runs; default "
+                             "compare.html here)")
+    for p in (parser, run, prof, pick, report):
         p.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -207,6 +216,31 @@ def _pick(args: argparse.Namespace) -> None:
               f"ONNX Runtime {done['onnxruntime_cpu_ms']:.3f} ms")
 
 
+def _report(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from search._report import write_reports
+    from search._report_html import comparison_table, write_comparison_html
+    from search._runs import load_run
+
+    runs = [load_run(path) for path in args.run_dirs]
+    if len(runs) == 1:
+        if args.out:
+            raise UsageError("--out names the page comparing several runs; one run's reports "
+                             "are written into its folder")
+        for path in write_reports(runs[0]):
+            print(f"wrote {path}")
+        return
+    for run in runs:
+        if not run.reference.get("budget_ms"):
+            raise UsageError(f"{run.path}: the search has not measured its dense reference yet; "
+                             f"leave it out of the comparison")
+    out = Path(args.out or "compare.html")
+    write_comparison_html(out, runs)
+    print(comparison_table(runs).to_string(index=False))
+    print(f"wrote {out}")
+
+
 def _config(args: argparse.Namespace) -> SearchConfig:
     fields = SearchConfig.__dataclass_fields__
     return SearchConfig(**{k: v for k, v in vars(args).items() if k in fields})
@@ -234,6 +268,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "pick":
             _pick(args)
+            return 0
+        if args.command == "report":
+            _report(args)
             return 0
         from search._run import run
 

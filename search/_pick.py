@@ -1,11 +1,8 @@
-"""Reading a run folder back, and picking one model from its front: ``load_run`` and ``pick``."""
+"""Picking one model from a run's front: ``choose`` and ``pick`` (and its ONNX export)."""
 
 from __future__ import annotations
 
-import json
 import logging
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +12,7 @@ from profilers import Context, compare, export_onnx, onnxruntime_session, sessio
 from search._errors import UsageError
 from search._registry import load_data
 from search._runfolder import load_pruned, save_pruned
-from search._study import pareto_mask
+from search._runs import Run, load_run
 from spaces import PrunedSpec
 
 log = logging.getLogger(__name__)
@@ -23,62 +20,6 @@ log = logging.getLogger(__name__)
 # ONNX Runtime's and PyTorch's float kernels differ in summation order; logits agreeing to this
 # absolute tolerance (after a relative one) are the same model.
 ONNX_ATOL, ONNX_RTOL = 1e-4, 1e-3
-
-
-@dataclass(frozen=True)
-class Run:
-    """A run folder's tables: ``trials`` (every trial) and ``pareto`` (the front, fastest first).
-
-    ``final`` is False while the run is still going (or was interrupted before its end): the front
-    is then computed from ``trials.csv`` with search-time latencies and no test accuracy.
-    """
-
-    path: Path
-    trials: pd.DataFrame
-    pareto: pd.DataFrame
-    reference: dict
-    config: dict
-    final: bool
-
-
-def load_run(run_dir: str | Path) -> Run:
-    """The trials and the Pareto front of a run folder, as pandas DataFrames.
-
-    Example:
-        >>> run = load_run("results/vgg16_bn-digits-cpu")  # doctest: +SKIP
-        >>> run.pareto[["trial", "latency_ms", "accuracy"]]  # doctest: +SKIP
-    """
-    path = Path(run_dir)
-    if not (path / "trials.csv").is_file() or not (path / "config.json").is_file():
-        raise UsageError(f"{path} is not a run folder (no trials.csv/config.json there); runs are "
-                         f"written to results/STUDY-NAME or --out")
-    try:
-        config = json.loads((path / "config.json").read_text())
-        reference = json.loads((path / "reference.json").read_text()) \
-            if (path / "reference.json").is_file() else {}
-        trials = pd.read_csv(path / "trials.csv")
-        final = (path / "pareto.csv").is_file()
-        if final:
-            pareto = pd.read_csv(path / "pareto.csv")
-            final = not pareto["test_accuracy"].isna().all() if len(pareto) else True
-        else:
-            pareto = _front_so_far(path, trials)
-    except (ValueError, KeyError, pd.errors.ParserError) as exc:
-        raise UsageError(f"{path}: a run file is damaged ({str(exc).splitlines()[0]}); run the "
-                         f"search again with the same --study-name to rewrite it") from None
-    return Run(path, trials, pareto, reference, config, final)
-
-
-def _front_so_far(path: Path, trials: pd.DataFrame) -> pd.DataFrame:
-    """A running search's front: feasible trials with saved models, non-dominated."""
-    scored = trials[trials["feasible"].astype(bool)]
-    if "repeat_of" in scored:
-        scored = scored[scored["repeat_of"].isna()]
-    scored = scored[[(path / "models" / f"trial-{n}.json").is_file() for n in scored["trial"]]]
-    front = scored[pareto_mask(scored["latency_ms"], scored["accuracy"])]
-    return front.assign(test_accuracy=math.nan,
-                        model_path=[f"models/trial-{n}.json" for n in front["trial"]]
-                        ).sort_values("latency_ms").reset_index(drop=True)
 
 
 def _as_fraction(accuracy: float) -> float:

@@ -1,4 +1,6 @@
-"""``report.md`` and ``pareto.png``: the front for people, in a terminal and as a picture."""
+"""``report.md``, ``pareto.png`` and ``report.html``: the front for people, in a terminal, as a
+picture and as an interactive page. All three are built from the run folder's files (``load_run``),
+so ``python -m search report RUN_DIR`` rebuilds them at any time, during a run or after it."""
 
 from __future__ import annotations
 
@@ -6,6 +8,9 @@ import math
 from pathlib import Path
 
 import pandas as pd
+
+from search._runfolder import atomic_write_bytes
+from search._runs import Run
 
 
 def _pct(value: object) -> str:
@@ -35,18 +40,51 @@ def _drift_line(drift: dict | None) -> str:
             f"{drift['measurements']} measurements)")
 
 
-def write_report(path: Path, *, config: dict, env: dict, context: str, reference: dict,
-                 trials: pd.DataFrame, pareto: pd.DataFrame, notes: list[str]) -> None:
+def run_notes(run: Run) -> list[str]:
+    """The notes the search recorded, and one saying so when the run is not finished."""
+    notes = list(run.notes)
+    if not run.final and not any("interrupted" in n for n in notes):
+        notes.insert(0, "the search is still going (or stopped before its end): latencies are "
+                        "search-time ones, not re-measured, and there is no test accuracy yet")
+    return notes
+
+
+def device_name(env: dict) -> str:
+    return env.get("gpu_name") or env.get("cpu_model") or "not recorded"
+
+
+def measured_in(run: Run) -> str:
+    return run.config.get("measured_in", "not recorded (a run folder from an older version)")
+
+
+def write_reports(run: Run) -> list[Path]:
+    """Writes ``report.md``, ``pareto.png`` and ``report.html`` into the run folder."""
+    from search._report_html import write_html
+
+    if not run.reference.get("budget_ms"):
+        from search._errors import UsageError
+
+        raise UsageError(f"{run.path}: the search has not measured its dense reference yet "
+                         f"(no budget in reference.json); nothing to report")
+    paths = [run.path / "report.md", run.path / "pareto.png", run.path / "report.html"]
+    write_report(paths[0], run)
+    write_plot(paths[1], run)
+    write_html(paths[2], run)
+    return paths
+
+
+def write_report(path: Path, run: Run) -> None:
     """Writes ``report.md``."""
+    config, env, reference = run.config, run.env, run.reference
+    trials, pareto, notes = run.trials, run.pareto, run_notes(run)
     counts = trials["state"].value_counts().to_dict()
     feasible = int(trials["feasible"].sum())
     over = int(((trials["state"] == "COMPLETE") & trials["accuracy"].isna()).sum())
     lines = [
-        f"# Pruning search: {config['model']} on {config['data']}, {env['device']}",
+        f"# Pruning search: {config['model']} on {config['data']}, {config['device']}",
         "",
-        f"- device: {env['device']} ({env.get('gpu_name') or env['cpu_model']}), torch "
-        f"{env['torch']}",
-        f"- measured in: {context}",
+        f"- device: {config['device']} ({device_name(env)}), torch {env.get('torch', '?')}",
+        f"- measured in: {measured_in(run)}",
         f"- space: {config['space']}, widths multiples of "
         f"{config.get('round_to_used', config['round_to'])}"
         + (" (--round-to auto: from this device's measured width steps)"
@@ -64,8 +102,7 @@ def write_report(path: Path, *, config: dict, env: dict, context: str, reference
         f"{feasible} feasible, {over} over budget; "
         f"{int((trials['latency_cached'] == True).sum())} latencies reused from the cache",  # noqa: E712
         "",
-        "## Pareto front (re-measured)" if not any("not re-measured" in n for n in notes)
-        else "## Pareto front (search-time latencies)",
+        "## Pareto front (re-measured)" if run.final else "## Pareto front (search-time latencies)",
         "",
         front_table(pareto).to_markdown(index=False) if len(pareto) else "No feasible trial.",
         "",
@@ -79,16 +116,18 @@ def write_report(path: Path, *, config: dict, env: dict, context: str, reference
         lines += ["## Notes", ""] + [f"- {n}" for n in notes] + [""]
     lines += ["Latencies are medians, measured interleaved with the dense model and reported as "
               "ratio x the dense model's median; `iqr_ms` is the spread of single calls.", ""]
-    path.write_text("\n".join(lines))
+    text = "\n".join(lines)
+    atomic_write_bytes(path, lambda p: p.write_text(text))
 
 
-def write_plot(path: Path, *, trials: pd.DataFrame, pareto: pd.DataFrame, reference: dict) -> None:
+def write_plot(path: Path, run: Run) -> None:
     """Writes ``pareto.png``: accuracy against latency, with the dense model and the budget."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    trials, pareto, reference = run.trials, run.pareto, run.reference
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     # Front trials are drawn once, at their re-measured latency, not again at the search-time one.
     scored = trials[trials["accuracy"].notna() & (trials["state"] == "COMPLETE")
@@ -115,5 +154,5 @@ def write_plot(path: Path, *, trials: pd.DataFrame, pareto: pd.DataFrame, refere
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_write_bytes(path, lambda p: fig.savefig(p, format="png"))
     plt.close(fig)

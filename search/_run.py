@@ -7,7 +7,6 @@ import json
 import logging
 import re
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import optuna
@@ -29,8 +28,9 @@ from search._config import SearchConfig
 from search._data import DataSplits
 from search._errors import BudgetUnreachable, SearchInterrupted, UsageError
 from search._registry import build_model, device_for, load_checkpoint, load_data
-from search._report import write_plot, write_report
+from search._report import write_reports
 from search._runfolder import PARETO_EXTRA_COLUMNS, RunFolder, load_pruned
+from search._runs import load_run
 from search._train import Recipe, accuracy, train_dense
 from spaces import PerLayerSpace, discover_groups, prune
 
@@ -165,7 +165,8 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
     space = _space(untrained, example, config, round_to)
     folder.create()
     resolved = {**config.to_dict(), "storage": _study._redacted(config.storage_url),
-                "study": config.study, "round_to_used": round_to}
+                "study": config.study, "round_to_used": round_to,
+                "measured_in": context.describe()}
     folder.write_json("config.json", resolved)
     folder.write_json("env.json", env)
     log.info("measuring the dense model and the smallest candidate on %s (%s)...", device,
@@ -190,7 +191,7 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
                                    reference, budget_ms, recipe, config.seed, folder.models, cache)
     reference_extra = {"accuracy": dense_accuracy,
                        "test_accuracy": accuracy(dense, data.test_x, data.test_y),
-                       "budget_ms": budget_ms}
+                       "budget_ms": budget_ms, "dense_widths": space.dense()}
     folder.write_reference(reference, **reference_extra)
 
     def checkpoint() -> None:
@@ -200,9 +201,9 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
         _study.run_trials(study, space, evaluator, config, on_trial=checkpoint)
     except KeyboardInterrupt:
         log.warning("interrupted: writing the finished trials and the partial front...")
-        _finish(study, folder, resolved, env, reference, reference_extra, evaluator, final=False)
+        _finish(study, folder, reference, reference_extra, evaluator, final=False)
         raise SearchInterrupted() from None
-    return _finish(study, folder, resolved, env, reference, reference_extra, evaluator, final=True)
+    return _finish(study, folder, reference, reference_extra, evaluator, final=True)
 
 
 def _remeasure(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEvaluator,
@@ -238,10 +239,9 @@ def _drift(trials: pd.DataFrame, reference: Reference, remeasured_ms: float | No
             "p90_change": float(changes.quantile(0.9))}
 
 
-def _finish(study: optuna.Study, folder: RunFolder, config: dict, env: dict,
-            reference: Reference, reference_extra: dict, evaluator: CandidateEvaluator,
-            final: bool) -> pd.DataFrame:
-    """Writes trials.csv, pareto.csv, the reference, report.md and pareto.png; returns the front."""
+def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, reference_extra: dict,
+            evaluator: CandidateEvaluator, final: bool) -> pd.DataFrame:
+    """Writes trials.csv, pareto.csv, the reference, the notes and the reports; returns the front."""
     budget_ms = evaluator.budget_ms
     trials = _study.trials_frame(study, budget_ms)
     scored = trials[trials["feasible"] & trials["repeat_of"].isna()]
@@ -281,9 +281,6 @@ def _finish(study: optuna.Study, folder: RunFolder, config: dict, env: dict,
     folder.write_reference(reference, **reference_extra)
     folder.write_csv("trials.csv", trials)
     folder.write_csv("pareto.csv", pareto)
-    reference_json = {**asdict(reference), **reference_extra}
-    write_report(folder.path / "report.md", config=config, env=env,
-                 context=evaluator.context.describe(), reference=reference_json, trials=trials,
-                 pareto=pareto, notes=notes)
-    write_plot(folder.path / "pareto.png", trials=trials, pareto=pareto, reference=reference_json)
+    folder.write_json("notes.json", notes)
+    write_reports(load_run(folder.path))
     return pareto

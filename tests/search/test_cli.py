@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -17,68 +16,13 @@ import search
 from search._data import digits
 from search._study import pareto_mask
 from search._train import accuracy
-
-ROOT = Path(__file__).resolve().parents[2]
-SMALL = ["--image-size", "16", "--finetune-steps", "2"]
-TINY = ["--model", "resnet20", *SMALL]
-PICKY_MODEL = '''
-from torch import nn
-
-class Picky(nn.Module):
-    """Fails whenever its middle layer keeps 8 or 16 channels: candidates that break, the smallest
-    among them."""
-
-    def __init__(self, num_classes=10):
-        super().__init__()
-        self.stem = nn.Conv2d(3, 16, 3, padding=1)
-        self.mid = nn.Conv2d(16, 32, 3, padding=1)
-        self.head = nn.Conv2d(32, 32, 3, padding=1)
-        self.fc = nn.Linear(32, num_classes)
-
-    def forward(self, x):
-        x = self.mid(self.stem(x).relu()).relu()
-        if x.shape[1] in (8, 16):
-            raise RuntimeError(f"picky: {x.shape[1]} channels are not allowed")
-        return self.fc(self.head(x).relu().mean((2, 3)))
-
-def picky(num_classes):
-    return Picky(num_classes)
-'''
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("cli")
-    (path / "usermodels.py").write_text(PICKY_MODEL)
-    return path
-
-
-def cli(workdir, *args, timeout=300):
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{workdir}"}
-    return subprocess.run([sys.executable, "-m", "search", *args], cwd=workdir, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def assert_one_line_error(result, code, *fragments):
-    assert result.returncode == code, result.stderr
-    assert "Traceback" not in result.stderr
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: ")
-    for fragment in fragments:
-        assert fragment in last
-
-
-@pytest.fixture(scope="module")
-def first_run(workdir):
-    result = cli(workdir, "--budget-ratio", "0.9", "--trials", "5", "--study-name", "e2e", *TINY)
-    assert result.returncode == 0, result.stderr
-    return workdir / "results" / "e2e", result
+from tests.search.runs import ROOT, SMALL, TINY, assert_one_line_error, cli
 
 
 def test_run_writes_every_file_with_the_named_columns(first_run):
     run_dir, result = first_run
     for name in ("config.json", "env.json", "reference.json", "trials.csv", "pareto.csv",
-                 "report.md", "pareto.png", "study.db"):
+                 "report.md", "pareto.png", "report.html", "notes.json", "study.db"):
         assert (run_dir / name).is_file(), name
     trials = pd.read_csv(run_dir / "trials.csv")
     contract = ["trial", "state", "feasible", "latency_ms", "latency_iqr_ms", "macs", "params",
@@ -122,14 +66,6 @@ def test_saved_models_reload_without_pickles_and_match_the_report(first_run):
     kept = {p.name for p in (run_dir / "models").iterdir()}
     assert kept == {f"trial-{n}.{ext}" for n in search_front for ext in ("json", "pt")}
     assert set(pareto["trial"]) <= set(search_front)
-
-
-@pytest.fixture(scope="module")
-def run_copy(first_run, tmp_path_factory):
-    """The first run as it was, for tests that must not see later runs change it."""
-    copy = tmp_path_factory.mktemp("copy") / "e2e"
-    shutil.copytree(first_run[0], copy)
-    return copy
 
 
 def test_load_run_gives_the_tables_and_parquet_keeps_the_columns(run_copy):

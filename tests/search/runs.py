@@ -1,0 +1,48 @@
+"""Running the CLI as a user does, for the tests: a real subprocess, real files, real exit codes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["--image-size", "16", "--finetune-steps", "2"]
+TINY = ["--model", "resnet20", *SMALL]
+PICKY_MODEL = '''
+from torch import nn
+
+class Picky(nn.Module):
+    """Fails whenever its middle layer keeps 8 or 16 channels: candidates that break, the smallest
+    among them."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.mid = nn.Conv2d(16, 32, 3, padding=1)
+        self.head = nn.Conv2d(32, 32, 3, padding=1)
+        self.fc = nn.Linear(32, num_classes)
+
+    def forward(self, x):
+        x = self.mid(self.stem(x).relu()).relu()
+        if x.shape[1] in (8, 16):
+            raise RuntimeError(f"picky: {x.shape[1]} channels are not allowed")
+        return self.fc(self.head(x).relu().mean((2, 3)))
+
+def picky(num_classes):
+    return Picky(num_classes)
+'''
+
+
+def cli(workdir, *args, timeout=300):
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{workdir}"}
+    return subprocess.run([sys.executable, "-m", "search", *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def assert_one_line_error(result, code, *fragments):
+    assert result.returncode == code, result.stderr
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in last
