@@ -161,9 +161,6 @@ def _context(run: Run) -> str:
         ("model / data", f"{config['model']} on {config['data']} ({config.get('image_size')} px)"),
         ("device", f"{config['device']}: {device_name(env)}, {env.get('cpu_count', '?')} CPUs"),
         ("measured in", measured_in(run)),
-        ("batch / precision / runtime",
-         f"{config.get('batch_size')} / {config.get('precision', 'fp32')} / "
-         f"{config.get('runtime', 'eager')}"),
         ("software", f"python {env.get('python', '?')}, torch {env.get('torch', '?')}"
                      + (f", CUDA {env['cuda']}" if env.get("cuda") else "")
                      + (f", {packages}" if packages else "")),

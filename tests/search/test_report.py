@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from html.parser import HTMLParser
 
 import pandas as pd
@@ -140,3 +141,12 @@ def test_report_bad_input_is_one_line(run_dir, tmp_path, workdir, setup, args, f
     if setup == "no-reference":
         (run_dir / "reference.json").unlink()
     assert_one_line_error(cli(workdir, "report", str(target), *args), 2, fragment)
+
+
+def test_import_search_loads_no_plotting_library():
+    # Reports import plotly and matplotlib when they are written, not when search is imported.
+    code = "import sys, search; print(sorted(m for m in ('plotly', 'matplotlib', 'ray') " \
+           "if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
