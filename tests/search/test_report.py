@@ -69,6 +69,32 @@ def _chromium_dom(page):
     return result.stdout
 
 
+# Clicks the front's second button ("MACs") the way a user does, once plotly has drawn it.
+_CLICK_MACS = """<script>setTimeout(function () {
+  var buttons = document.querySelectorAll('#front .updatemenu-button');
+  buttons[1].dispatchEvent(new MouseEvent('click', {bubbles: true}));
+}, 500);</script></body>"""
+
+
+def test_the_macs_button_switches_the_x_axis(run_dir, tmp_path):
+    page = (run_dir / "report.html").read_text()
+    clicked = tmp_path / "clicked.html"
+    clicked.write_text(page.replace("</body>", _CLICK_MACS))
+    before, after = _front_svg(_chromium_dom(run_dir / "report.html")), \
+        _front_svg(_chromium_dom(clicked))
+    title = r'class="xtitle"[^>]*>([^<]*)<'
+    assert re.findall(title, before) == ["latency (ms, measured)"]
+    assert re.findall(title, after) == ["MACs (millions)"]
+    assert "budget " in before and "budget " not in after  # the budget is a latency
+
+
+def _front_svg(dom):
+    """The front chart as drawn, without the figure's JSON."""
+    start = dom.index('id="front"')
+    chart = dom[start:dom.index('<div id="widths-', start)]
+    return re.sub(r"<script[^>]*>.*?</script>", "", chart, flags=re.S)
+
+
 def _points_per_trace(dom, div_id):
     """Markers (or bars) plotly drew in each trace of one chart, in trace order."""
     start = dom.index(f'id="{div_id}"')
