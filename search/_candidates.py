@@ -115,6 +115,7 @@ class CandidateEvaluator:
     seed: int
     models_dir: Path
     cache: LatencyCache | None = None
+    trial_timeout: float | None = None
     _dense_runner: Runner | None = field(default=None, init=False, repr=False)
 
     def dense_runner(self) -> Runner:
@@ -172,9 +173,11 @@ class CandidateEvaluator:
     def evaluate(self, number: int, allocation: Allocation) -> CandidateResult:
         """Scores one candidate; a feasible one is fine-tuned, validated and saved as trial-N."""
         began = time.perf_counter()
+        deadline = None if self.trial_timeout is None else began + self.trial_timeout
         pruned, result = self.measure(allocation)
         if result.feasible:
-            finetune(pruned, self.data, self.recipe, seed=self.seed * 100_003 + number)
+            finetune(pruned, self.data, self.recipe, seed=self.seed * 100_003 + number,
+                     deadline=deadline)
             result.accuracy = accuracy(pruned, self.data.val_x, self.data.val_y)
             spec = PrunedSpec(self.model_name, self.data.num_classes, tuple(self.example[:1].shape),
                               dict(allocation), weights=f"trial-{number}.pt")

@@ -1,18 +1,28 @@
 """``python -m search``: the command line. The only place that prints or configures logging.
 
-Exit codes: 0 done; 2 bad input; 3 budget unreachable; 130 interrupted; 1 unexpected.
+Exit codes: 0 done; 1 a bug; 2 bad input; 3 budget unreachable; 4 most of the first trials
+failed; 5 disk full or the study's storage failed or is damaged; 130 Ctrl-C; 143 SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 import traceback
 
 from profilers import PRECISIONS, RUNTIMES
 from search._config import SAMPLERS, SPACES, SearchConfig
-from search._errors import BudgetUnreachable, SearchInterrupted, UsageError
+from search._errors import (
+    BudgetUnreachable,
+    SearchInterrupted,
+    StorageFailed,
+    Terminated,
+    TooManyFailures,
+    UsageError,
+)
 
 _SUBCOMMANDS = ("run", "profile", "pick", "report")
 
@@ -67,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="trials to add in this run (default %(default)s)")
     run.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
                      help="stop starting trials after this long")
+    run.add_argument("--trial-timeout", type=_positive_float, metavar="SECONDS",
+                     help="a candidate still fine-tuning after this long is recorded as failed "
+                          "and the search goes on")
     run.add_argument("--sampler", default=d["sampler"].default, choices=SAMPLERS)
     _add_context_flags(run)
     run.add_argument("--no-latency-cache", dest="latency_cache", action="store_false",
@@ -255,7 +268,23 @@ def _print_front(pareto) -> None:
         print("no feasible trial yet: raise the budget or add trials")
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Runs the command line; returns the exit code."""
+    if threading.current_thread() is not threading.main_thread():
+        return _main(argv)
+    # SIGTERM (a scheduler, `kill`) stops the search as Ctrl-C does: results written, exit 143.
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _main(argv)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*_SUBCOMMANDS, "-h", "--help"):
         argv = ["run", *argv]
@@ -279,17 +308,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nPareto front ({len(pareto)} models) in {config.run_dir}:")
         _print_front(pareto)
         return 0
-    except (UsageError, BudgetUnreachable) as exc:
-        if debug:
-            traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except (SearchInterrupted, KeyboardInterrupt):
+    except (UsageError, BudgetUnreachable, TooManyFailures, StorageFailed) as exc:
+        return _fail(exc, exc.exit_code, debug)
+    except SearchInterrupted as exc:
         print("interrupted: finished trials and the partial front were written", file=sys.stderr)
-        return SearchInterrupted.exit_code
+        return exc.exit_code
+    except KeyboardInterrupt as exc:  # outside a search: nothing to write
+        print("interrupted", file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
     except Exception as exc:  # the last line of defence: one line, traceback only with --debug
-        if debug:
-            traceback.print_exc()
+        from search._faults import is_machine_error, machine_message
+
+        if is_machine_error(exc):
+            return _fail(StorageFailed(machine_message(exc)), StorageFailed.exit_code, debug)
         line = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        print(f"error: unexpected {line} (rerun with --debug for the traceback)", file=sys.stderr)
-        return 1
+        return _fail(RuntimeError(f"unexpected {line} (rerun with --debug for the traceback)"),
+                     1, debug)
+
+
+def _fail(exc: BaseException, code: int, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(f"error: {exc}", file=sys.stderr)
+    return code

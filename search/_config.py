@@ -42,6 +42,7 @@ class SearchConfig:
     space: str = "per-layer"
     trials: int = 40
     timeout: float | None = None
+    trial_timeout: float | None = None
     sampler: str = "tpe"
     batch_size: int = 1
     threads: int = 1
@@ -83,6 +84,9 @@ class SearchConfig:
             raise UsageError(f"--image-size must be at least 8 pixels, got {self.image_size}")
         if self.timeout is not None and not self.timeout > 0:
             raise UsageError(f"--timeout must be a positive number of seconds, got {self.timeout}")
+        if self.trial_timeout is not None and not self.trial_timeout > 0:
+            raise UsageError(f"--trial-timeout must be a positive number of seconds, got "
+                             f"{self.trial_timeout}")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"unknown --sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
         if self.space not in SPACES:
@@ -104,7 +108,13 @@ class SearchConfig:
 
     @property
     def storage_url(self) -> str:
-        return self.storage or f"sqlite:///{(self.run_dir / 'study.db').as_posix()}"
+        """``--storage``, else the run folder's journal file (``study.db`` of older runs is kept)."""
+        if self.storage:
+            return self.storage
+        legacy = self.run_dir / "study.db"
+        if legacy.is_file():
+            return f"sqlite:///{legacy.as_posix()}"
+        return (self.run_dir / "study.journal").as_posix()
 
     @property
     def context(self) -> Context:

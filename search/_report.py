@@ -40,10 +40,14 @@ def _drift_line(drift: dict | None) -> str:
             f"{drift['measurements']} measurements)")
 
 
+# How the note of a run that stopped before its end begins (Ctrl-C, SIGTERM, too many failures).
+STOPPED_NOTE = "stopped before the end:"
+
+
 def run_notes(run: Run) -> list[str]:
     """The notes the search recorded, and one saying so when the run is not finished."""
     notes = list(run.notes)
-    if not run.final and not any("interrupted" in n for n in notes):
+    if not run.final and not any(n.startswith(STOPPED_NOTE) for n in notes):
         notes.insert(0, "the search is still going (or stopped before its end): latencies are "
                         "search-time ones, not re-measured, and there is no test accuracy yet")
     return notes

@@ -26,10 +26,16 @@ from search import _study
 from search._candidates import CandidateEvaluator, Reference, context_key, measure_reference
 from search._config import SearchConfig
 from search._data import DataSplits
-from search._errors import BudgetUnreachable, SearchInterrupted, UsageError
+from search._errors import (
+    BudgetUnreachable,
+    SearchInterrupted,
+    Terminated,
+    TooManyFailures,
+    UsageError,
+)
 from search._registry import build_model, device_for, load_checkpoint, load_data
-from search._report import write_reports
-from search._runfolder import PARETO_EXTRA_COLUMNS, RunFolder, load_pruned
+from search._report import STOPPED_NOTE, write_reports
+from search._runfolder import PARETO_EXTRA_COLUMNS, RunFolder, atomic_write_bytes, load_pruned
 from search._runs import load_run
 from search._train import Recipe, accuracy, train_dense
 from spaces import PerLayerSpace, discover_groups, prune
@@ -63,7 +69,7 @@ def _dense_model(config: SearchConfig, data: DataSplits, recipe: Recipe) -> nn.M
     began = time.perf_counter()
     train_dense(model, data, recipe, seed=config.seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), path)
+    atomic_write_bytes(path, lambda p: torch.save(model.state_dict(), p))
     log.info("dense baseline: trained in %.0f s, saved %s", time.perf_counter() - began, path)
     return model.eval()
 
@@ -188,7 +194,8 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
     dense_accuracy = accuracy(dense, data.val_x, data.val_y)
     log.info("dense accuracy: val %.2f%%", 100 * dense_accuracy)
     evaluator = CandidateEvaluator(dense, config.model, data, example, device, latency, context,
-                                   reference, budget_ms, recipe, config.seed, folder.models, cache)
+                                   reference, budget_ms, recipe, config.seed, folder.models, cache,
+                                   config.trial_timeout)
     reference_extra = {"accuracy": dense_accuracy,
                        "test_accuracy": accuracy(dense, data.test_x, data.test_y),
                        "budget_ms": budget_ms, "dense_widths": space.dense()}
@@ -199,11 +206,16 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
 
     try:
         _study.run_trials(study, space, evaluator, config, on_trial=checkpoint)
-    except KeyboardInterrupt:
-        log.warning("interrupted: writing the finished trials and the partial front...")
-        _finish(study, folder, reference, reference_extra, evaluator, final=False)
-        raise SearchInterrupted() from None
-    return _finish(study, folder, reference, reference_extra, evaluator, final=True)
+    except KeyboardInterrupt as exc:
+        signal = "SIGTERM" if isinstance(exc, Terminated) else "interrupted"
+        log.warning("%s: writing the finished trials and the partial front...", signal)
+        _finish(study, folder, reference, reference_extra, evaluator,
+                stopped=f"{signal}: latencies not re-measured, test accuracy not computed")
+        raise SearchInterrupted(143 if isinstance(exc, Terminated) else 130) from None
+    except TooManyFailures as exc:
+        _finish(study, folder, reference, reference_extra, evaluator, stopped=str(exc))
+        raise
+    return _finish(study, folder, reference, reference_extra, evaluator)
 
 
 def _remeasure(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEvaluator,
@@ -240,16 +252,20 @@ def _drift(trials: pd.DataFrame, reference: Reference, remeasured_ms: float | No
 
 
 def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, reference_extra: dict,
-            evaluator: CandidateEvaluator, final: bool) -> pd.DataFrame:
-    """Writes trials.csv, pareto.csv, the reference, the notes and the reports; returns the front."""
+            evaluator: CandidateEvaluator, stopped: str | None = None) -> pd.DataFrame:
+    """Writes trials.csv, pareto.csv, the reference, the notes and the reports; returns the front.
+    ``stopped`` says why the run ended early: the front is then not re-measured."""
+    final = stopped is None
     budget_ms = evaluator.budget_ms
     trials = _study.trials_frame(study, budget_ms)
     scored = trials[trials["feasible"] & trials["repeat_of"].isna()]
     front = scored[_study.pareto_mask(scored["latency_ms"], scored["accuracy"])]
-    # A dominated trial stays dominated whatever later trials find, so its weights can go.
-    folder.remove_models_except(set(front["trial"]))
+    # A finished, dominated trial stays dominated whatever later trials find, so its weights can
+    # go; those of running trials (other workers on the same study) stay.
+    finished = set(trials.loc[trials["state"] != "RUNNING", "trial"])
+    folder.remove_models(finished - set(front["trial"]))
     notes = []
-    saved = front["trial"].map(lambda n: folder.model_json(n).exists())
+    saved = front["trial"].map(lambda n: folder.model_json(n).exists()).astype(bool)
     for number in front.loc[~saved, "trial"]:
         notes.append(f"trial {number} is on the front but its saved model is missing: left off")
     front = front[saved]
@@ -265,7 +281,7 @@ def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, refere
     else:
         front = front.assign(test_accuracy=float("nan"))
         if not final:
-            notes.append("interrupted: latencies not re-measured, test accuracy not computed")
+            notes.append(f"{STOPPED_NOTE} {stopped}")
     drift = _drift(trials, reference, reference_extra.get("remeasured_latency_ms"))
     reference_extra = {**reference_extra, "drift": drift}
     if drift["p90_change"] is not None and drift["p90_change"] > _DRIFT_NOTE:

@@ -80,13 +80,12 @@ class RunFolder:
     def model_json(self, trial: int) -> Path:
         return self.models / f"trial-{trial}.json"
 
-    def remove_models_except(self, keep: set[int]) -> int:
-        """Deletes saved models of trials not in ``keep``; returns how many were removed."""
+    def remove_models(self, trials: set[int]) -> int:
+        """Deletes the saved models of these trials; returns how many were removed."""
         removed = 0
         for json_path in self.models.glob("trial-*.json"):
-            number = int(json_path.stem.split("-", 1)[1])
-            if number not in keep:
+            if int(json_path.stem.split("-", 1)[1]) in trials:
                 json_path.with_suffix(".pt").unlink(missing_ok=True)
-                json_path.unlink()
+                json_path.unlink(missing_ok=True)
                 removed += 1
         return removed

@@ -82,7 +82,9 @@ def _front_so_far(path: Path, trials: pd.DataFrame) -> pd.DataFrame:
     scored = trials[trials["feasible"].astype(bool)]
     if "repeat_of" in scored:
         scored = scored[scored["repeat_of"].isna()]
-    scored = scored[[(path / "models" / f"trial-{n}.json").is_file() for n in scored["trial"]]]
+    saved = pd.Series([(path / "models" / f"trial-{n}.json").is_file() for n in scored["trial"]],
+                      index=scored.index, dtype=bool)
+    scored = scored[saved]
     front = scored[pareto_mask(scored["latency_ms"], scored["accuracy"])]
     return front.assign(test_accuracy=math.nan,
                         model_path=[f"models/trial-{n}.json" for n in front["trial"]]

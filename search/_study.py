@@ -13,14 +13,20 @@ import logging
 import math
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 
 import optuna
 import pandas as pd
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 from search._candidates import CandidateEvaluator, CandidateResult
 from search._config import SearchConfig
-from search._errors import UsageError
+from search._errors import StorageFailed, TooManyFailures, UsageError
+from search._faults import failure_kind, failure_reason, is_machine_error, machine_message
+from search._liveness import claim, fail_abandoned, heartbeat
 from spaces import Allocation, PerLayerSpace
 
 log = logging.getLogger(__name__)
@@ -33,6 +39,8 @@ TRIAL_COLUMNS = ["trial", "state", "feasible", "latency_ms", "latency_iqr_ms", "
 TRIAL_EXTRA_COLUMNS = ["repeat_of", "fail_reason", "latency_cached", "dense_ms_now"]
 _CONFIG_ATTR = "hwprune_config"
 _CONSTRAINT = "latency_over_budget_ms"  # ≤ 0 is feasible, as Optuna's constraints read
+# When more than half of a run's first trials fail, the model, data or space is broken: stop.
+_EARLY_TRIALS = 8
 # Uniform candidates tried first in a new study: they anchor the front across the latency range
 # that random start-up trials (whose per-group fractions average out near the middle) rarely reach.
 _WARM_START_FRACTIONS = (0.25, 0.5, 0.75)
@@ -50,17 +58,50 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
+def _journal(path: Path) -> JournalStorage:
+    """The journal file storage: appends under a file lock, safe for several processes on one
+    machine (SQLite's creation race and locking are not). A last line cut short by a kill is
+    an append that never completed: it is dropped, else every later read would fail."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_file() and path.stat().st_size:
+        with path.open("rb+") as f:
+            data = f.read()
+            if not data.endswith(b"\n"):
+                keep = data.rfind(b"\n") + 1
+                f.truncate(keep)
+                log.warning("%s: dropped %d bytes of an append that never completed", path,
+                            len(data) - keep)
+    # A lock left by a killed process is broken after 10 s (appends take milliseconds).
+    lock = JournalFileSymlinkLock(str(path), grace_period=10)
+    return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
+
+
+def _storage(url: str) -> str | JournalStorage:
+    """A database URL (sqlite://, postgresql://) as Optuna takes it, else a journal file path."""
+    return url if "://" in url else _journal(Path(url))
+
+
 def open_study(config: SearchConfig) -> optuna.Study:
-    """Creates the study, or resumes it when its stored configuration matches this one."""
+    """Creates the study, or resumes it when its stored configuration matches this one; trials
+    left RUNNING by a process that died are marked failed first."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    url = config.storage_url
     try:
         study = optuna.create_study(
-            storage=config.storage_url, study_name=config.study, load_if_exists=True,
+            storage=_storage(url), study_name=config.study, load_if_exists=True,
             directions=["maximize", "minimize"],
             sampler=make_sampler(config.sampler, config.seed),
         )
-    except (ValueError, ImportError) as exc:
-        raise UsageError(f"--storage: cannot open {_redacted(config.storage_url)} ({exc})") from None
+    except ImportError as exc:
+        raise UsageError(f"--storage {_redacted(url)}: {exc}") from None
+    except Exception as exc:
+        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "://" not in url or is_machine_error(exc) or "not a database" in line:
+            raise StorageFailed(
+                f"the study storage {_redacted(url)} is damaged or unreadable ({line}); move it "
+                f"aside and run again to start a new study (trials.csv keeps the finished "
+                f"trials)") from None
+        raise UsageError(f"--storage: cannot open {_redacted(url)} ({line})") from None
     stored = study.user_attrs.get(_CONFIG_ATTR)
     identity = config.identity()
     if stored is None:
@@ -75,6 +116,7 @@ def open_study(config: SearchConfig) -> optuna.Study:
             raise UsageError(
                 f"study {config.study!r} was run with --{key.replace('_', '-')} {stored.get(key)}, "
                 f"not {identity[key]}; use another --study-name to start a new study")
+    fail_abandoned(study)
     return study
 
 
@@ -104,6 +146,13 @@ def _completed_by_allocation(study: optuna.Study) -> dict[str, int]:
     return {t.user_attrs["allocation"]: t.number for t in done if "allocation" in t.user_attrs}
 
 
+def _constraint(attrs: dict, budget_ms: float) -> float:
+    """Latency over the budget (≤ 0 feasible); a failed candidate counts as a budget over."""
+    if "fail_reason" in attrs:
+        return budget_ms
+    return attrs["latency_ms"] - budget_ms
+
+
 def _tell_result(study: optuna.Study, trial: optuna.Trial, result: CandidateResult,
                  allocation_key: str, budget_ms: float) -> None:
     attrs = {"allocation": allocation_key, "latency_ms": result.latency_ms,
@@ -118,6 +167,17 @@ def _tell_result(study: optuna.Study, trial: optuna.Trial, result: CandidateResu
     accuracy = result.accuracy if result.accuracy is not None else 0.0
     trial.set_constraint(_CONSTRAINT, result.latency_ms - budget_ms)
     study.tell(trial, [accuracy, result.latency_ms])
+
+
+def _tell_failure(study: optuna.Study, trial: optuna.Trial, reason: str, allocation_key: str,
+                  budget_ms: float, dense_ms: float) -> None:
+    """A candidate that broke. Optuna's samplers ignore FAIL trials, so it is told as an
+    infeasible one (no accuracy, the dense model's latency, the constraint violated): the sampler
+    then steers away from that region. ``fail_reason`` marks it; trials.csv shows it as FAIL."""
+    trial.set_user_attr("allocation", allocation_key)
+    trial.set_user_attr("fail_reason", reason)
+    trial.set_constraint(_CONSTRAINT, _constraint({"fail_reason": reason}, budget_ms))
+    study.tell(trial, [0.0, dense_ms])
 
 
 def _progress(number: int, result: CandidateResult, budget_ms: float) -> str:
@@ -139,7 +199,7 @@ def run_trials(study: optuna.Study, space: PerLayerSpace, evaluator: CandidateEv
         for fraction in _warm_start(space.fractions):
             study.enqueue_trial({g.name: fraction for g in space.searchable})
     seen = _completed_by_allocation(study)
-    began, ran = time.perf_counter(), 0
+    began, ran, failures = time.perf_counter(), 0, Counter()
     while ran < config.trials:
         if config.timeout is not None and time.perf_counter() - began > config.timeout:
             log.info("timeout of %.0f s reached after %d trials", config.timeout, ran)
@@ -147,28 +207,66 @@ def run_trials(study: optuna.Study, space: PerLayerSpace, evaluator: CandidateEv
         trial = study.ask()
         ran += 1
         try:
-            allocation = _suggest(trial, space)
-            key = json.dumps(allocation, sort_keys=True)
-            earlier = study.get_trials(deepcopy=False)[seen[key]] if key in seen else None
-            if earlier is not None and _still_valid(earlier, evaluator.budget_ms):
-                _repeat(study, trial, earlier, evaluator.budget_ms)
-            else:
-                result = evaluator.evaluate(trial.number, allocation)
-                _tell_result(study, trial, result, key, evaluator.budget_ms)
-                seen[key] = trial.number
-                log.info(_progress(trial.number, result, evaluator.budget_ms))
+            claim(trial)
+            with heartbeat(trial):
+                failed = _run_one(study, trial, space, evaluator, seen)
         except KeyboardInterrupt:
-            trial.set_user_attr("fail_reason", "interrupted")
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            _give_up(study, trial, "interrupted")
             raise
-        except Exception as exc:  # any candidate may fail; record why and go on
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-            trial.set_user_attr("fail_reason", reason)
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            log.warning("trial %3d  failed: %s", trial.number, reason)
+        except Exception as exc:  # storage or disk (or a bug of ours): never the candidate's
+            _give_up(study, trial, f"stopped: {failure_reason(exc)}")
+            if is_machine_error(exc):
+                raise StorageFailed(machine_message(exc)) from exc
+            raise
+        if failed:
+            failures[failed] += 1
         if on_trial is not None:
             on_trial()
+        if ran == min(config.trials, _EARLY_TRIALS) and sum(failures.values()) > ran / 2:
+            counted = ", ".join(f"{n}x {kind}" for kind, n in failures.most_common())
+            raise TooManyFailures(
+                f"{sum(failures.values())} of the first {ran} trials failed ({counted}); the "
+                f"model, data or space is likely broken: see fail_reason in trials.csv, or "
+                f"run with --debug")
     return ran
+
+
+def _run_one(study: optuna.Study, trial: optuna.Trial, space: PerLayerSpace,
+             evaluator: CandidateEvaluator, seen: dict[str, int]) -> str | None:
+    """Samples, scores and tells one trial; returns the failure kind if the candidate broke.
+    Errors of the machine or the storage propagate: they are not the candidate's."""
+    allocation = _suggest(trial, space)
+    key = json.dumps(allocation, sort_keys=True)
+    earlier = study.get_trials(deepcopy=False)[seen[key]] if key in seen else None
+    if earlier is not None and _still_valid(earlier, evaluator.budget_ms):
+        _repeat(study, trial, earlier, evaluator.budget_ms)
+        reason = earlier.user_attrs.get("fail_reason")
+        return reason.split(":", 1)[0] if reason else None
+    try:
+        result = evaluator.evaluate(trial.number, allocation)
+    except Exception as exc:  # any candidate may break; record why and go on
+        if is_machine_error(exc):
+            raise
+        reason = failure_reason(exc)
+        _tell_failure(study, trial, reason, key, evaluator.budget_ms,
+                      evaluator.reference.latency_ms)
+        seen[key] = trial.number
+        log.warning("trial %3d  failed: %s", trial.number, reason)
+        return failure_kind(exc)
+    _tell_result(study, trial, result, key, evaluator.budget_ms)
+    seen[key] = trial.number
+    log.info(_progress(trial.number, result, evaluator.budget_ms))
+    return None
+
+
+def _give_up(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+    """Marks the running trial FAIL on the way out; if the storage cannot take even that, the
+    next start finds the trial abandoned (its process is gone) and marks it then."""
+    try:
+        trial.set_user_attr("fail_reason", reason)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    except Exception as exc:
+        log.debug("could not mark trial %d failed: %s", trial.number, exc)
 
 
 def _warm_start(grid: tuple[float, ...]) -> list[float]:
@@ -181,6 +279,8 @@ def _still_valid(earlier: optuna.trial.FrozenTrial, budget_ms: float) -> bool:
     """Whether an earlier score of the same widths can stand: it was fine-tuned, or it is still
     over this run's budget (a larger budget on resume makes it worth fine-tuning after all)."""
     attrs = earlier.user_attrs
+    if "fail_reason" in attrs:  # the same widths break the same way
+        return True
     return attrs.get("accuracy") is not None or attrs["latency_ms"] > budget_ms
 
 
@@ -191,7 +291,7 @@ def _repeat(study: optuna.Study, trial: optuna.Trial, earlier: optuna.trial.Froz
         trial.set_user_attr(key, value)
     trial.set_user_attr("repeat_of", earlier.number)
     trial.set_user_attr("seconds", 0.0)
-    trial.set_constraint(_CONSTRAINT, earlier.user_attrs["latency_ms"] - budget_ms)
+    trial.set_constraint(_CONSTRAINT, _constraint(earlier.user_attrs, budget_ms))
     study.tell(trial, earlier.values)
     log.info("trial %3d  same widths as trial %d: reused its scores", trial.number, earlier.number)
 
@@ -206,7 +306,7 @@ def trials_frame(study: optuna.Study, budget_ms: float) -> pd.DataFrame:
         accuracy = a.get("accuracy")
         rows.append({
             "trial": t.number,
-            "state": t.state.name,
+            "state": "FAIL" if "fail_reason" in a else t.state.name,
             "feasible": bool(t.state.name == "COMPLETE" and accuracy is not None
                              and latency is not None and latency <= budget_ms),
             "latency_ms": latency,
@@ -239,4 +339,4 @@ def pareto_mask(latency_ms: pd.Series, accuracy: pd.Series) -> pd.Series:
         if accuracy.iloc[i] > best:
             keep[i] = True
             best = accuracy.iloc[i]
-    return pd.Series(keep, index=latency_ms.index)
+    return pd.Series(keep, index=latency_ms.index, dtype=bool)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from search._data import DataSplits
+from search._faults import TrialTimeLimit
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +54,13 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 256) -> f
     return correct / len(y)
 
 
+def _check(deadline: float | None) -> None:
+    if deadline is not None and time.perf_counter() > deadline:
+        raise TrialTimeLimit("still fine-tuning at --trial-timeout")
+
+
 def _sgd_steps(model: nn.Module, data: DataSplits, steps: int, lr: float, batch_size: int,
-               generator: torch.Generator, schedule: str) -> None:
+               generator: torch.Generator, schedule: str, deadline: float | None = None) -> None:
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4,
                                 nesterov=True)
@@ -63,6 +70,7 @@ def _sgd_steps(model: nn.Module, data: DataSplits, steps: int, lr: float, batch_
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     batches = data.train_batches(batch_size, generator)
     for _ in range(steps):
+        _check(deadline)
         x, y = next(batches)
         loss = F.cross_entropy(model(x), y)
         if not torch.isfinite(loss):
@@ -102,11 +110,15 @@ def recalibrate_bn(model: nn.Module, data: DataSplits, batches: int, batch_size:
     model.eval()
 
 
-def finetune(model: nn.Module, data: DataSplits, recipe: Recipe, seed: int) -> None:
-    """The quick fine-tune of a pruned candidate, in place: BN recalibration, then N steps."""
+def finetune(model: nn.Module, data: DataSplits, recipe: Recipe, seed: int,
+             deadline: float | None = None) -> None:
+    """The quick fine-tune of a pruned candidate, in place: BN recalibration, then N steps.
+
+    Raises TrialTimeLimit between steps once ``time.perf_counter()`` passes ``deadline``."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
+    _check(deadline)
     recalibrate_bn(model, data, recipe.bn_batches, recipe.batch_size, generator)
     if recipe.finetune_steps > 0:
         _sgd_steps(model, data, recipe.finetune_steps, recipe.finetune_lr, recipe.batch_size,
-                   generator, "cosine")
+                   generator, "cosine", deadline)

@@ -9,14 +9,16 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--image-size", "16", "--finetune-steps", "2"]
 TINY = ["--model", "resnet20", *SMALL]
 PICKY_MODEL = '''
+import torch
 from torch import nn
 
 class Picky(nn.Module):
-    """Fails whenever its middle layer keeps 8 or 16 channels: candidates that break, the smallest
-    among them."""
+    """Raises whenever its middle layer keeps one of ``fails`` channel counts, and trains to a NaN
+    loss when it keeps ``nan`` channels: candidates that break."""
 
-    def __init__(self, num_classes=10):
+    def __init__(self, num_classes=10, fails=(8,), nan=None):
         super().__init__()
+        self.fails, self.nan = fails, nan
         self.stem = nn.Conv2d(3, 16, 3, padding=1)
         self.mid = nn.Conv2d(16, 32, 3, padding=1)
         self.head = nn.Conv2d(32, 32, 3, padding=1)
@@ -24,12 +26,22 @@ class Picky(nn.Module):
 
     def forward(self, x):
         x = self.mid(self.stem(x).relu()).relu()
-        if x.shape[1] in (8, 16):
+        if x.shape[1] in self.fails:
             raise RuntimeError(f"picky: {x.shape[1]} channels are not allowed")
-        return self.fc(self.head(x).relu().mean((2, 3)))
+        out = self.fc(self.head(x).relu().mean((2, 3)))
+        if self.training and x.shape[1] == self.nan:
+            out = out * float("nan")
+        return out
 
 def picky(num_classes):
     return Picky(num_classes)
+
+def broken(num_classes):
+    """Breaks whenever it is pruned at all."""
+    return Picky(num_classes, fails=(8, 16, 24))
+
+def nan_at_16(num_classes):
+    return Picky(num_classes, fails=(), nan=16)
 '''
 
 

@@ -22,7 +22,7 @@ from tests.search.runs import ROOT, SMALL, TINY, assert_one_line_error, cli
 def test_run_writes_every_file_with_the_named_columns(first_run):
     run_dir, result = first_run
     for name in ("config.json", "env.json", "reference.json", "trials.csv", "pareto.csv",
-                 "report.md", "pareto.png", "report.html", "notes.json", "study.db"):
+                 "report.md", "pareto.png", "report.html", "notes.json", "study.journal"):
         assert (run_dir / name).is_file(), name
     trials = pd.read_csv(run_dir / "trials.csv")
     contract = ["trial", "state", "feasible", "latency_ms", "latency_iqr_ms", "macs", "params",
@@ -219,11 +219,42 @@ def test_a_failing_candidate_is_recorded_and_the_search_goes_on(workdir):
     run_dir = workdir / "results" / "picky"
     trials = pd.read_csv(run_dir / "trials.csv")
     # Warm start tries keep fractions 0.25, 0.5, 0.75: the middle layer keeps 8, 16, 24 channels.
-    assert trials["state"].tolist()[:3] == ["FAIL", "FAIL", "COMPLETE"]
+    assert trials["state"].tolist()[:3] == ["FAIL", "COMPLETE", "COMPLETE"]
+    assert trials["fail_reason"][0] == "RuntimeError: picky: 8 channels are not allowed"
+    assert not trials["feasible"][0]
     report = (run_dir / "report.md").read_text()
-    assert "picky: 16 channels are not allowed" in report
+    assert "picky: 8 channels are not allowed" in report
     assert "smallest candidate the space allows: failed to run" in report
     assert "the smallest candidate fails (RuntimeError: picky: 8 channels" in result.stderr
+
+
+def test_a_nan_loss_fails_the_candidate_with_its_reason(workdir):
+    result = cli(workdir, "--model", "usermodels:nan_at_16", "--budget-ratio", "1", "--trials",
+                 "3", "--study-name", "nan", *SMALL)
+    assert result.returncode == 0, result.stderr
+    trials = pd.read_csv(workdir / "results" / "nan" / "trials.csv")
+    # keep 0.5 is 16 channels in the middle layer: its fine-tune loss is NaN.
+    assert trials["state"].tolist() == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert trials["fail_reason"][1] == "non-finite loss: training loss became nan"
+
+
+def test_most_early_trials_failing_stops_with_exit_4_and_the_reasons_counted(workdir):
+    result = cli(workdir, "--model", "usermodels:broken", "--budget-ratio", "1", "--trials", "20",
+                 "--study-name", "broken", *SMALL)
+    assert_one_line_error(result, 4, "of the first 8 trials failed (", "x RuntimeError")
+    run_dir = workdir / "results" / "broken"
+    trials = pd.read_csv(run_dir / "trials.csv")
+    assert len(trials) == 8 and (trials["state"] == "FAIL").sum() > 4
+    assert "stopped before the end: " in (run_dir / "report.md").read_text()
+
+
+def test_trials_over_their_time_limit_fail_with_that_reason(workdir):
+    result = cli(workdir, "--budget-ratio", "1", "--trials", "2", "--trial-timeout", "0.000001",
+                 "--study-name", "slow", *TINY)
+    assert_one_line_error(result, 4, "2 of the first 2 trials failed (2x over the trial time limit)")
+    trials = pd.read_csv(workdir / "results" / "slow" / "trials.csv")
+    ran = trials[trials["state"] != "WAITING"]  # the third warm-start candidate is still queued
+    assert ran["fail_reason"].str.startswith("over the trial time limit").tolist() == [True, True]
 
 
 def test_ctrl_c_writes_finished_trials_and_exits_130(workdir):

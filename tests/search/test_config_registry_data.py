@@ -27,7 +27,15 @@ def test_default_study_name_resumes_the_same_study():
     a, b = SearchConfig(budget_ratio=0.5), SearchConfig(budget_ms=3.0, trials=5)
     assert a.study == b.study == "vgg16_bn-digits-cpu"
     assert str(a.run_dir) == "results/vgg16_bn-digits-cpu"
-    assert a.storage_url == "sqlite:///results/vgg16_bn-digits-cpu/study.db"
+
+
+
+def test_default_storage_is_a_journal_file_and_an_older_sqlite_study_is_kept(tmp_path):
+    config = SearchConfig(budget_ratio=0.5, results_dir=str(tmp_path))
+    assert config.storage_url == f"{tmp_path}/vgg16_bn-digits-cpu/study.journal"
+    config.run_dir.mkdir(parents=True)
+    (config.run_dir / "study.db").write_bytes(b"")
+    assert config.storage_url == f"sqlite:///{tmp_path}/vgg16_bn-digits-cpu/study.db"
 
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_MODELS))
