@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import pickle
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,15 +92,27 @@ def build_model(name: str, num_classes: int) -> nn.Module:
                      ", torchvision:NAME, timm:NAME, or pkg.module:factory")
 
 
+def load_weights(path: str | Path, what: str) -> object:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only. A file that
+    needs code unpickled to load (a pickled module or object) is refused, never loaded."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UsageError(f"{what}: no such file") from None
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        raise UsageError(
+            f"{what}: refused: loading it would unpickle code"
+            + (f" ({found.group(1)})" if found else "")
+            + "; only state dicts are loaded (save model.state_dict(), not the model)") from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, ... for damaged files
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"{what}: not a loadable state dict ({reason})") from None
+
+
 def load_checkpoint(model: nn.Module, path: str | Path) -> None:
     """Loads a state dict (``weights_only=True``, never unpickling code) into ``model``."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UsageError(f"--checkpoint {path}: no such file") from None
-    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"--checkpoint {path}: not a loadable state dict ({reason})") from None
+    state = load_weights(path, f"--checkpoint {path}")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

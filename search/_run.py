@@ -35,7 +35,13 @@ from search._errors import (
 )
 from search._registry import build_model, device_for, load_checkpoint, load_data
 from search._report import STOPPED_NOTE, write_reports
-from search._runfolder import PARETO_EXTRA_COLUMNS, RunFolder, atomic_write_bytes, load_pruned
+from search._runfolder import (
+    PARETO_EXTRA_COLUMNS,
+    RunFolder,
+    atomic_write_bytes,
+    load_pruned,
+    save_state,
+)
 from search._runs import load_run
 from search._train import Recipe, accuracy, train_dense
 from spaces import PerLayerSpace, discover_groups, prune
@@ -61,15 +67,19 @@ def _dense_model(config: SearchConfig, data: DataSplits, recipe: Recipe) -> nn.M
     path = Path(config.results_dir) / "baselines" / (
         f"{stem}-{hashlib.sha1(key.encode()).hexdigest()[:8]}.pt")
     if path.exists():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        log.info("dense baseline: loaded %s", path)
-        return model.eval()
+        try:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            log.info("dense baseline: loaded %s", path)
+            return model.eval()
+        except Exception as exc:  # a damaged cache file is only a cache: train again
+            log.warning("dense baseline %s is damaged (%s): training it again", path,
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     log.info("dense baseline: training %s for %d epochs (cached for later runs)...", config.model,
              recipe.dense_epochs)
     began = time.perf_counter()
     train_dense(model, data, recipe, seed=config.seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, lambda p: torch.save(model.state_dict(), p))
+    atomic_write_bytes(path, lambda p: save_state(model, p))
     log.info("dense baseline: trained in %.0f s, saved %s", time.perf_counter() - began, path)
     return model.eval()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import asdict
@@ -12,7 +13,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from search._registry import build_model
+from search._registry import build_model, load_weights
 from spaces import PrunedSpec, rebuild
 
 if TYPE_CHECKING:
@@ -28,11 +29,18 @@ def atomic_write_bytes(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
+def save_state(model: nn.Module, path: Path) -> None:
+    """``torch.save`` of the state dict through Python's file API, so a full disk raises OSError
+    (ENOSPC) rather than torch's RuntimeError, and is told apart from a broken candidate."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    path.write_bytes(buffer.getvalue())
+
+
 def save_pruned(model: nn.Module, spec: PrunedSpec, json_path: Path) -> None:
     """Writes the widths JSON and the state dict beside it (``spec.weights``)."""
     json_path.parent.mkdir(parents=True, exist_ok=True)
-    weights = json_path.with_name(spec.weights)
-    atomic_write_bytes(weights, lambda p: torch.save(model.state_dict(), p))
+    atomic_write_bytes(json_path.with_name(spec.weights), lambda p: save_state(model, p))
     atomic_write_bytes(json_path, lambda p: p.write_text(spec.to_json()))
 
 
@@ -49,7 +57,7 @@ def load_pruned(json_path: str | Path) -> nn.Module:
     """
     json_path = Path(json_path)
     spec = PrunedSpec.read(json_path)
-    state = torch.load(json_path.with_name(spec.weights), map_location="cpu", weights_only=True)
+    state = load_weights(json_path.with_name(spec.weights), f"{json_path.with_name(spec.weights)}")
     base = build_model(spec.model, spec.num_classes)
     return rebuild(base, torch.zeros(spec.input_shape), spec.allocation, state)
 
