@@ -230,12 +230,23 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
 
 def _remeasure(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEvaluator,
                reference: Reference) -> tuple[pd.DataFrame, float]:
-    """Re-measures the front's models together with the dense model, with 3x the repeats."""
-    models = [load_pruned(folder.model_json(n)) for n in front["trial"]]
+    """Re-measures the front's models together with the dense model, with 3x the repeats.
+
+    Another worker on the same study, finishing later, may have found a trial dominated and
+    removed its model since ``front`` was read: such a trial is left off (it is dominated)."""
+    models, kept = [], []
+    for number in front["trial"]:
+        try:
+            models.append(load_pruned(folder.model_json(number)))
+            kept.append(number)
+        except (FileNotFoundError, UsageError):
+            log.info("trial %d: model removed by another worker that found it dominated", number)
+    front = front[front["trial"].isin(kept)].copy()
+    if not models:
+        return front.assign(test_accuracy=float("nan")), reference.latency_ms
     comparison = compare([evaluator.dense_runner(), *models], evaluator.example,
                          device=evaluator.device, settings=evaluator.latency.scaled(3),
                          context=evaluator.context)
-    front = front.copy()
     front[["latency_ms", "latency_iqr_ms"]] = reference.latencies(comparison)
     front["test_accuracy"] = [accuracy(m, evaluator.data.test_x, evaluator.data.test_y)
                               for m in models]

@@ -88,12 +88,12 @@ class RunFolder:
     def model_json(self, trial: int) -> Path:
         return self.models / f"trial-{trial}.json"
 
-    def remove_models(self, trials: set[int]) -> int:
-        """Deletes the saved models of these trials; returns how many were removed."""
-        removed = 0
+    def remove_models(self, trials: set[int]) -> list[int]:
+        """Deletes the saved models of these trials; returns the trial numbers removed."""
+        removed = []
         for json_path in self.models.glob("trial-*.json"):
             if int(json_path.stem.split("-", 1)[1]) in trials:
                 json_path.with_suffix(".pt").unlink(missing_ok=True)
                 json_path.unlink(missing_ok=True)
-                removed += 1
+                removed.append(int(json_path.stem.split("-", 1)[1]))
         return removed

@@ -1,0 +1,174 @@
+"""Reliability, with the damage done for real: kill -9 and resume, SIGTERM, two processes on one
+study, a full disk, damaged storage, pickled checkpoints, passwords in storage URLs."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pandas as pd
+import pytest
+import torch
+
+import search
+from search._config import SearchConfig
+from search._study import open_study
+from tests.search.runs import ROOT, SMALL, TINY, assert_one_line_error, cli
+
+
+def _start(workdir, *args):
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{workdir}"}
+    return subprocess.Popen([sys.executable, "-m", "search", *args], cwd=workdir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path, timeout=240):
+    deadline = time.time() + timeout
+    while not path.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert path.exists(), f"{path} never appeared"
+
+
+def _study_trials(run_dir, name):
+    storage = search._study._storage(str(run_dir / "study.journal"))
+    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+
+
+def test_sigterm_stops_within_seconds_writes_the_front_and_exits_143(workdir):
+    run_dir = workdir / "results" / "term"
+    proc = _start(workdir, "--budget-ratio", "1", "--trials", "200", "--study-name", "term",
+                  *TINY)
+    _wait_for(run_dir / "trials.csv")
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    stopped_s = time.monotonic() - sent
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert stopped_s < 30, f"took {stopped_s:.1f} s to stop"
+    assert "stopped before the end: SIGTERM" in (run_dir / "report.md").read_text()
+    trials = pd.read_csv(run_dir / "trials.csv")
+    assert "RUNNING" not in set(trials["state"])
+    assert (run_dir / "pareto.csv").exists() and (run_dir / "report.html").exists()
+
+
+def test_kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing(workdir):
+    args = ["--budget-ratio", "1", "--study-name", "killed", *TINY]
+    run_dir = workdir / "results" / "killed"
+    rng = random.Random(7)
+    finished_before = set()
+    for _ in range(3):
+        proc = _start(workdir, *args, "--trials", "200")
+        _wait_for(run_dir / "trials.csv")
+        time.sleep(rng.uniform(0.5, 4.0))
+        proc.kill()
+        proc.wait()
+        done = [t.number for t in _study_trials(run_dir, "killed")
+                if t.state == optuna.trial.TrialState.COMPLETE]
+        assert set(done) >= finished_before  # nothing finished was lost by the next kill
+        finished_before = set(done)
+    result = cli(workdir, *args, "--trials", "3")
+    assert result.returncode == 0, result.stderr
+    trials = _study_trials(run_dir, "killed")
+    numbers = [t.number for t in trials]
+    assert numbers == list(range(len(numbers)))  # no trial duplicated or skipped
+    states = {t.state for t in trials}
+    assert optuna.trial.TrialState.RUNNING not in states
+    complete = {t.number for t in trials if t.state == optuna.trial.TrialState.COMPLETE}
+    assert complete >= finished_before
+    for t in trials:
+        if t.state == optuna.trial.TrialState.FAIL:
+            assert t.user_attrs["fail_reason"].startswith(("abandoned: its process",
+                                                          "interrupted")), t.user_attrs
+    run = search.load_run(run_dir)  # every run file reads back
+    assert run.final and len(run.pareto) >= 1
+    assert all((run_dir / p).is_file() for p in run.pareto["model_path"])
+
+
+def test_two_processes_started_together_on_one_study_both_finish(workdir):
+    args = ["--budget-ratio", "1", "--trials", "3", "--study-name", "pair", *TINY]
+    procs = [_start(workdir, *args) for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (_, stderr) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, stderr
+    trials = _study_trials(workdir / "results" / "pair", "pair")
+    ran = [t for t in trials if t.state != optuna.trial.TrialState.WAITING]
+    assert len(ran) == 6 and all(t.state == optuna.trial.TrialState.COMPLETE for t in ran)
+    assert len({t.number for t in trials}) == len(trials)
+    workers = {t.user_attrs["worker"]["pid"] for t in ran}
+    assert workers == {p.pid for p in procs}
+
+
+def test_a_cut_short_last_journal_line_is_dropped_and_the_study_opens(tmp_path, caplog):
+    config = SearchConfig(budget_ratio=0.5, results_dir=str(tmp_path), study_name="cut")
+    study = open_study(config)
+    trial = study.ask()
+    study.tell(trial, [0.5, 1.0])
+    journal = config.run_dir / "study.journal"
+    with journal.open("ab") as f:
+        f.write(b'{"op_code": 5, "worker_id": "x", "trial_id": 0, "us')  # a kill mid-append
+    study = open_study(config)
+    assert len(study.trials) == 1 and study.trials[0].values == [0.5, 1.0]
+    assert "dropped" in caplog.text and journal.read_bytes().endswith(b"\n")
+
+
+@pytest.mark.parametrize("storage", ["study.journal", "study.db"])
+def test_damaged_storage_stops_with_exit_5_and_says_how_to_recover(workdir, storage):
+    run_dir = workdir / "results" / f"damaged-{storage}"
+    run_dir.mkdir(parents=True)
+    lines = b'{"op_code": 0, "worker_id": "a", "study_name": "x", "directions": [1]}\n'
+    (run_dir / storage).write_bytes(b"\x00garbage, not a study\n" + lines)
+    result = cli(workdir, "--budget-ratio", "1", "--trials", "1", "--study-name",
+                 f"damaged-{storage}", *TINY)
+    assert_one_line_error(result, 5, "is damaged or unreadable", "move it aside")
+
+
+def test_a_full_disk_stops_with_exit_5_blames_no_candidate_and_resumes(workdir, tmp_path):
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1200k", "tmpfs", str(disk)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("a small tmpfs cannot be mounted here (needs root)")
+    try:
+        args = ["--budget-ratio", "1", "--trials", "30", "--study-name", "full", *TINY]
+        result = cli(workdir, *args, "--out", str(disk / "run"))
+        assert_one_line_error(result, 5, "No space left on device", "run the same command again")
+        moved = tmp_path / "roomy"
+        subprocess.run(["cp", "-r", str(disk / "run"), str(moved)], check=True)
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+    trials = _study_trials(moved, "full")
+    for t in trials:
+        reason = t.user_attrs.get("fail_reason", "")
+        # A full disk is never the candidate's fault: no trial is told as a failed candidate.
+        assert t.state != optuna.trial.TrialState.COMPLETE or not reason, reason
+    resumed = cli(workdir, *args[:-len(TINY)], *TINY, "--trials", "2", "--out", str(moved))
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(_study_trials(moved, "full")) >= len(trials) + 2
+
+
+def test_a_checkpoint_that_needs_unpickling_code_is_refused(workdir, tmp_path):
+    pickled = tmp_path / "whole-model.pt"
+    torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), pickled)  # a module, not a state dict
+    result = cli(workdir, "--budget-ratio", "1", "--checkpoint", str(pickled), *TINY)
+    assert_one_line_error(result, 2, "refused: loading it would unpickle code",
+                          "torch.nn.modules.container.Sequential", "save model.state_dict()")
+
+
+def test_a_password_in_the_storage_url_is_never_printed_or_written(workdir):
+    url = "postgresql://hwprune:s3cret-pw@127.0.0.1:9/nowhere"
+    result = cli(workdir, "--budget-ratio", "1", "--trials", "1", "--storage", url,
+                 "--study-name", "secret", *SMALL)
+    assert result.returncode == 2, result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+    assert "hwprune:***@127.0.0.1" in result.stderr
+    for path in (workdir / "results" / "secret").rglob("*"):
+        if path.is_file():
+            assert b"s3cret" not in path.read_bytes(), path
+    config = json.loads((workdir / "results" / "secret" / "config.json").read_text())
+    assert config["storage"] == "postgresql://hwprune:***@127.0.0.1:9/nowhere"
