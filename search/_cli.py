@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 import threading
@@ -329,5 +330,7 @@ def _main(argv: list[str] | None) -> int:
 def _fail(exc: BaseException, code: int, debug: bool) -> int:
     if debug:
         traceback.print_exc()
-    print(f"error: {exc}", file=sys.stderr)
+    # One line whatever the user typed: control characters in echoed values are escaped.
+    line = re.sub(r"[\x00-\x1f\x7f]", lambda m: repr(m.group())[1:-1], str(exc))
+    print(f"error: {line}", file=sys.stderr)
     return code
