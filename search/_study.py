@@ -192,8 +192,10 @@ def run_trials(study: optuna.Study, space: PerLayerSpace, evaluator: CandidateEv
                config: SearchConfig, on_trial: Callable[[], None] | None = None) -> int:
     """Adds ``config.trials`` trials to the study (fewer if ``config.timeout`` runs out).
 
-    A candidate that raises is told FAIL with its reason and the search goes on. Returns the
-    number of trials run. KeyboardInterrupt propagates after the running trial is told FAIL.
+    A candidate that breaks is recorded with its reason (told to the sampler as infeasible) and
+    the search goes on; TooManyFailures when most of the first trials break. A full disk or a
+    storage error raises StorageFailed. KeyboardInterrupt propagates after the running trial is
+    told FAIL. Returns the number of trials run.
     """
     if not study.trials:
         for fraction in _warm_start(space.fractions):
