@@ -83,8 +83,12 @@ def test_checkpoints_load_weights_only_and_mismatches_are_named(tmp_path):
     with pytest.raises(UsageError, match="does not fit this model: missing conv1.weight"):
         load_checkpoint(target, tmp_path / "other.pt")
     torch.save({"model": build_model("resnet20", 10)}, tmp_path / "pickled.pt")
-    with pytest.raises(UsageError, match="not a loadable state dict"):
+    with pytest.raises(UsageError, match=r"refused: loading it would unpickle code "
+                                         r"\(search._zoo.CifarResNet\)"):
         load_checkpoint(target, tmp_path / "pickled.pt")
+    (tmp_path / "damaged.pt").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(UsageError, match="not a loadable state dict"):
+        load_checkpoint(target, tmp_path / "damaged.pt")
     with pytest.raises(UsageError, match="no such file"):
         load_checkpoint(target, tmp_path / "absent.pt")
 
