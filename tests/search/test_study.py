@@ -37,9 +37,10 @@ def make(tmp_path, budget_ratio, trials, cache=None, **overrides):
 
 
 def test_trials_are_stored_and_read_back_with_the_named_columns(tmp_path):
+    config, space, evaluator = make(tmp_path, 1.0, 5)
     # A budget of 3x dense: every candidate is feasible whatever the machine's noise (at 1x, a
     # candidate as wide as dense can measure a little over it and is then not fine-tuned).
-    config, space, evaluator = make(tmp_path, 3.0, 5)
+    evaluator.budget_ms = 3 * evaluator.reference.latency_ms
     study = open_study(config)
     assert run_trials(study, space, evaluator, config) == 5
     frame = trials_frame(study, evaluator.budget_ms)
