@@ -30,7 +30,7 @@ HEARTBEAT_S = 60.0
 GRACE_S = 5 * HEARTBEAT_S
 # ask() and recording the worker are two writes; a trial caught between them for this long is
 # abandoned (it takes milliseconds when the process lives).
-UNCLAIMED_S = 30.0
+UNCLAIMED_S = 10.0
 
 
 def _process_start(pid: int) -> str | None:

@@ -33,6 +33,7 @@ from search._errors import (
     TooManyFailures,
     UsageError,
 )
+from search._liveness import fail_abandoned
 from search._registry import build_model, device_for, load_checkpoint, load_data
 from search._report import STOPPED_NOTE, write_reports
 from search._runfolder import (
@@ -278,6 +279,7 @@ def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, refere
     ``stopped`` says why the run ended early: the front is then not re-measured."""
     final = stopped is None
     budget_ms = evaluator.budget_ms
+    fail_abandoned(study)  # again: one killed just before this run started may be known now
     trials = _study.trials_frame(study, budget_ms)
     scored = trials[trials["feasible"] & trials["repeat_of"].isna()]
     front = scored[_study.pareto_mask(scored["latency_ms"], scored["accuracy"])]
