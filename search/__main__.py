@@ -2,4 +2,7 @@ import sys
 
 from search._cli import main
 
-sys.exit(main())
+# The guard matters: trial worker processes are spawned, and a spawned child imports the main
+# module again.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -81,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trial-timeout", type=_positive_float, metavar="SECONDS",
                      help="a candidate still fine-tuning after this long is recorded as failed "
                           "and the search goes on")
+    run.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                     help="score each trial in a worker process, so a candidate that crashes or "
+                          "poisons CUDA ends the worker, not the search (default: on CUDA only)")
     run.add_argument("--sampler", default=d["sampler"].default, choices=SAMPLERS)
     _add_context_flags(run)
     run.add_argument("--no-latency-cache", dest="latency_cache", action="store_false",

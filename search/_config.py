@@ -43,6 +43,7 @@ class SearchConfig:
     trials: int = 40
     timeout: float | None = None
     trial_timeout: float | None = None
+    isolate: bool | None = None
     sampler: str = "tpe"
     batch_size: int = 1
     threads: int = 1
@@ -115,6 +116,11 @@ class SearchConfig:
         if legacy.is_file():
             return f"sqlite:///{legacy.as_posix()}"
         return (self.run_dir / "study.journal").as_posix()
+
+    @property
+    def isolated(self) -> bool:
+        """Whether trials run in a worker process: ``--isolate``, by default on CUDA only."""
+        return self.device.startswith("cuda") if self.isolate is None else self.isolate
 
     @property
     def context(self) -> Context:

@@ -30,6 +30,10 @@ def is_machine_error(exc: BaseException) -> bool:
 
 def failure_kind(exc: BaseException) -> str:
     """A short name for counting failures: the same kind reads the same in every trial."""
+    if hasattr(exc, "kind"):  # told by a trial worker process
+        return exc.kind
+    if type(exc).__name__ == "WorkerDied":
+        return "worker died"
     if isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc):
         return "out of memory"
     if isinstance(exc, FloatingPointError):
@@ -41,6 +45,8 @@ def failure_kind(exc: BaseException) -> str:
 
 def failure_reason(exc: BaseException) -> str:
     """The kind and the first line of the message, as stored with the trial."""
+    if hasattr(exc, "reason"):  # told by a trial worker process, already in this form
+        return exc.reason
     first = str(exc).splitlines()[0] if str(exc) else ""
     return f"{failure_kind(exc)}: {first}"[:500]
 

@@ -45,6 +45,7 @@ from search._runfolder import (
 )
 from search._runs import load_run
 from search._train import Recipe, accuracy, train_dense
+from search._worker import IsolatedEvaluator
 from spaces import PerLayerSpace, discover_groups, prune
 
 log = logging.getLogger(__name__)
@@ -215,8 +216,14 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
     def checkpoint() -> None:
         folder.write_csv("trials.csv", _study.trials_frame(study, budget_ms))
 
+    trials = IsolatedEvaluator(evaluator, config.data, config.image_size) \
+        if config.isolated else evaluator
     try:
-        _study.run_trials(study, space, evaluator, config, on_trial=checkpoint)
+        try:
+            _study.run_trials(study, space, trials, config, on_trial=checkpoint)
+        finally:
+            if trials is not evaluator:
+                trials.close()
     except KeyboardInterrupt as exc:
         signal = "SIGTERM" if isinstance(exc, Terminated) else "interrupted"
         log.warning("%s: writing the finished trials and the partial front...", signal)

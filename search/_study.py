@@ -16,6 +16,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 import pandas as pd
@@ -28,6 +29,9 @@ from search._errors import StorageFailed, TooManyFailures, UsageError
 from search._faults import failure_kind, failure_reason, is_machine_error, machine_message
 from search._liveness import claim, fail_abandoned, heartbeat
 from spaces import Allocation, PerLayerSpace
+
+if TYPE_CHECKING:
+    from search._worker import IsolatedEvaluator
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +192,8 @@ def _progress(number: int, result: CandidateResult, budget_ms: float) -> str:
     return f"{head}  accuracy {100 * result.accuracy:5.1f}%  {result.seconds:5.1f} s"
 
 
-def run_trials(study: optuna.Study, space: PerLayerSpace, evaluator: CandidateEvaluator,
+def run_trials(study: optuna.Study, space: PerLayerSpace,
+               evaluator: CandidateEvaluator | IsolatedEvaluator,
                config: SearchConfig, on_trial: Callable[[], None] | None = None) -> int:
     """Adds ``config.trials`` trials to the study (fewer if ``config.timeout`` runs out).
 
@@ -234,7 +239,8 @@ def run_trials(study: optuna.Study, space: PerLayerSpace, evaluator: CandidateEv
 
 
 def _run_one(study: optuna.Study, trial: optuna.Trial, space: PerLayerSpace,
-             evaluator: CandidateEvaluator, seen: dict[str, int]) -> str | None:
+             evaluator: CandidateEvaluator | IsolatedEvaluator,
+             seen: dict[str, int]) -> str | None:
     """Samples, scores and tells one trial; returns the failure kind if the candidate broke.
     Errors of the machine or the storage propagate: they are not the candidate's."""
     allocation = _suggest(trial, space)

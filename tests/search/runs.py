@@ -9,6 +9,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--image-size", "16", "--finetune-steps", "2"]
 TINY = ["--model", "resnet20", *SMALL]
 PICKY_MODEL = '''
+import os
+import signal
+import time
+
 import torch
 from torch import nn
 
@@ -16,9 +20,9 @@ class Picky(nn.Module):
     """Raises whenever its middle layer keeps one of ``fails`` channel counts, and trains to a NaN
     loss when it keeps ``nan`` channels: candidates that break."""
 
-    def __init__(self, num_classes=10, fails=(8,), nan=None):
+    def __init__(self, num_classes=10, fails=(8,), nan=None, crash=None, hang=None):
         super().__init__()
-        self.fails, self.nan = fails, nan
+        self.fails, self.nan, self.crash, self.hang = fails, nan, crash, hang
         self.stem = nn.Conv2d(3, 16, 3, padding=1)
         self.mid = nn.Conv2d(16, 32, 3, padding=1)
         self.head = nn.Conv2d(32, 32, 3, padding=1)
@@ -26,10 +30,15 @@ class Picky(nn.Module):
 
     def forward(self, x):
         x = self.mid(self.stem(x).relu()).relu()
-        if x.shape[1] in self.fails:
-            raise RuntimeError(f"picky: {x.shape[1]} channels are not allowed")
+        channels = x.shape[-3]  # torch-pruning also traces with an unbatched input
+        if channels in self.fails:
+            raise RuntimeError(f"picky: {channels} channels are not allowed")
+        if channels == self.crash:  # as a poisoned CUDA context or a broken extension does
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if channels == self.hang:
+            time.sleep(3600)
         out = self.fc(self.head(x).relu().mean((2, 3)))
-        if self.training and x.shape[1] == self.nan:
+        if self.training and channels == self.nan:
             out = out * float("nan")
         return out
 
@@ -42,6 +51,12 @@ def broken(num_classes):
 
 def nan_at_16(num_classes):
     return Picky(num_classes, fails=(), nan=16)
+
+def crash_at_16(num_classes):
+    return Picky(num_classes, fails=(), crash=16)
+
+def hang_at_16(num_classes):
+    return Picky(num_classes, fails=(), hang=16)
 '''
 
 

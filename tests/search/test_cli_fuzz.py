@@ -24,7 +24,7 @@ _RUN_FLAGS = ["--budget-ms", "--budget-ratio", "--device", "--model", "--data", 
               "--batch-size", "--threads", "--precision", "--runtime", "--finetune-steps",
               "--round-to", "--storage", "--study-name", "--seed", "--out", "--space"]
 _SWITCHES = ["--channels-last", "--cuda-graphs", "--no-latency-cache", "--json", "--steps",
-             "--onnx", "--bogus-flag"]
+             "--onnx", "--isolate", "--no-isolate", "--bogus-flag"]
 _COMMANDS = st.sampled_from([[], ["run"], ["pick"], ["report"], ["profile"], ["nonsense"]])
 
 

@@ -172,3 +172,28 @@ def test_a_password_in_the_storage_url_is_never_printed_or_written(workdir):
             assert b"s3cret" not in path.read_bytes(), path
     config = json.loads((workdir / "results" / "secret" / "config.json").read_text())
     assert config["storage"] == "postgresql://hwprune:***@127.0.0.1:9/nowhere"
+
+
+def test_a_candidate_that_kills_its_process_ends_the_worker_not_the_search(workdir):
+    # What a poisoned CUDA context does to a process, done on the CPU: SIGSEGV at 16 channels.
+    result = cli(workdir, "--model", "usermodels:crash_at_16", "--isolate", "--budget-ratio", "1",
+                 "--trials", "3", "--study-name", "crash", *SMALL)
+    assert result.returncode == 0, result.stderr
+    trials = pd.read_csv(workdir / "results" / "crash" / "trials.csv")
+    # Warm start: the middle layer keeps 8, 16, 24 channels; 16 kills its worker.
+    assert trials["state"].tolist() == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert trials["fail_reason"][1] == ("worker died: its worker process died (killed by "
+                                        "SIGSEGV); the next trial gets a fresh one")
+    assert trials["accuracy"][2] > 0  # scored by the fresh worker
+
+
+def test_a_hung_candidate_is_killed_at_its_time_limit_and_the_search_goes_on(workdir):
+    began = time.monotonic()
+    result = cli(workdir, "--model", "usermodels:hang_at_16", "--isolate", "--budget-ratio", "1",
+                 "--trials", "3", "--trial-timeout", "2", "--study-name", "hang", *SMALL)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - began < 240
+    trials = pd.read_csv(workdir / "results" / "hang" / "trials.csv")
+    assert trials["state"].tolist() == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert trials["fail_reason"][1].startswith("over the trial time limit: still running 10 s "
+                                               "after --trial-timeout: its worker was killed")
