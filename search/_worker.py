@@ -134,6 +134,8 @@ class IsolatedEvaluator:
         if reply[0] == "ok":
             return reply[1]
         _, kind, reason, errno, filename = reply
+        if kind == "out of memory":  # its allocator may stay fragmented: start the next afresh
+            self.close()
         if errno is not None:  # the machine's error, not the candidate's: the parent stops
             raise OSError(errno, reason.split(": ", 1)[-1], filename)
         raise RemoteFailure(kind, reason)
