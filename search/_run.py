@@ -181,6 +181,8 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
     if round_to == "auto":
         round_to = _auto_round_to(untrained, example, config, device, cache)
     space = _space(untrained, example, config, round_to)
+    # The study opens before anything is written: an unreachable database leaves no run folder.
+    study = _study.open_study(config)
     folder.create()
     resolved = {**config.to_dict(), "storage": _study._redacted(config.storage_url),
                 "study": config.study, "round_to_used": round_to,
@@ -201,7 +203,6 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
             f"({reference.smallest_latency_ms:.3f} ms measured; dense {reference.latency_ms:.3f} "
             f"ms); raise the budget or lower --round-to")
 
-    study = _study.open_study(config)
     dense = _dense_model(config, data, recipe)
     dense_accuracy = accuracy(dense, data.val_x, data.val_y)
     log.info("dense accuracy: val %.2f%%", 100 * dense_accuracy)

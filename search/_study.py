@@ -85,22 +85,39 @@ def _storage(url: str) -> str | JournalStorage:
     return url if "://" in url else _journal(Path(url))
 
 
+# Errors of two processes creating the same schema or study at once; the loser retries and then
+# finds what the winner made.
+_CREATION_RACE = ("duplicate key", "already exists", "UniqueViolation", "database is locked")
+
+
+def _create_or_load(url: str, config: SearchConfig, attempts: int = 6) -> optuna.Study:
+    for attempt in range(attempts):
+        try:
+            return optuna.create_study(
+                storage=_storage(url), study_name=config.study, load_if_exists=True,
+                directions=["maximize", "minimize"],
+                sampler=make_sampler(config.sampler, config.seed),
+            )
+        except Exception as exc:
+            if attempt == attempts - 1 or not any(m in str(exc) for m in _CREATION_RACE):
+                raise
+            log.debug("storage creation race (%s); retrying", type(exc).__name__)
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 def open_study(config: SearchConfig) -> optuna.Study:
     """Creates the study, or resumes it when its stored configuration matches this one; trials
     left RUNNING by a process that died are marked failed first."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = config.storage_url
     try:
-        study = optuna.create_study(
-            storage=_storage(url), study_name=config.study, load_if_exists=True,
-            directions=["maximize", "minimize"],
-            sampler=make_sampler(config.sampler, config.seed),
-        )
+        study = _create_or_load(url, config)
     except ImportError as exc:
         raise UsageError(f"--storage {_redacted(url)}: {exc}") from None
     except Exception as exc:
-        line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "://" not in url or is_machine_error(exc) or "not a database" in line:
+        line = _scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)
+        if "://" not in url or "not a database" in line or "malformed" in line:
             raise StorageFailed(
                 f"the study storage {_redacted(url)} is damaged or unreadable ({line}); move it "
                 f"aside and run again to start a new study (trials.csv keeps the finished "
@@ -122,6 +139,17 @@ def open_study(config: SearchConfig) -> optuna.Study:
                 f"not {identity[key]}; use another --study-name to start a new study")
     fail_abandoned(study)
     return study
+
+
+def _scrub(text: str, url: str) -> str:
+    """``text`` with the URL's password, if any, replaced by ``***``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:  # not a database URL: nothing to hide
+        return text
+    return text.replace(password, "***") if password else text
 
 
 def _redacted(url: str) -> str:

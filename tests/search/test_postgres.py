@@ -1,0 +1,85 @@
+"""Several processes on one study in a real PostgreSQL server that the test starts itself
+(Debian's package, on loopback): every trial recorded once, the front correct."""
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from search._study import pareto_mask
+from tests.search.runs import ROOT, TINY
+
+
+def _as_postgres(cmd):
+    """Runs a server command as the 'postgres' user when we are root (initdb refuses root)."""
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    pytest.importorskip("psycopg", reason="psycopg is in the postgres and test extras")
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not bins:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's postgresql (.ci/run does)")
+        pytest.skip("Debian's postgresql is not installed (apt-get install postgresql)")
+    bindir = os.path.dirname(bins[-1])
+    # Not under pytest's tmp: its folders are private to root, and the server runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="hwprune-pg-"))
+    data = root / "data"
+    data.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres")
+        shutil.chown(data, "postgres")
+        os.chmod(root, 0o755)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    init = _as_postgres([f"{bindir}/initdb", "-D", str(data), "-U", "hwprune", "-A", "trust"])
+    assert init.returncode == 0, init.stderr
+    start = _as_postgres([f"{bindir}/pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w",
+                          "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"])
+    assert start.returncode == 0, start.stderr + (root / "log").read_text()
+    yield f"postgresql://hwprune@127.0.0.1:{port}/postgres"
+    _as_postgres([f"{bindir}/pg_ctl", "-D", str(data), "-m", "fast", "stop"])
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def _start(workdir, *args):
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{workdir}"}
+    return subprocess.Popen([sys.executable, "-m", "search", *args], cwd=workdir, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_concurrent_workers_on_a_postgresql_study_record_every_trial_once(postgres_url,
+                                                                          workdir):
+    args = ["--budget-ms", "5", "--trials", "3", "--study-name", "pg", "--storage", postgres_url,
+            *TINY]
+    procs = [_start(workdir, *args) for _ in range(2)]
+    for proc in procs:
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 0, stderr
+    study = optuna.load_study(study_name="pg", storage=postgres_url)
+    ran = [t for t in study.trials if t.state != optuna.trial.TrialState.WAITING]
+    assert len(ran) == 6 and all(t.state == optuna.trial.TrialState.COMPLETE for t in ran)
+    assert sorted(t.number for t in study.trials) == list(range(len(study.trials)))
+    assert {t.user_attrs["worker"]["pid"] for t in ran} == {p.pid for p in procs}
+    run_dir = workdir / "results" / "pg"
+    assert not (run_dir / "study.journal").exists()  # the study lives in PostgreSQL
+    trials = pd.read_csv(run_dir / "trials.csv")
+    assert len(trials[trials["state"] == "COMPLETE"]) == 6
+    # The front the last process wrote is the non-dominated set of all feasible trials.
+    scored = trials[trials["feasible"] & trials["repeat_of"].isna()]
+    front = set(scored[pareto_mask(scored["latency_ms"], scored["accuracy"])]["trial"])
+    pareto = pd.read_csv(run_dir / "pareto.csv")
+    assert set(pareto["trial"]) <= front and len(pareto) >= 1
