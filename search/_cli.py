@@ -81,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trial-timeout", type=_positive_float, metavar="SECONDS",
                      help="a candidate still fine-tuning after this long is recorded as failed "
                           "and the search goes on")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="N processes on the same study on this machine (default 1)")
     run.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                      help="score each trial in a worker process, so a candidate that crashes or "
                           "poisons CUDA ends the worker, not the search (default: on CUDA only)")

@@ -44,6 +44,7 @@ class SearchConfig:
     timeout: float | None = None
     trial_timeout: float | None = None
     isolate: bool | None = None
+    workers: int = 1
     sampler: str = "tpe"
     batch_size: int = 1
     threads: int = 1
@@ -88,6 +89,8 @@ class SearchConfig:
         if self.trial_timeout is not None and not self.trial_timeout > 0:
             raise UsageError(f"--trial-timeout must be a positive number of seconds, got "
                              f"{self.trial_timeout}")
+        if self.workers < 1:
+            raise UsageError(f"--workers must be at least 1, got {self.workers}")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"unknown --sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
         if self.space not in SPACES:

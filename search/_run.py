@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -22,7 +24,7 @@ from profilers import (
     recommended_round_to,
     width_steps,
 )
-from search import _study
+from search import _helpers, _study
 from search._candidates import CandidateEvaluator, Reference, context_key, measure_reference
 from search._config import SearchConfig
 from search._data import DataSplits
@@ -162,7 +164,17 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
     """
     if config is not None and options:
         raise TypeError("give run() a SearchConfig or keyword options, not both")
-    config = config or SearchConfig(**options)
+    return _search(config or SearchConfig(**options), helper=False)
+
+
+def run_trials_only(config: SearchConfig) -> None:
+    """A ``--workers`` helper process: the search's trials, without its end (the first process
+    writes the front and the reports once every worker is done)."""
+    with contextlib.suppress(KeyboardInterrupt):  # SIGTERM from the first process: stop quietly
+        _search(config, helper=True)
+
+
+def _search(config: SearchConfig, helper: bool) -> pd.DataFrame | None:
     context = config.context
     device = device_for(config.device, context)
     recipe = Recipe(finetune_steps=config.finetune_steps)
@@ -187,8 +199,9 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
     resolved = {**config.to_dict(), "storage": _study._redacted(config.storage_url),
                 "study": config.study, "round_to_used": round_to,
                 "measured_in": context.describe()}
-    folder.write_json("config.json", resolved)
-    folder.write_json("env.json", env)
+    if not helper:
+        folder.write_json("config.json", resolved)
+        folder.write_json("env.json", env)
     log.info("measuring the dense model and the smallest candidate on %s (%s)...", device,
              context.describe())
     reference = measure_reference(untrained, _smallest(untrained, example, space), example,
@@ -197,7 +210,8 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
     log.info("dense %.3f ms, smallest candidate %s ms, budget %.3f ms", reference.latency_ms,
              _ms(reference.smallest_latency_ms), budget_ms)
     if reference.smallest_latency_ms is not None and reference.smallest_latency_ms > budget_ms:
-        folder.write_reference(reference, budget_ms=budget_ms)
+        if not helper:
+            folder.write_reference(reference, budget_ms=budget_ms)
         raise BudgetUnreachable(
             f"budget {budget_ms:.3f} ms is below the smallest candidate the space allows "
             f"({reference.smallest_latency_ms:.3f} ms measured; dense {reference.latency_ms:.3f} "
@@ -212,28 +226,43 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
     reference_extra = {"accuracy": dense_accuracy,
                        "test_accuracy": accuracy(dense, data.test_x, data.test_y),
                        "budget_ms": budget_ms, "dense_widths": space.dense()}
-    folder.write_reference(reference, **reference_extra)
+    if not helper:
+        folder.write_reference(reference, **reference_extra)
 
     def checkpoint() -> None:
         folder.write_csv("trials.csv", _study.trials_frame(study, budget_ms))
 
+    others = _helpers.start(config, budget_ms) if not helper and config.workers > 1 else []
+    own = dataclasses.replace(config, trials=_helpers.shares(config.trials, config.workers)[0])
     trials = IsolatedEvaluator(evaluator, config.data, config.image_size) \
         if config.isolated else evaluator
     try:
         try:
-            _study.run_trials(study, space, trials, config, on_trial=checkpoint)
+            _study.run_trials(study, space, trials, own, on_trial=checkpoint)
         finally:
             if trials is not evaluator:
                 trials.close()
     except KeyboardInterrupt as exc:
+        if helper:
+            raise
         signal = "SIGTERM" if isinstance(exc, Terminated) else "interrupted"
         log.warning("%s: writing the finished trials and the partial front...", signal)
+        _helpers.wait(others, stop=True)
         _finish(study, folder, reference, reference_extra, evaluator,
                 stopped=f"{signal}: latencies not re-measured, test accuracy not computed")
         raise SearchInterrupted(143 if isinstance(exc, Terminated) else 130) from None
     except TooManyFailures as exc:
+        if helper:
+            raise
+        _helpers.wait(others, stop=True)
         _finish(study, folder, reference, reference_extra, evaluator, stopped=str(exc))
         raise
+    except BaseException:  # a full disk, a bug: stop the helpers too, then say it
+        _helpers.wait(others, stop=True)
+        raise
+    if helper:
+        return None
+    _helpers.wait(others)
     return _finish(study, folder, reference, reference_extra, evaluator)
 
 
@@ -326,7 +355,9 @@ def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, refere
     pareto = front.sort_values("latency_ms")[_study.TRIAL_COLUMNS + PARETO_EXTRA_COLUMNS]
     pareto = pareto.reset_index(drop=True)
     folder.write_reference(reference, **reference_extra)
-    folder.write_csv("trials.csv", trials)
+    # Read again: other processes on the study may have finished trials while this one
+    # re-measured, and the newest trials.csv is the one written last.
+    folder.write_csv("trials.csv", _study.trials_frame(study, budget_ms))
     folder.write_csv("pareto.csv", pareto)
     folder.write_json("notes.json", notes)
     write_reports(load_run(folder.path))
