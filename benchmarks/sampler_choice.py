@@ -27,21 +27,9 @@ import torch
 
 from profilers import fingerprint
 from search import SearchConfig, run
-from search._study import make_sampler
+from search._study import hypervolume, make_sampler
 
 REFERENCE_POINT = {"latency_ratio": 0.5, "accuracy": 0.95}
-
-
-def hypervolume(latency_ratio: pd.Series, accuracy: pd.Series, reference: dict) -> float:
-    """Area dominated by the front inside the reference box (lower latency, higher accuracy)."""
-    points = sorted(zip(latency_ratio, accuracy, strict=True))
-    area, best = 0.0, reference["accuracy"]
-    edges = [p[0] for p in points[1:]] + [reference["latency_ratio"]]
-    for (latency, acc), next_latency in zip(points, edges, strict=True):
-        best = max(best, acc)
-        if latency < reference["latency_ratio"]:
-            area += (min(next_latency, reference["latency_ratio"]) - latency) * (best - reference["accuracy"])
-    return area
 
 
 def sampler_overhead(name: str, trials: int, groups: int = 12) -> list[float]:
@@ -93,7 +81,8 @@ def main() -> None:
                 ratio = front["latency_ms"] / dense_ms
                 rows.append({
                     "sampler": sampler, "seed": seed, "trials": args.trials,
-                    "hypervolume": hypervolume(ratio, front["accuracy"], REFERENCE_POINT),
+                    "hypervolume": hypervolume(ratio, front["accuracy"], REFERENCE_POINT["latency_ratio"],
+                                               REFERENCE_POINT["accuracy"]),
                     "front_size": len(front),
                     "feasible": int(trials["feasible"].sum()),
                     "fastest_ratio": ratio.min(),

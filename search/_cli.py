@@ -1,7 +1,8 @@
 """``python -m search``: the command line. The only place that prints or configures logging.
 
 Exit codes: 0 done; 1 a bug; 2 bad input; 3 budget unreachable; 4 most of the first trials
-failed; 5 disk full or the study's storage failed or is damaged; 130 Ctrl-C; 143 SIGTERM.
+failed; 5 disk full or the study's storage failed or is damaged; 6 nightly: tonight's front is
+worse than last night's or the device changed; 130 Ctrl-C; 143 SIGTERM.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from search._errors import (
     UsageError,
 )
 
-_SUBCOMMANDS = ("run", "profile", "pick", "report")
+_SUBCOMMANDS = ("run", "nightly", "profile", "pick", "report")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -52,19 +53,14 @@ def _round_to(text: str) -> int | str:
                                          f"got {text!r}") from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m search",
-                     description="Hardware-aware pruning search: the Pareto front of accuracy and "
-                                 "measured latency. The bare form is 'run'.")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    run = sub.add_parser("run", help="search for the Pareto-optimal pruned models (default)",
-                         description="Search per-layer channel allocations; write results/<study>/.")
+def _add_run_flags(run: argparse.ArgumentParser) -> None:
+    """The flags of a search: the same for run and nightly."""
+    d = SearchConfig.__dataclass_fields__
     budget = run.add_argument_group("budget (exactly one)")
     budget.add_argument("--budget-ms", type=_positive_float, metavar="MS",
                         help="latency budget in milliseconds on --device")
     budget.add_argument("--budget-ratio", type=_positive_float, metavar="R",
                         help="latency budget as a fraction of the dense model's measured latency")
-    d = SearchConfig.__dataclass_fields__
     run.add_argument("--device", default=d["device"].default, help="cpu, cuda or cuda:N")
     run.add_argument("--model", default=d["model"].default,
                      help="vgg16_bn|resnet20|resnet32|resnet56|mobilenetv2, torchvision:NAME, "
@@ -100,6 +96,25 @@ def build_parser() -> argparse.ArgumentParser:
                                           "MODEL-DATA-DEVICE)")
     run.add_argument("--seed", type=int, default=d["seed"].default)
     run.add_argument("--out", help="run folder (default results/STUDY-NAME)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m search",
+                     description="Hardware-aware pruning search: the Pareto front of accuracy and "
+                                 "measured latency. The bare form is 'run'.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    run = sub.add_parser("run", help="search for the Pareto-optimal pruned models (default)",
+                         description="Search per-layer channel allocations; write results/<study>/.")
+    _add_run_flags(run)
+    nightly = sub.add_parser("nightly", help="resume the study for a time budget and compare "
+                                             "with last night (for cron/CI)",
+                             description="Resume the study, re-evaluate last night's front, "
+                                         "add trials for --hours, append a row to "
+                                         "history.csv, and exit 6 when tonight is worse "
+                                         "than last night or the device changed.")
+    _add_run_flags(nightly)
+    nightly.add_argument("--hours", type=_positive_float, required=True, metavar="H",
+                         help="time budget for new trials")
     prof = sub.add_parser("profile", help="measure models' latency interleaved, each against the "
                                            "first", description="Latency (median, p90, IQR), MACs, "
                           "params and each model's latency ratio to the first, measured "
@@ -108,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a model name as for run, or a saved pruned model (.json); repeat it")
     prof.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     _add_context_flags(prof)
-    prof.add_argument("--image-size", type=int, default=d["image_size"].default, metavar="PX",
+    prof.add_argument("--image-size", type=int, metavar="PX",
+                      default=SearchConfig.__dataclass_fields__["image_size"].default,
                       help="input size for named models (saved models bring their own)")
     prof.add_argument("--num-classes", type=int, default=10)
     prof.add_argument("--steps", action="store_true",
@@ -139,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", metavar="FILE",
                         help="where the comparison page goes (several runs; default "
                              "compare.html here)")
-    for p in (parser, run, prof, pick, report):
+    for p in (parser, run, nightly, prof, pick, report):
         p.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -260,6 +276,21 @@ def _report(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _nightly(args: argparse.Namespace) -> int:
+    from search._nightly import REGRESSION_EXIT, nightly
+
+    config = _config(args)
+    night = nightly(config, args.hours)
+    print(f"\nPareto front ({len(night.pareto)} models) in {config.run_dir}:")
+    _print_front(night.pareto)
+    row = night.row
+    print(f"history.csv: {row['trials']} trials, hypervolume {row['hypervolume']:.4g}, "
+          f"fingerprint {row['fingerprint']}")
+    for problem in night.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return REGRESSION_EXIT if night.problems else 0
+
+
 def _config(args: argparse.Namespace) -> SearchConfig:
     fields = SearchConfig.__dataclass_fields__
     return SearchConfig(**{k: v for k, v in vars(args).items() if k in fields})
@@ -307,6 +338,8 @@ def _main(argv: list[str] | None) -> int:
         if args.command == "report":
             _report(args)
             return 0
+        if args.command == "nightly":
+            return _nightly(args)
         from search._run import run
 
         config = _config(args)

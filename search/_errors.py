@@ -1,7 +1,8 @@
 """Errors the CLI turns into one line and an exit code; anything else is a bug (exit 1).
 
 Exit codes: 0 done; 1 a bug; 2 bad input; 3 budget unreachable; 4 most early trials failed;
-5 disk full or storage failed/damaged; 130 Ctrl-C; 143 SIGTERM.
+5 disk full or storage failed/damaged; 6 nightly got worse or the device changed;
+130 Ctrl-C; 143 SIGTERM.
 """
 
 from __future__ import annotations

@@ -174,7 +174,10 @@ def run_trials_only(config: SearchConfig) -> None:
         _search(config, helper=True)
 
 
-def _search(config: SearchConfig, helper: bool) -> pd.DataFrame | None:
+def _search(config: SearchConfig, helper: bool,
+            reevaluate: list[int] | None = None) -> pd.DataFrame | None:
+    """The search; a ``helper`` runs trials only; ``reevaluate`` lists trials whose widths are
+    scored again first (the nightly's last front)."""
     context = config.context
     device = device_for(config.device, context)
     recipe = Recipe(finetune_steps=config.finetune_steps)
@@ -232,6 +235,8 @@ def _search(config: SearchConfig, helper: bool) -> pd.DataFrame | None:
     def checkpoint() -> None:
         folder.write_csv("trials.csv", _study.trials_frame(study, budget_ms))
 
+    if reevaluate:
+        _study.enqueue_reevaluation(study, reevaluate)
     others = _helpers.start(config, budget_ms) if not helper and config.workers > 1 else []
     own = dataclasses.replace(config, trials=_helpers.shares(config.trials, config.workers)[0])
     trials = IsolatedEvaluator(evaluator, config.data, config.image_size) \
@@ -318,7 +323,7 @@ def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, refere
     budget_ms = evaluator.budget_ms
     fail_abandoned(study)  # again: one killed just before this run started may be known now
     trials = _study.trials_frame(study, budget_ms)
-    scored = trials[trials["feasible"] & trials["repeat_of"].isna()]
+    scored = _study.current(trials)
     front = scored[_study.pareto_mask(scored["latency_ms"], scored["accuracy"])]
     # A finished, dominated trial stays dominated whatever later trials find, so its weights can
     # go; those of running trials (other workers on the same study) stay.

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from search._errors import UsageError
-from search._study import TRIAL_COLUMNS, TRIAL_EXTRA_COLUMNS, pareto_mask
+from search._study import TRIAL_COLUMNS, TRIAL_EXTRA_COLUMNS, current, pareto_mask
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,7 @@ def _trials(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _front_so_far(path: Path, trials: pd.DataFrame) -> pd.DataFrame:
     """A running search's front: feasible trials with saved models, non-dominated."""
-    scored = trials[trials["feasible"].astype(bool)]
-    if "repeat_of" in scored:
-        scored = scored[scored["repeat_of"].isna()]
+    scored = current(trials)
     saved = pd.Series([(path / "models" / f"trial-{n}.json").is_file() for n in scored["trial"]],
                       index=scored.index, dtype=bool)
     scored = scored[saved]

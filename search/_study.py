@@ -39,9 +39,12 @@ TRIAL_COLUMNS = ["trial", "state", "feasible", "latency_ms", "latency_iqr_ms", "
                  "accuracy", "seconds", "allocation"]
 # After the contract columns (DESIGN.md) trials.csv carries these: why a trial failed, which
 # earlier trial it repeats, whether its latency came from the cache, and the dense model's median
-# measured with it (the reference's drift during the run).
-TRIAL_EXTRA_COLUMNS = ["repeat_of", "fail_reason", "latency_cached", "dense_ms_now"]
+# measured with it (the reference's drift during the run), and which earlier trial's widths it
+# scored again (a nightly run's first trials).
+TRIAL_EXTRA_COLUMNS = ["repeat_of", "fail_reason", "latency_cached", "dense_ms_now",
+                       "reevaluates"]
 _CONFIG_ATTR = "hwprune_config"
+REEVALUATES = "reevaluates"  # user attribute: the trial whose widths this one scores again
 _CONSTRAINT = "latency_over_budget_ms"  # ≤ 0 is feasible, as Optuna's constraints read
 # When more than half of a run's first trials fail, the model, data or space is broken: stop.
 _EARLY_TRIALS = 8
@@ -274,7 +277,9 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, space: PerLayerSpace,
     allocation = _suggest(trial, space)
     key = json.dumps(allocation, sort_keys=True)
     earlier = study.get_trials(deepcopy=False)[seen[key]] if key in seen else None
-    if earlier is not None and _still_valid(earlier, evaluator.budget_ms):
+    # A re-evaluation (the nightly's last front) is scored again, never reused.
+    if earlier is not None and REEVALUATES not in trial.user_attrs \
+            and _still_valid(earlier, evaluator.budget_ms):
         _repeat(study, trial, earlier, evaluator.budget_ms)
         reason = earlier.user_attrs.get("fail_reason")
         return reason.split(":", 1)[0] if reason else None
@@ -303,6 +308,13 @@ def _give_up(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     except Exception as exc:
         log.debug("could not mark trial %d failed: %s", trial.number, exc)
+
+
+def enqueue_reevaluation(study: optuna.Study, numbers: list[int]) -> None:
+    """Queues the widths of these trials to be scored again, first, as new trials."""
+    trials = study.get_trials(deepcopy=False)
+    for number in numbers:
+        study.enqueue_trial(trials[number].params, user_attrs={REEVALUATES: number})
 
 
 def _warm_start(grid: tuple[float, ...]) -> list[float]:
@@ -356,9 +368,10 @@ def trials_frame(study: optuna.Study, budget_ms: float) -> pd.DataFrame:
             "fail_reason": a.get("fail_reason"),
             "latency_cached": a.get("latency_cached"),
             "dense_ms_now": None if "repeat_of" in a else a.get("dense_ms_now"),
+            "reevaluates": a.get(REEVALUATES),
         })
     frame = pd.DataFrame(rows, columns=[*TRIAL_COLUMNS, *TRIAL_EXTRA_COLUMNS])
-    for column in ("macs", "params", "repeat_of"):
+    for column in ("macs", "params", "repeat_of", "reevaluates"):
         frame[column] = frame[column].astype("Int64")
     return frame
 
@@ -376,3 +389,26 @@ def pareto_mask(latency_ms: pd.Series, accuracy: pd.Series) -> pd.Series:
             keep[i] = True
             best = accuracy.iloc[i]
     return pd.Series(keep, index=latency_ms.index, dtype=bool)
+
+
+def hypervolume(latency_ms: pd.Series, accuracy: pd.Series, ref_latency_ms: float,
+                ref_accuracy: float) -> float:
+    """Area (ms x accuracy) the points dominate inside the box left of ``ref_latency_ms`` and
+    above ``ref_accuracy``: one number for a front, comparable across runs with the same
+    reference point. Exact in two dimensions."""
+    points = sorted(zip(latency_ms, accuracy, strict=True))
+    edges = [p[0] for p in points[1:]] + [ref_latency_ms]
+    area, best = 0.0, ref_accuracy
+    for (latency, acc), next_latency in zip(points, edges, strict=True):
+        best = max(best, acc)
+        if latency < ref_latency_ms:
+            area += (min(next_latency, ref_latency_ms) - latency) * (best - ref_accuracy)
+    return area
+
+
+def current(trials: pd.DataFrame) -> pd.DataFrame:
+    """Feasible trials that stand for their widths: not repeats of an earlier score, and not
+    scored again later (a nightly re-evaluation supersedes the old numbers)."""
+    superseded = set(trials["reevaluates"].dropna().astype(int))
+    scored = trials[trials["feasible"].astype(bool) & trials["repeat_of"].isna()]
+    return scored[~scored["trial"].isin(superseded)]

@@ -1,0 +1,137 @@
+"""The nightly search: resume the study, score last night's front again, add trials for a time
+budget, keep one row per night in ``history.csv``, and say when tonight is worse.
+
+Fronts of different nights are compared by hypervolume against one reference point, fixed on the
+first night and stored with the study (the budget in ms, and the dense accuracy minus 0.2), so a
+number from March and one from June measure the same box.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import json
+import logging
+from importlib import metadata
+from pathlib import Path
+
+import pandas as pd
+
+from search import _study
+from search._config import SearchConfig
+from search._report import write_reports
+from search._runfolder import RunFolder
+from search._runs import load_run
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = ["date", "trials", "hypervolume", "hv_ref_latency_ms", "hv_ref_accuracy",
+                   "front_size", "best_accuracy", "fastest_ms", "budget_ms", "noise",
+                   "fingerprint", "device", "torch", "optuna", "torch_pruning"]
+_HV_REFERENCE_ATTR = "hwprune_hv_reference"
+REGRESSION_EXIT = 6  # tonight is worse than last night, or the device changed
+# Tonight is "worse" when its hypervolume falls below last night's by more than the noise of its
+# latency measurements (the front's median relative IQR), and never by less than this.
+_MIN_TOLERANCE = 0.02
+# How the accuracy floor of the reference point sits below the dense model.
+_ACCURACY_MARGIN = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class Night:
+    """What a nightly run found: the front, tonight's history row and what got worse."""
+
+    pareto: pd.DataFrame
+    row: dict
+    problems: list[str]
+
+
+def _fingerprint(env: dict) -> str:
+    """What makes latencies comparable between nights: device and the software that runs it."""
+    keys = ("device", "cpu_model", "gpu_name", "torch", "cuda", "cudnn")
+    subset = {k: env.get(k) for k in keys}
+    return hashlib.sha256(json.dumps(subset, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _last_front(run_dir: Path) -> list[int]:
+    """Trial numbers of the previous run's front, if it finished one."""
+    try:
+        return [int(n) for n in pd.read_csv(run_dir / "pareto.csv")["trial"]]
+    except (FileNotFoundError, KeyError, ValueError, pd.errors.ParserError):
+        return []
+
+
+def nightly(config: SearchConfig, hours: float) -> Night:
+    """Runs tonight's search (see the module docstring) and appends to ``history.csv``."""
+    from search._run import _search
+
+    previous = _last_front(config.run_dir)
+    tonight = dataclasses.replace(config, timeout=hours * 3600, trials=max(config.trials, 10**6))
+    if previous:
+        log.info("nightly: scoring last night's front again first (trials %s)",
+                 ", ".join(map(str, previous)))
+    pareto = _search(tonight, helper=False, reevaluate=previous)
+    run = load_run(config.run_dir)
+    study = _study.open_study(config)
+    reference_point = study.user_attrs.get(_HV_REFERENCE_ATTR)
+    if reference_point is None:
+        reference_point = {"latency_ms": run.reference["budget_ms"],
+                           "accuracy": max(0.0, run.reference["accuracy"] - _ACCURACY_MARGIN)}
+        study.set_user_attr(_HV_REFERENCE_ATTR, reference_point)
+    row = _history_row(run, pareto, reference_point)
+    history_path = config.run_dir / "history.csv"
+    history = pd.read_csv(history_path) if history_path.is_file() else pd.DataFrame()
+    problems = _compare(history.iloc[-1].to_dict() if len(history) else None, row)
+    RunFolder(config.run_dir).write_csv(
+        "history.csv", pd.concat([history, pd.DataFrame([row])], ignore_index=True)
+        .reindex(columns=HISTORY_COLUMNS))
+    if problems:
+        notes_path = config.run_dir / "notes.json"
+        notes = json.loads(notes_path.read_text()) if notes_path.is_file() else []
+        RunFolder(config.run_dir).write_json("notes.json", [*problems, *notes])
+        write_reports(load_run(config.run_dir))
+    return Night(pareto, row, problems)
+
+
+def _history_row(run, pareto: pd.DataFrame, reference_point: dict) -> dict:
+    env = run.env
+    noise = float((pareto["latency_iqr_ms"] / pareto["latency_ms"]).median()) if len(pareto) \
+        else None
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "trials": len(run.trials),
+        "hypervolume": _study.hypervolume(pareto["latency_ms"], pareto["accuracy"],
+                                          reference_point["latency_ms"],
+                                          reference_point["accuracy"]),
+        "hv_ref_latency_ms": reference_point["latency_ms"],
+        "hv_ref_accuracy": reference_point["accuracy"],
+        "front_size": len(pareto),
+        "best_accuracy": float(pareto["accuracy"].max()) if len(pareto) else None,
+        "fastest_ms": float(pareto["latency_ms"].min()) if len(pareto) else None,
+        "budget_ms": run.reference["budget_ms"],
+        "noise": noise,
+        "fingerprint": _fingerprint(env),
+        "device": env.get("gpu_name") or env.get("cpu_model"),
+        "torch": env.get("torch"),
+        "optuna": metadata.version("optuna"),
+        "torch_pruning": metadata.version("torch-pruning"),
+    }
+
+
+def _compare(last: dict | None, row: dict) -> list[str]:
+    """What is worse tonight than last night, in sentences for the report."""
+    if last is None:
+        return []
+    problems = []
+    if last["fingerprint"] != row["fingerprint"]:
+        problems.append(f"nightly: the device or its software changed since {last['date']} "
+                        f"(fingerprint {last['fingerprint']} -> {row['fingerprint']}; torch "
+                        f"{last['torch']} -> {row['torch']}): latencies of the two nights are "
+                        f"not comparable")
+    tolerance = max(_MIN_TOLERANCE, row["noise"] or 0.0)
+    if row["hypervolume"] < last["hypervolume"] * (1 - tolerance):
+        problems.append(f"nightly: tonight's front is worse than on {last['date']}: hypervolume "
+                        f"{row['hypervolume']:.4g} against {last['hypervolume']:.4g} (more than "
+                        f"the {100 * tolerance:.1f}% the measurements' noise allows)")
+    return problems

@@ -1,0 +1,42 @@
+"""The nightly command as cron runs it: resume, score last night's front again, history.csv, and
+exit 6 when tonight is worse or the device changed."""
+
+import pandas as pd
+
+import search
+from tests.search.runs import TINY, cli
+
+NIGHT = ["nightly", "--hours", "0.003", "--budget-ratio", "1", "--study-name", "nightly", *TINY]
+
+
+def test_nights_append_history_rescore_the_last_front_and_flag_regressions(workdir):
+    run_dir = workdir / "results" / "nightly"
+    first = cli(workdir, *NIGHT)
+    assert first.returncode == 0, first.stderr
+    front_1 = pd.read_csv(run_dir / "pareto.csv")["trial"].tolist()
+    second = cli(workdir, *NIGHT)
+    assert second.returncode == 0, second.stderr
+    history = pd.read_csv(run_dir / "history.csv")
+    assert len(history) == 2 and history["trials"].is_monotonic_increasing
+    # One reference point for every night, stored with the study.
+    assert history["hv_ref_latency_ms"].nunique() == 1
+    assert (history["hypervolume"] > 0).all()
+    assert history["fingerprint"].nunique() == 1
+    # Tonight began by scoring last night's front again; those new scores supersede the old.
+    trials = pd.read_csv(run_dir / "trials.csv")
+    rescored = trials.dropna(subset=["reevaluates"])
+    assert sorted(rescored["reevaluates"].astype(int)) == sorted(front_1)
+    assert rescored["trial"].min() == trials.loc[trials["trial"] > max(front_1), "trial"].min()
+    assert not set(front_1) & set(search.load_run(run_dir).pareto["trial"])
+
+    # Last night looked far better, on another device: tonight says so and exits 6.
+    history.loc[1, "hypervolume"] *= 10
+    history.loc[1, "fingerprint"] = "0123456789ab"
+    history.to_csv(run_dir / "history.csv", index=False)
+    third = cli(workdir, *NIGHT)
+    assert third.returncode == 6, third.stderr
+    assert "warning: nightly: tonight's front is worse than on" in third.stderr
+    assert "the device or its software changed since" in third.stderr
+    report = (run_dir / "report.md").read_text()
+    assert "nightly: tonight's front is worse" in report and "fingerprint 0123456789ab" in report
+    assert len(pd.read_csv(run_dir / "history.csv")) == 3
