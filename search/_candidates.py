@@ -170,13 +170,18 @@ class CandidateEvaluator:
         )
         return pruned.cpu(), result
 
-    def evaluate(self, number: int, allocation: Allocation) -> CandidateResult:
-        """Scores one candidate; a feasible one is fine-tuned, validated and saved as trial-N."""
+    def evaluate(self, number: int, allocation: Allocation,
+                 seed_number: int | None = None) -> CandidateResult:
+        """Scores one candidate; a feasible one is fine-tuned, validated and saved as trial-N.
+
+        The fine-tune is seeded by ``seed_number`` (default ``number``): scoring trial M's
+        widths again with M's seed gives M's accuracy again, so only latency is measured anew."""
         began = time.perf_counter()
         deadline = None if self.trial_timeout is None else began + self.trial_timeout
         pruned, result = self.measure(allocation)
         if result.feasible:
-            finetune(pruned, self.data, self.recipe, seed=self.seed * 100_003 + number,
+            seed_number = number if seed_number is None else seed_number
+            finetune(pruned, self.data, self.recipe, seed=self.seed * 100_003 + seed_number,
                      deadline=deadline)
             result.accuracy = accuracy(pruned, self.data.val_x, self.data.val_y)
             spec = PrunedSpec(self.model_name, self.data.num_classes, tuple(self.example[:1].shape),

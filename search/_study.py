@@ -284,7 +284,8 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, space: PerLayerSpace,
         reason = earlier.user_attrs.get("fail_reason")
         return reason.split(":", 1)[0] if reason else None
     try:
-        result = evaluator.evaluate(trial.number, allocation)
+        result = evaluator.evaluate(trial.number, allocation,
+                                    seed_number=trial.user_attrs.get(REEVALUATES))
     except Exception as exc:  # any candidate may break; record why and go on
         if is_machine_error(exc):
             raise

@@ -72,9 +72,9 @@ def _serve(conn: Connection, spec: _Spec) -> None:
         request = conn.recv()
         if request is None:
             return
-        number, allocation = request
+        number, allocation, seed_number = request
         try:
-            conn.send(("ok", evaluator.evaluate(number, allocation)))
+            conn.send(("ok", evaluator.evaluate(number, allocation, seed_number)))
         except Exception as exc:
             errno = getattr(exc, "errno", None) if is_machine_error(exc) else None
             conn.send(("error", failure_kind(exc), failure_reason(exc), errno,
@@ -112,10 +112,11 @@ class IsolatedEvaluator:
         child.close()
         self._conn = parent
 
-    def evaluate(self, number: int, allocation: Allocation) -> CandidateResult:
+    def evaluate(self, number: int, allocation: Allocation,
+                 seed_number: int | None = None) -> CandidateResult:
         if self._process is None or not self._process.is_alive():
             self._start()
-        self._conn.send((number, allocation))
+        self._conn.send((number, allocation, seed_number))
         grace = None if self._timeout is None else _grace_s(self._timeout)
         deadline = None if grace is None else time.monotonic() + self._timeout + grace
         while not self._conn.poll(0.2):  # a dead worker's pipe polls as readable (EOF)

@@ -14,6 +14,7 @@ def test_nights_append_history_rescore_the_last_front_and_flag_regressions(workd
     first = cli(workdir, *NIGHT)
     assert first.returncode == 0, first.stderr
     front_1 = pd.read_csv(run_dir / "pareto.csv")["trial"].tolist()
+    night_1 = len(pd.read_csv(run_dir / "trials.csv"))
     second = cli(workdir, *NIGHT)
     assert second.returncode == 0, second.stderr
     history = pd.read_csv(run_dir / "history.csv")
@@ -26,8 +27,11 @@ def test_nights_append_history_rescore_the_last_front_and_flag_regressions(workd
     trials = pd.read_csv(run_dir / "trials.csv")
     rescored = trials.dropna(subset=["reevaluates"])
     assert sorted(rescored["reevaluates"].astype(int)) == sorted(front_1)
-    assert rescored["trial"].min() == trials.loc[trials["trial"] > max(front_1), "trial"].min()
+    assert rescored["trial"].tolist() == list(range(night_1, night_1 + len(front_1)))
     assert not set(front_1) & set(search.load_run(run_dir).pareto["trial"])
+    # Scored again with the same fine-tune seed: the same accuracy; only latency is new.
+    old = trials.set_index("trial")["accuracy"]
+    assert [old[int(n)] for n in rescored["reevaluates"]] == rescored["accuracy"].tolist()
 
     # Last night looked far better, on another device: tonight says so and exits 6.
     history.loc[1, "hypervolume"] *= 10
