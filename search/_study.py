@@ -27,7 +27,7 @@ from search._candidates import CandidateEvaluator, CandidateResult
 from search._config import SearchConfig
 from search._errors import StorageFailed, TooManyFailures, UsageError
 from search._faults import failure_kind, failure_reason, is_machine_error, machine_message
-from search._liveness import claim, fail_abandoned, heartbeat
+from search._liveness import HEARTBEAT_ATTR, WORKER_ATTR, claim, fail_abandoned, heartbeat
 from spaces import Allocation, PerLayerSpace
 
 if TYPE_CHECKING:
@@ -337,7 +337,8 @@ def _repeat(study: optuna.Study, trial: optuna.Trial, earlier: optuna.trial.Froz
             budget_ms: float) -> None:
     """Records a trial whose allocation (after rounding) was already scored, without re-scoring."""
     for key, value in earlier.user_attrs.items():
-        trial.set_user_attr(key, value)
+        if key not in (WORKER_ATTR, HEARTBEAT_ATTR, REEVALUATES):  # who ran it is this process
+            trial.set_user_attr(key, value)
     trial.set_user_attr("repeat_of", earlier.number)
     trial.set_user_attr("seconds", 0.0)
     trial.set_constraint(_CONSTRAINT, _constraint(earlier.user_attrs, budget_ms))
