@@ -27,7 +27,7 @@ import pandas as pd
 import torch
 
 from profilers import fingerprint
-from search._study import _storage
+from search._storage import open_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--model", "resnet20", "--image-size", "16", "--finetune-steps", "2", "--budget-ratio",
@@ -43,7 +43,7 @@ def _search(workdir: Path, name: str, trials: int, workers: int) -> float:
 
 
 def _per_trial(run_dir: Path, name: str) -> pd.DataFrame:
-    study = optuna.load_study(study_name=name, storage=_storage(str(run_dir / "study.journal")))
+    study = optuna.load_study(study_name=name, storage=open_storage(str(run_dir / "study.journal")))
     rows = []
     for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,)):
         rows.append({"pid": t.user_attrs["worker"]["pid"], "start": t.datetime_start,

@@ -24,6 +24,7 @@ from search._errors import (
     Terminated,
     TooManyFailures,
     UsageError,
+    raise_terminated,
 )
 
 _SUBCOMMANDS = ("run", "nightly", "profile", "pick", "report")
@@ -305,16 +306,12 @@ def _print_front(pareto) -> None:
         print("no feasible trial yet: raise the budget or add trials")
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Runs the command line; returns the exit code."""
     if threading.current_thread() is not threading.main_thread():
         return _main(argv)
     # SIGTERM (a scheduler, `kill`) stops the search as Ctrl-C does: results written, exit 143.
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         return _main(argv)
     finally:

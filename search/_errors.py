@@ -37,6 +37,11 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the signal lands so the search stops as on Ctrl-C."""
 
 
+def raise_terminated(signum: int, frame: object) -> None:
+    """A SIGTERM handler: ``signal.signal(signal.SIGTERM, raise_terminated)``."""
+    raise Terminated()
+
+
 class SearchInterrupted(KeyboardInterrupt):
     """Ctrl-C (exit 130) or SIGTERM (exit 143): finished trials and the partial front were
     written."""

@@ -18,7 +18,7 @@ import signal
 import sys
 
 from search._config import SearchConfig
-from search._errors import Terminated
+from search._errors import raise_terminated
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +34,10 @@ def shares(trials: int, workers: int) -> list[int]:
     return [base + (i < extra) for i in range(workers)]
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
 def _helper(config: SearchConfig, number: int) -> None:
     """A helper process: runs its trials on the shared study, then exits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the first process stops helpers itself
-    signal.signal(signal.SIGTERM, _on_sigterm)  # ... with SIGTERM: the running trial is marked
+    signal.signal(signal.SIGTERM, raise_terminated)  # ... with SIGTERM: the running trial is marked
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format=f"[worker {number}] %(message)s")
     from search._run import run_trials_only

@@ -46,6 +46,7 @@ from search._runfolder import (
     save_state,
 )
 from search._runs import load_run
+from search._storage import redacted
 from search._train import Recipe, accuracy, train_dense
 from search._worker import IsolatedEvaluator
 from spaces import PerLayerSpace, discover_groups, prune
@@ -199,7 +200,7 @@ def _search(config: SearchConfig, helper: bool,
     # The study opens before anything is written: an unreachable database leaves no run folder.
     study = _study.open_study(config)
     folder.create()
-    resolved = {**config.to_dict(), "storage": _study._redacted(config.storage_url),
+    resolved = {**config.to_dict(), "storage": redacted(config.storage_url),
                 "study": config.study, "round_to_used": round_to,
                 "measured_in": context.describe()}
     if not helper:

@@ -15,19 +15,17 @@ import time
 import warnings
 from collections import Counter
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import optuna
 import pandas as pd
-from optuna.storages import JournalStorage
-from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 from search._candidates import CandidateEvaluator, CandidateResult
 from search._config import SearchConfig
 from search._errors import StorageFailed, TooManyFailures, UsageError
 from search._faults import failure_kind, failure_reason, is_machine_error, machine_message
 from search._liveness import HEARTBEAT_ATTR, WORKER_ATTR, claim, fail_abandoned, heartbeat
+from search._storage import open_storage, redacted, scrub
 from spaces import Allocation, PerLayerSpace
 
 if TYPE_CHECKING:
@@ -65,29 +63,6 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def _journal(path: Path) -> JournalStorage:
-    """The journal file storage: appends under a file lock, safe for several processes on one
-    machine (SQLite's creation race and locking are not). A last line cut short by a kill is
-    an append that never completed: it is dropped, else every later read would fail."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.is_file() and path.stat().st_size:
-        with path.open("rb+") as f:
-            data = f.read()
-            if not data.endswith(b"\n"):
-                keep = data.rfind(b"\n") + 1
-                f.truncate(keep)
-                log.warning("%s: dropped %d bytes of an append that never completed", path,
-                            len(data) - keep)
-    # A lock left by a killed process is broken after 10 s (appends take milliseconds).
-    lock = JournalFileSymlinkLock(str(path), grace_period=10)
-    return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
-
-
-def _storage(url: str) -> str | JournalStorage:
-    """A database URL (sqlite://, postgresql://) as Optuna takes it, else a journal file path."""
-    return url if "://" in url else _journal(Path(url))
-
-
 # Errors of two processes creating the same schema or study at once; the loser retries and then
 # finds what the winner made.
 _CREATION_RACE = ("duplicate key", "already exists", "UniqueViolation", "database is locked")
@@ -97,7 +72,7 @@ def _create_or_load(url: str, config: SearchConfig, attempts: int = 6) -> optuna
     for attempt in range(attempts):
         try:
             return optuna.create_study(
-                storage=_storage(url), study_name=config.study, load_if_exists=True,
+                storage=open_storage(url), study_name=config.study, load_if_exists=True,
                 directions=["maximize", "minimize"],
                 sampler=make_sampler(config.sampler, config.seed),
             )
@@ -117,15 +92,15 @@ def open_study(config: SearchConfig) -> optuna.Study:
     try:
         study = _create_or_load(url, config)
     except ImportError as exc:
-        raise UsageError(f"--storage {_redacted(url)}: {exc}") from None
+        raise UsageError(f"--storage {redacted(url)}: {exc}") from None
     except Exception as exc:
-        line = _scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)
+        line = scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)
         if "://" not in url or "not a database" in line or "malformed" in line:
             raise StorageFailed(
-                f"the study storage {_redacted(url)} is damaged or unreadable ({line}); move it "
+                f"the study storage {redacted(url)} is damaged or unreadable ({line}); move it "
                 f"aside and run again to start a new study (trials.csv keeps the finished "
                 f"trials)") from None
-        raise UsageError(f"--storage: cannot open {_redacted(url)} ({line})") from None
+        raise UsageError(f"--storage: cannot open {redacted(url)} ({line})") from None
     stored = study.user_attrs.get(_CONFIG_ATTR)
     identity = config.identity()
     if stored is None:
@@ -142,26 +117,6 @@ def open_study(config: SearchConfig) -> optuna.Study:
                 f"not {identity[key]}; use another --study-name to start a new study")
     fail_abandoned(study)
     return study
-
-
-def _scrub(text: str, url: str) -> str:
-    """``text`` with the URL's password, if any, replaced by ``***``."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        password = make_url(url).password
-    except Exception:  # not a database URL: nothing to hide
-        return text
-    return text.replace(password, "***") if password else text
-
-
-def _redacted(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a database URL at all: show it, it has no password to hide
-        return url
 
 
 def _suggest(trial: optuna.Trial, space: PerLayerSpace) -> Allocation:

@@ -15,6 +15,7 @@ import torch
 
 import search
 from search._config import SearchConfig
+from search._storage import open_storage
 from search._study import open_study
 from tests.search.runs import ROOT, SMALL, TINY, assert_one_line_error, cli
 
@@ -33,7 +34,7 @@ def _wait_for(path, timeout=240):
 
 
 def _study_trials(run_dir, name):
-    storage = search._study._storage(str(run_dir / "study.journal"))
+    storage = open_storage(str(run_dir / "study.journal"))
     return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
 
 
