@@ -16,7 +16,7 @@ import threading
 import traceback
 
 from profilers import PRECISIONS, RUNTIMES
-from search._config import SAMPLERS, SPACES, SearchConfig
+from search._config import BACKENDS, SAMPLERS, SPACES, SearchConfig
 from search._errors import (
     BudgetUnreachable,
     SearchInterrupted,
@@ -79,7 +79,14 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
                      help="a candidate still fine-tuning after this long is recorded as failed "
                           "and the search goes on")
     run.add_argument("--workers", type=int, default=1, metavar="N",
-                     help="N processes on the same study on this machine (default 1)")
+                     help="N processes on the same study on this machine; with --backend ray, "
+                          "N Ray trials at a time (default 1)")
+    run.add_argument("--backend", default=d["backend"].default, choices=BACKENDS,
+                     help="local: trials in this process (and --workers helpers); ray: trials "
+                          "as Ray Tune trials (pip install 'hwprune[ray]') (default %(default)s)")
+    run.add_argument("--ray-address", metavar="ADDR",
+                     help="with --backend ray: the cluster to join ('auto' or HOST:PORT; "
+                          "default: start a local Ray instance)")
     run.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
                      help="score each trial in a worker process, so a candidate that crashes or "
                           "poisons CUDA ends the worker, not the search (default: on CUDA only)")
@@ -92,7 +99,9 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--round-to", type=_round_to, default=d["round_to"].default,
                      help="kept channels are multiples of this, or 'auto': the multiple the "
                           "device's measured width steps recommend (default %(default)s)")
-    run.add_argument("--storage", help="Optuna storage URL (default sqlite in the run folder)")
+    run.add_argument("--storage",
+                     help="Optuna storage URL, e.g. postgresql://... (default: the journal "
+                          "file study.journal in the run folder)")
     run.add_argument("--study-name", help="resumes the study of that name (default "
                                           "MODEL-DATA-DEVICE)")
     run.add_argument("--seed", type=int, default=d["seed"].default)

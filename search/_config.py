@@ -13,6 +13,7 @@ from search._errors import UsageError
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 SPACES = ("per-layer",)
+BACKENDS = ("local", "ray")
 
 # Fields that define what a study searches: resuming a study with any of them changed would mix
 # trials that are not comparable, so it is refused.
@@ -45,6 +46,8 @@ class SearchConfig:
     trial_timeout: float | None = None
     isolate: bool | None = None
     workers: int = 1
+    backend: str = "local"
+    ray_address: str | None = None
     sampler: str = "tpe"
     batch_size: int = 1
     threads: int = 1
@@ -91,6 +94,10 @@ class SearchConfig:
                              f"{self.trial_timeout}")
         if self.workers < 1:
             raise UsageError(f"--workers must be at least 1, got {self.workers}")
+        if self.backend not in BACKENDS:
+            raise UsageError(f"unknown --backend {self.backend!r}; valid: {', '.join(BACKENDS)}")
+        if self.ray_address is not None and self.backend != "ray":
+            raise UsageError("--ray-address needs --backend ray")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"unknown --sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
         if self.space not in SPACES:

@@ -10,6 +10,7 @@ import logging
 import re
 import time
 from pathlib import Path
+from types import ModuleType
 
 import optuna
 import pandas as pd
@@ -178,7 +179,28 @@ def run_trials_only(config: SearchConfig) -> None:
 def _search(config: SearchConfig, helper: bool,
             reevaluate: list[int] | None = None) -> pd.DataFrame | None:
     """The search; a ``helper`` runs trials only; ``reevaluate`` lists trials whose widths are
-    scored again first (the nightly's last front)."""
+    scored again first (the nightly's last front). With ``--backend ray`` it runs connected to
+    Ray (joined, or a local instance started and stopped here)."""
+    if config.backend != "ray" or helper:
+        return _search_in(config, helper, reevaluate)
+    with _ray_backend().session(config):
+        return _search_in(config, helper, reevaluate)
+
+
+def _ray_backend() -> ModuleType:
+    """``search._ray``, which needs the ``ray`` extra."""
+    try:
+        from search import _ray
+    except ImportError as exc:
+        if not (exc.name or "").startswith("ray"):
+            raise
+        raise UsageError("--backend ray needs Ray Tune: pip install 'hwprune[ray]' (or "
+                         "pip install 'ray[tune]')") from None
+    return _ray
+
+
+def _search_in(config: SearchConfig, helper: bool,
+               reevaluate: list[int] | None) -> pd.DataFrame | None:
     context = config.context
     device = device_for(config.device, context)
     recipe = Recipe(finetune_steps=config.finetune_steps)
@@ -197,7 +219,8 @@ def _search(config: SearchConfig, helper: bool,
     if round_to == "auto":
         round_to = _auto_round_to(untrained, example, config, device, cache)
     space = _space(untrained, example, config, round_to)
-    # The study opens before anything is written: an unreachable database leaves no run folder.
+    # The study opens before anything is written: an unreachable database (or Ray cluster)
+    # leaves no run folder.
     study = _study.open_study(config)
     folder.create()
     resolved = {**config.to_dict(), "storage": redacted(config.storage_url),
@@ -238,13 +261,19 @@ def _search(config: SearchConfig, helper: bool,
 
     if reevaluate:
         _study.enqueue_reevaluation(study, reevaluate)
-    others = _helpers.start(config, budget_ms) if not helper and config.workers > 1 else []
+    local = config.backend == "local"
+    others = _helpers.start(config, budget_ms) \
+        if local and not helper and config.workers > 1 else []
     own = dataclasses.replace(config, trials=_helpers.shares(config.trials, config.workers)[0])
     trials = IsolatedEvaluator(evaluator, config.data, config.image_size) \
-        if config.isolated else evaluator
+        if config.isolated and local else evaluator
     try:
         try:
-            _study.run_trials(study, space, trials, own, on_trial=checkpoint)
+            if local:
+                _study.run_trials(study, space, trials, own, on_trial=checkpoint)
+            else:  # each Ray trial runs in its own actor process: isolated already
+                _ray_backend().run_trials(study, space, evaluator, config, folder.path,
+                                          on_trial=checkpoint)
         finally:
             if trials is not evaluator:
                 trials.close()

@@ -119,7 +119,7 @@ def open_study(config: SearchConfig) -> optuna.Study:
     return study
 
 
-def _suggest(trial: optuna.Trial, space: PerLayerSpace) -> Allocation:
+def suggest(trial: optuna.Trial, space: PerLayerSpace) -> Allocation:
     grid = space.fractions
     steps = {round(b - a, 9) for a, b in zip(grid, grid[1:], strict=False)}
     if len(steps) == 1:  # an even grid: a stepped float keeps the order for the sampler
@@ -131,7 +131,7 @@ def _suggest(trial: optuna.Trial, space: PerLayerSpace) -> Allocation:
     return space.allocation(fractions)
 
 
-def _completed_by_allocation(study: optuna.Study) -> dict[str, int]:
+def completed_by_allocation(study: optuna.Study) -> dict[str, int]:
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     return {t.user_attrs["allocation"]: t.number for t in done if "allocation" in t.user_attrs}
 
@@ -143,8 +143,8 @@ def _constraint(attrs: dict, budget_ms: float) -> float:
     return attrs["latency_ms"] - budget_ms
 
 
-def _tell_result(study: optuna.Study, trial: optuna.Trial, result: CandidateResult,
-                 allocation_key: str, budget_ms: float) -> None:
+def _record_result(trial: optuna.Trial, result: CandidateResult, allocation_key: str,
+                   budget_ms: float) -> list[float]:
     attrs = {"allocation": allocation_key, "latency_ms": result.latency_ms,
              "latency_iqr_ms": result.latency_iqr_ms, "macs": result.macs,
              "params": result.params, "feasible": result.feasible, "accuracy": result.accuracy,
@@ -156,18 +156,20 @@ def _tell_result(study: optuna.Study, trial: optuna.Trial, result: CandidateResu
     # the trials table shows its accuracy as empty, never as 0.
     accuracy = result.accuracy if result.accuracy is not None else 0.0
     trial.set_constraint(_CONSTRAINT, result.latency_ms - budget_ms)
-    study.tell(trial, [accuracy, result.latency_ms])
+    return [accuracy, result.latency_ms]
 
 
-def _tell_failure(study: optuna.Study, trial: optuna.Trial, reason: str, allocation_key: str,
-                  budget_ms: float, dense_ms: float) -> None:
+def record_failure(trial: optuna.Trial, reason: str, allocation_key: str | None,
+                   budget_ms: float, dense_ms: float) -> list[float]:
     """A candidate that broke. Optuna's samplers ignore FAIL trials, so it is told as an
     infeasible one (no accuracy, the dense model's latency, the constraint violated): the sampler
-    then steers away from that region. ``fail_reason`` marks it; trials.csv shows it as FAIL."""
-    trial.set_user_attr("allocation", allocation_key)
+    then steers away from that region. ``fail_reason`` marks it; trials.csv shows it as FAIL.
+    Returns the values to tell."""
+    if allocation_key is not None:
+        trial.set_user_attr("allocation", allocation_key)
     trial.set_user_attr("fail_reason", reason)
     trial.set_constraint(_CONSTRAINT, _constraint({"fail_reason": reason}, budget_ms))
-    study.tell(trial, [0.0, dense_ms])
+    return [0.0, dense_ms]
 
 
 def _progress(number: int, result: CandidateResult, budget_ms: float) -> str:
@@ -188,10 +190,8 @@ def run_trials(study: optuna.Study, space: PerLayerSpace,
     storage error raises StorageFailed. KeyboardInterrupt propagates after the running trial is
     told FAIL. Returns the number of trials run.
     """
-    if not study.trials:
-        for fraction in _warm_start(space.fractions):
-            study.enqueue_trial({g.name: fraction for g in space.searchable})
-    seen = _completed_by_allocation(study)
+    warm_start(study, space)
+    seen = completed_by_allocation(study)
     began, ran, failures = time.perf_counter(), 0, Counter()
     while ran < config.trials:
         if config.timeout is not None and time.perf_counter() - began > config.timeout:
@@ -204,10 +204,10 @@ def run_trials(study: optuna.Study, space: PerLayerSpace,
             with heartbeat(trial):
                 failed = _run_one(study, trial, space, evaluator, seen)
         except KeyboardInterrupt:
-            _give_up(study, trial, "interrupted")
+            give_up(study, trial, "interrupted")
             raise
         except Exception as exc:  # storage or disk (or a bug of ours): never the candidate's
-            _give_up(study, trial, f"stopped: {failure_reason(exc)}")
+            give_up(study, trial, f"stopped: {failure_reason(exc)}")
             if is_machine_error(exc):
                 raise StorageFailed(machine_message(exc)) from exc
             raise
@@ -215,29 +215,45 @@ def run_trials(study: optuna.Study, space: PerLayerSpace,
             failures[failed] += 1
         if on_trial is not None:
             on_trial()
-        if ran == min(config.trials, _EARLY_TRIALS) and sum(failures.values()) > ran / 2:
-            counted = ", ".join(f"{n}x {kind}" for kind, n in failures.most_common())
-            raise TooManyFailures(
-                f"{sum(failures.values())} of the first {ran} trials failed ({counted}); the "
-                f"model, data or space is likely broken: see fail_reason in trials.csv, or "
-                f"run with --debug")
+        check_early_failures(ran, config.trials, failures)
     return ran
+
+
+def check_early_failures(ran: int, trials: int, failures: Counter) -> None:
+    """TooManyFailures when, at the end of the run's first trials (8, or all if fewer), more
+    than half of them failed: the model, data or space is broken, not a few candidates."""
+    if ran == min(trials, _EARLY_TRIALS) and sum(failures.values()) > ran / 2:
+        counted = ", ".join(f"{n}x {kind}" for kind, n in failures.most_common())
+        raise TooManyFailures(
+            f"{sum(failures.values())} of the first {ran} trials failed ({counted}); the "
+            f"model, data or space is likely broken: see fail_reason in trials.csv, or "
+            f"run with --debug")
 
 
 def _run_one(study: optuna.Study, trial: optuna.Trial, space: PerLayerSpace,
              evaluator: CandidateEvaluator | IsolatedEvaluator,
              seen: dict[str, int]) -> str | None:
-    """Samples, scores and tells one trial; returns the failure kind if the candidate broke.
-    Errors of the machine or the storage propagate: they are not the candidate's."""
-    allocation = _suggest(trial, space)
+    """Scores and tells one trial; returns the failure kind if the candidate broke."""
+    values, failed = score(study, trial, space, evaluator, seen)
+    study.tell(trial, values)
+    return failed
+
+
+def score(study: optuna.Study, trial: optuna.Trial, space: PerLayerSpace,
+          evaluator: CandidateEvaluator | IsolatedEvaluator,
+          seen: dict[str, int]) -> tuple[list[float], str | None]:
+    """Samples and scores one trial and records what it found on it, without telling it: returns
+    the objective values to tell and the failure kind if the candidate broke. Errors of the
+    machine or the storage propagate: they are not the candidate's."""
+    allocation = suggest(trial, space)
     key = json.dumps(allocation, sort_keys=True)
     earlier = study.get_trials(deepcopy=False)[seen[key]] if key in seen else None
     # A re-evaluation (the nightly's last front) is scored again, never reused.
     if earlier is not None and REEVALUATES not in trial.user_attrs \
             and _still_valid(earlier, evaluator.budget_ms):
-        _repeat(study, trial, earlier, evaluator.budget_ms)
+        values = _repeat(trial, earlier, evaluator.budget_ms)
         reason = earlier.user_attrs.get("fail_reason")
-        return reason.split(":", 1)[0] if reason else None
+        return values, (reason.split(":", 1)[0] if reason else None)
     try:
         result = evaluator.evaluate(trial.number, allocation,
                                     seed_number=trial.user_attrs.get(REEVALUATES))
@@ -245,18 +261,18 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, space: PerLayerSpace,
         if is_machine_error(exc):
             raise
         reason = failure_reason(exc)
-        _tell_failure(study, trial, reason, key, evaluator.budget_ms,
-                      evaluator.reference.latency_ms)
+        values = record_failure(trial, reason, key, evaluator.budget_ms,
+                                evaluator.reference.latency_ms)
         seen[key] = trial.number
         log.warning("trial %3d  failed: %s", trial.number, reason)
-        return failure_kind(exc)
-    _tell_result(study, trial, result, key, evaluator.budget_ms)
+        return values, failure_kind(exc)
+    values = _record_result(trial, result, key, evaluator.budget_ms)
     seen[key] = trial.number
     log.info(_progress(trial.number, result, evaluator.budget_ms))
-    return None
+    return values, None
 
 
-def _give_up(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
+def give_up(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
     """Marks the running trial FAIL on the way out; if the storage cannot take even that, the
     next start finds the trial abandoned (its process is gone) and marks it then."""
     try:
@@ -266,11 +282,29 @@ def _give_up(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
         log.debug("could not mark trial %d failed: %s", trial.number, exc)
 
 
+def recorded_values(trial: optuna.trial.FrozenTrial, dense_ms: float) -> list[float] | None:
+    """The values to tell for a trial whose scores were recorded (``score`` finished) but not
+    told yet; None while it is still being scored."""
+    if not any(key.endswith(f":{_CONSTRAINT}") for key in trial.system_attrs):
+        return None  # the constraint is what scoring records last
+    attrs = trial.user_attrs
+    if "fail_reason" in attrs:
+        return [0.0, dense_ms]
+    return [attrs["accuracy"] if attrs.get("accuracy") is not None else 0.0, attrs["latency_ms"]]
+
+
 def enqueue_reevaluation(study: optuna.Study, numbers: list[int]) -> None:
     """Queues the widths of these trials to be scored again, first, as new trials."""
     trials = study.get_trials(deepcopy=False)
     for number in numbers:
         study.enqueue_trial(trials[number].params, user_attrs={REEVALUATES: number})
+
+
+def warm_start(study: optuna.Study, space: PerLayerSpace) -> None:
+    """Queues the uniform warm-start candidates in a new study."""
+    if not study.trials:
+        for fraction in _warm_start(space.fractions):
+            study.enqueue_trial({g.name: fraction for g in space.searchable})
 
 
 def _warm_start(grid: tuple[float, ...]) -> list[float]:
@@ -288,17 +322,18 @@ def _still_valid(earlier: optuna.trial.FrozenTrial, budget_ms: float) -> bool:
     return attrs.get("accuracy") is not None or attrs["latency_ms"] > budget_ms
 
 
-def _repeat(study: optuna.Study, trial: optuna.Trial, earlier: optuna.trial.FrozenTrial,
-            budget_ms: float) -> None:
-    """Records a trial whose allocation (after rounding) was already scored, without re-scoring."""
+def _repeat(trial: optuna.Trial, earlier: optuna.trial.FrozenTrial,
+            budget_ms: float) -> list[float]:
+    """Records a trial whose allocation (after rounding) was already scored, without re-scoring;
+    returns the earlier values."""
     for key, value in earlier.user_attrs.items():
         if key not in (WORKER_ATTR, HEARTBEAT_ATTR, REEVALUATES):  # who ran it is this process
             trial.set_user_attr(key, value)
     trial.set_user_attr("repeat_of", earlier.number)
     trial.set_user_attr("seconds", 0.0)
     trial.set_constraint(_CONSTRAINT, _constraint(earlier.user_attrs, budget_ms))
-    study.tell(trial, earlier.values)
     log.info("trial %3d  same widths as trial %d: reused its scores", trial.number, earlier.number)
+    return list(earlier.values)
 
 
 def trials_frame(study: optuna.Study, budget_ms: float) -> pd.DataFrame:

@@ -29,7 +29,6 @@ from spaces import Allocation
 log = logging.getLogger(__name__)
 
 
-
 def _grace_s(timeout: float) -> float:
     """Beyond --trial-timeout, how long a worker may take to notice it between fine-tune steps
     (a step of a large model) before it is killed as hung."""
@@ -49,7 +48,7 @@ class RemoteFailure(RuntimeError):
 
 
 @dataclass(frozen=True)
-class _Spec:
+class Spec:
     """What a worker needs to rebuild the evaluator: plain data, no live module."""
 
     evaluator: CandidateEvaluator  # with dense=None and data=None: rebuilt below
@@ -58,16 +57,29 @@ class _Spec:
     image_size: int
 
 
-def _serve(conn: Connection, spec: _Spec) -> None:
-    """The worker: rebuilds the evaluator, then scores one allocation per request."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+def spec_of(evaluator: CandidateEvaluator, data_name: str, image_size: int) -> Spec:
+    """The evaluator as plain data, for another process."""
+    state = {k: v.detach().cpu() for k, v in evaluator.dense.state_dict().items()}
+    return Spec(replace(evaluator, dense=None, data=None), state, data_name, image_size)
+
+
+def rebuild(spec: Spec, device: torch.device | None = None) -> CandidateEvaluator:
+    """The evaluator again, in this process (on ``device`` if given): data loaded, dense model
+    built and its weights loaded."""
     from search._registry import build_model, load_data
 
     template = spec.evaluator
     data = load_data(spec.data_name, image_size=spec.image_size, seed=template.seed)
     dense = build_model(template.model_name, data.num_classes)
     dense.load_state_dict(spec.dense_state)
-    evaluator = replace(template, dense=dense.eval(), data=data)
+    return replace(template, dense=dense.eval(), data=data,
+                   device=template.device if device is None else device)
+
+
+def _serve(conn: Connection, spec: Spec) -> None:
+    """The worker: rebuilds the evaluator, then scores one allocation per request."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    evaluator = rebuild(spec)
     while True:
         request = conn.recv()
         if request is None:
@@ -97,9 +109,7 @@ class IsolatedEvaluator:
         self.budget_ms = evaluator.budget_ms
         self.reference = evaluator.reference
         self._timeout = evaluator.trial_timeout
-        state = {k: v.detach().cpu() for k, v in evaluator.dense.state_dict().items()}
-        self._spec = _Spec(replace(evaluator, dense=None, data=None), state, data_name,
-                           image_size)
+        self._spec = spec_of(evaluator, data_name, image_size)
         self._context = multiprocessing.get_context("spawn")
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
