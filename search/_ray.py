@@ -65,10 +65,6 @@ def session(config: SearchConfig) -> Iterator[None]:
     unreachable address leaves nothing behind (UsageError)."""
     started = not ray.is_initialized()
     if started:
-        os.environ.setdefault("RAY_COLOR_PREFIX", "0")
-        os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # every trial's progress line, each once
-        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-        os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")  # ours: _catch_interrupts
         try:
             ray.init(address=config.ray_address, include_dashboard=False,
                      logging_level=logging.WARNING, log_to_driver=True)

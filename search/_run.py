@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import os
 import re
 import time
 from pathlib import Path
@@ -188,7 +189,11 @@ def _search(config: SearchConfig, helper: bool,
 
 
 def _ray_backend() -> ModuleType:
-    """``search._ray``, which needs the ``ray`` extra."""
+    """``search._ray``, which needs the ``ray`` extra. Ray reads these when imported."""
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")  # every trial's progress line, each once
+    os.environ.setdefault("RAY_COLOR_PREFIX", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")  # Ctrl-C is ours (search._ray)
     try:
         from search import _ray
     except ImportError as exc:
