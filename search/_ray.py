@@ -19,11 +19,14 @@ followed by a new one, which adds ``--trials`` trials to the study as the local 
 from __future__ import annotations
 
 import contextlib
+import copy
+import dataclasses
 import functools
 import json
 import logging
 import math
 import os
+import socket
 import sys
 import threading
 from collections import Counter
@@ -58,6 +61,22 @@ _DONE = "hwprune-finished"  # written into an experiment's folder when all its t
 _TRIAL_KEY = "hwprune_trial"  # the Optuna trial number, in each Ray trial's config
 
 
+def _check_reachable(address: str | None) -> None:
+    """UsageError unless HOST:PORT answers within a few seconds (Ray itself retries for
+    minutes); 'auto' and a local instance are left to Ray, which fails fast for them."""
+    if not address or address == "auto":
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise UsageError(f"--ray-address {address!r}: give HOST:PORT (the head node's GCS "
+                         f"port, 6379 by default) or 'auto'")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise UsageError(f"--ray-address {address}: cannot connect ({exc.strerror or exc}); "
+                         f"start the cluster (ray start --head) or give its address") from None
+
+
 @contextlib.contextmanager
 def session(config: SearchConfig) -> Iterator[None]:
     """Connected to Ray while the block runs: the cluster at ``--ray-address``, or a local
@@ -65,6 +84,7 @@ def session(config: SearchConfig) -> Iterator[None]:
     unreachable address leaves nothing behind (UsageError)."""
     started = not ray.is_initialized()
     if started:
+        _check_reachable(config.ray_address)
         try:
             ray.init(address=config.ray_address, include_dashboard=False,
                      logging_level=logging.WARNING, log_to_driver=True)
@@ -289,8 +309,9 @@ def run_trials(study: optuna.Study, space: PerLayerSpace, evaluator: CandidateEv
     control = _Control(config.trials, config.workers, evaluator.budget_ms, evaluator.reference.latency_ms,
                        on_trial)
     _CONTROLS[key] = control
-    job = _Job(spec_of(evaluator, config.data, config.image_size), space, config.storage_url,
-               config.study, torch.device(config.device).type, config.threads)
+    job = _Job(spec_of(_with_absolute_paths(evaluator), config.data, config.image_size), space,
+               _absolute_storage(config.storage_url), config.study,
+               torch.device(config.device).type, config.threads)
     resources = {"cpu": config.threads, "gpu": 1 if job.device_type == "cuda" else 0}
     trainable = tune.with_resources(tune.with_parameters(_trial, job=job), resources)
     if restoring:
@@ -328,6 +349,22 @@ def run_trials(study: optuna.Study, space: PerLayerSpace, evaluator: CandidateEv
     if not results.errors or control.ran:
         (path / _DONE).touch()
     return control.ran
+
+
+def _with_absolute_paths(evaluator: CandidateEvaluator) -> CandidateEvaluator:
+    """The evaluator with its folders made absolute: a Ray worker's working directory is not
+    this process's."""
+    cache = copy.copy(evaluator.cache)
+    if cache is not None:
+        cache.path = cache.path.resolve()
+    return dataclasses.replace(evaluator, models_dir=evaluator.models_dir.resolve(), cache=cache)
+
+
+def _absolute_storage(url: str) -> str:
+    """The storage URL with a relative journal or SQLite path made absolute."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        return "sqlite:///" + Path(url.removeprefix("sqlite:///")).resolve().as_posix()
+    return url if "://" in url else Path(url).resolve().as_posix()
 
 
 def _settle_unfinished(study: optuna.Study, numbers: list[int], dense_ms: float) -> None:

@@ -194,6 +194,7 @@ def _ray_backend() -> ModuleType:
     os.environ.setdefault("RAY_COLOR_PREFIX", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")  # Ctrl-C is ours (search._ray)
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # a user's relative paths keep working
     try:
         from search import _ray
     except ImportError as exc:
