@@ -9,6 +9,10 @@ benchmarks/results/.
 
     python benchmarks/workers_overhead.py                   # 12 trials x workers 1, 2, 4
     python benchmarks/workers_overhead.py --trials 6 --workers 1 2
+    python benchmarks/workers_overhead.py --backend ray --workers 1 2   # Ray Tune trials
+
+With --backend ray a "worker" is a Ray trial running at a time (one CPU each; a local Ray
+instance with this machine's CPUs), and the loop time also holds Ray's scheduling and reporting.
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ ARGS = ["--model", "resnet20", "--image-size", "16", "--finetune-steps", "2", "-
         "1", "--no-latency-cache"]
 
 
-def _search(workdir: Path, name: str, trials: int, workers: int) -> float:
+def _search(workdir: Path, name: str, trials: int, workers: int, backend: str) -> float:
     began = time.perf_counter()
     subprocess.run([sys.executable, "-m", "search", *ARGS, "--trials", str(trials), "--workers",
-                    str(workers), "--study-name", name], cwd=workdir, check=True,
+                    str(workers), "--backend", backend, "--study-name", name], cwd=workdir,
+                   check=True,
                    env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True)
     return time.perf_counter() - began
 
@@ -59,14 +64,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--backend", choices=["local", "ray"], default="local")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        _search(workdir, "warm-up", 1, 1)  # trains and caches the dense baseline once
+        _search(workdir, "warm-up", 1, 1, "local")  # trains and caches the dense baseline once
         for workers in args.workers:
             name = f"w{workers}"
-            wall = _search(workdir, name, args.trials, workers)
+            wall = _search(workdir, name, args.trials, workers, args.backend)
             trials = _per_trial(workdir / "results" / name, name)
             rows.append({"workers": workers, "trials": len(trials), "wall_s": round(wall, 1),
                          "trials_per_min": round(60 * len(trials) / wall, 1),
@@ -78,10 +84,12 @@ def main() -> None:
     header = (f"# workers_overhead, {datetime.date.today()}, {env['cpu_model']} "
               f"({env['cpu_count']} CPUs), torch {env['torch']}, optuna {optuna.__version__}\n"
               f"# python benchmarks/workers_overhead.py --trials {args.trials} --workers "
-              f"{' '.join(map(str, args.workers))}\n")
+              f"{' '.join(map(str, args.workers))} --backend {args.backend}\n")
     text = header + table.to_string(index=False) + "\n"
     print(text)
-    out = ROOT / "benchmarks" / "results" / f"workers_overhead-{datetime.date.today()}-cpu.txt"
+    suffix = "" if args.backend == "local" else f"-{args.backend}"
+    out = ROOT / "benchmarks" / "results" / (
+        f"workers_overhead{suffix}-{datetime.date.today()}-cpu.txt")
     out.write_text(text)
     print(f"wrote {out}")
 
