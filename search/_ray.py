@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import functools
 import json
 import logging
@@ -31,7 +30,7 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -357,7 +356,7 @@ def _with_absolute_paths(evaluator: CandidateEvaluator) -> CandidateEvaluator:
     cache = copy.copy(evaluator.cache)
     if cache is not None:
         cache.path = cache.path.resolve()
-    return dataclasses.replace(evaluator, models_dir=evaluator.models_dir.resolve(), cache=cache)
+    return replace(evaluator, models_dir=evaluator.models_dir.resolve(), cache=cache)
 
 
 def _absolute_storage(url: str) -> str:
