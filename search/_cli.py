@@ -96,6 +96,10 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
                      help="measure every candidate, even ones an earlier run measured here")
     run.add_argument("--finetune-steps", type=int, default=d["finetune_steps"].default,
                      help="SGD steps of each candidate's quick fine-tune (default %(default)s)")
+    run.add_argument("--final-finetune-steps", type=int,
+                     default=d["final_finetune_steps"].default, metavar="N",
+                     help="at the end, the front's models get N more steps and are scored "
+                          "again; 0 skips it (default %(default)s)")
     run.add_argument("--round-to", type=_round_to, default=d["round_to"].default,
                      help="kept channels are multiples of this, or 'auto': the multiple the "
                           "device's measured width steps recommend (default %(default)s)")

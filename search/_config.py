@@ -57,6 +57,7 @@ class SearchConfig:
     cuda_graphs: bool = False
     latency_cache: bool = True
     finetune_steps: int = 20
+    final_finetune_steps: int = 100
     round_to: int | str = 8
     storage: str | None = None
     study_name: str | None = None
@@ -85,6 +86,9 @@ class SearchConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if self.finetune_steps < 0:
             raise UsageError(f"--finetune-steps must be 0 or more, got {self.finetune_steps}")
+        if self.final_finetune_steps < 0:
+            raise UsageError(f"--final-finetune-steps must be 0 or more, got "
+                             f"{self.final_finetune_steps}")
         if self.image_size < 8:
             raise UsageError(f"--image-size must be at least 8 pixels, got {self.image_size}")
         if self.timeout is not None and not self.timeout > 0:

@@ -45,13 +45,14 @@ from search._runfolder import (
     RunFolder,
     atomic_write_bytes,
     load_pruned,
+    save_pruned,
     save_state,
 )
 from search._runs import load_run
 from search._storage import redacted
-from search._train import Recipe, accuracy, train_dense
+from search._train import Recipe, accuracy, finetune, train_dense
 from search._worker import IsolatedEvaluator
-from spaces import PerLayerSpace, discover_groups, prune
+from spaces import PerLayerSpace, PrunedSpec, discover_groups, prune
 
 log = logging.getLogger(__name__)
 
@@ -304,12 +305,16 @@ def _search_in(config: SearchConfig, helper: bool,
     if helper:
         return None
     _helpers.wait(others)
-    return _finish(study, folder, reference, reference_extra, evaluator)
+    return _finish(study, folder, reference, reference_extra, evaluator,
+                   final_steps=config.final_finetune_steps)
 
 
-def _remeasure(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEvaluator,
-               reference: Reference) -> tuple[pd.DataFrame, float]:
-    """Re-measures the front's models together with the dense model, with 3x the repeats.
+def _final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEvaluator,
+                 reference: Reference, steps: int) -> tuple[pd.DataFrame, float]:
+    """The front's models, each fine-tuned ``steps`` more SGD steps from its search-time weights
+    (saved as ``models/final-N``), then measured again together with the dense model, with 3x
+    the repeats, and scored on the validation and test splits. The numbers users pick from are
+    then those of the model they export. ``quick_accuracy`` keeps the search-time score.
 
     Another worker on the same study, finishing later, may have found a trial dominated and
     removed its model since ``front`` was read: such a trial is left off (it is dominated)."""
@@ -321,8 +326,20 @@ def _remeasure(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEvalu
         except (FileNotFoundError, UsageError):
             log.info("trial %d: model removed by another worker that found it dominated", number)
     front = front[front["trial"].isin(kept)].copy()
+    front["quick_accuracy"] = front["accuracy"]
     if not models:
         return front.assign(test_accuracy=float("nan")), reference.latency_ms
+    if steps:
+        log.info("final stage: fine-tuning the %d models of the front for %d more steps...",
+                 len(models), steps)
+        recipe = dataclasses.replace(evaluator.recipe, finetune_steps=steps)
+        for number, model in zip(kept, models, strict=True):
+            finetune(model, evaluator.data, recipe, seed=evaluator.seed * 100_003 + number)
+            spec = PrunedSpec.read(folder.model_json(number))
+            save_pruned(model, dataclasses.replace(spec, weights=f"final-{number}.pt"),
+                        folder.model_json(number, final=True))
+        front["accuracy"] = [accuracy(m, evaluator.data.val_x, evaluator.data.val_y)
+                             for m in models]
     comparison = compare([evaluator.dense_runner(), *models], evaluator.example,
                          device=evaluator.device, settings=evaluator.latency.scaled(3),
                          context=evaluator.context)
@@ -352,9 +369,11 @@ def _drift(trials: pd.DataFrame, reference: Reference, remeasured_ms: float | No
 
 
 def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, reference_extra: dict,
-            evaluator: CandidateEvaluator, stopped: str | None = None) -> pd.DataFrame:
+            evaluator: CandidateEvaluator, stopped: str | None = None,
+            final_steps: int = 0) -> pd.DataFrame:
     """Writes trials.csv, pareto.csv, the reference, the notes and the reports; returns the front.
-    ``stopped`` says why the run ended early: the front is then not re-measured."""
+    ``stopped`` says why the run ended early: the front is then not re-measured. Otherwise the
+    front goes through the final stage (``final_steps`` more fine-tune steps, re-measured)."""
     final = stopped is None
     budget_ms = evaluator.budget_ms
     fail_abandoned(study)  # again: one killed just before this run started may be known now
@@ -371,14 +390,22 @@ def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, refere
         notes.append(f"trial {number} is on the front but its saved model is missing: left off")
     front = front[saved]
     if final and len(front):
-        front, dense_now = _remeasure(front, folder, evaluator, reference)
-        reference_extra = {**reference_extra, "remeasured_latency_ms": dense_now}
+        front, dense_now = _final_stage(front, folder, evaluator, reference, final_steps)
+        reference_extra = {**reference_extra, "remeasured_latency_ms": dense_now,
+                           "final_finetune_steps": final_steps}
         over = front[front["latency_ms"] > budget_ms]
         for row in over.itertuples():
             notes.append(f"trial {row.trial} re-measured at {row.latency_ms:.3f} ms, over the "
                          f"budget: left off the front")
+        tuned = set(front["trial"])
         front = front[front["latency_ms"] <= budget_ms]
         front = front[_study.pareto_mask(front["latency_ms"], front["accuracy"])]
+        if final_steps:
+            dropped = tuned - set(front["trial"])
+            folder.remove_models(dropped, final_only=True)
+            if dropped:
+                notes.append(f"final stage ({final_steps} more fine-tune steps): trial(s) "
+                             f"{', '.join(map(str, sorted(dropped)))} fell off the front")
     else:
         front = front.assign(test_accuracy=float("nan"))
         if not final:
@@ -392,7 +419,11 @@ def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, refere
                      f"x{drift['median']:.3f}): the machine was not quiet; "
                      f"latencies are ratios to the dense model measured alongside, which cancels "
                      f"most of it")
-    front = front.assign(model_path=[f"models/trial-{n}.json" for n in front["trial"]])
+    front = front.assign(model_path=[
+        folder.model_json(n, final=final and final_steps > 0).relative_to(folder.path).as_posix()
+        for n in front["trial"]])
+    if "quick_accuracy" not in front:
+        front = front.assign(quick_accuracy=front["accuracy"])
     pareto = front.sort_values("latency_ms")[_study.TRIAL_COLUMNS + PARETO_EXTRA_COLUMNS]
     pareto = pareto.reset_index(drop=True)
     folder.write_reference(reference, **reference_extra)

@@ -19,7 +19,7 @@ from spaces import PrunedSpec, rebuild
 if TYPE_CHECKING:
     from search._candidates import Reference
 
-PARETO_EXTRA_COLUMNS = ["test_accuracy", "model_path"]
+PARETO_EXTRA_COLUMNS = ["test_accuracy", "model_path", "quick_accuracy"]
 
 
 def atomic_write_bytes(path: Path, write) -> None:
@@ -85,15 +85,21 @@ class RunFolder:
         parquet = (self.path / name).with_suffix(".parquet")
         atomic_write_bytes(parquet, lambda p: frame.to_parquet(p, index=False))
 
-    def model_json(self, trial: int) -> Path:
-        return self.models / f"trial-{trial}.json"
+    def model_json(self, trial: int, final: bool = False) -> Path:
+        """``models/trial-N.json`` as the search saved it, or ``models/final-N.json`` after the
+        final stage's longer fine-tune."""
+        return self.models / f"{'final' if final else 'trial'}-{trial}.json"
 
-    def remove_models(self, trials: set[int]) -> list[int]:
-        """Deletes the saved models of these trials; returns the trial numbers removed."""
+    def remove_models(self, trials: set[int], final_only: bool = False) -> list[int]:
+        """Deletes the saved models of these trials (search-time and final, or only the final
+        ones); returns the trial numbers whose search-time model was removed."""
         removed = []
-        for json_path in self.models.glob("trial-*.json"):
-            if int(json_path.stem.split("-", 1)[1]) in trials:
+        kinds = ["final"] if final_only else ["trial", "final"]
+        for json_path in [p for kind in kinds for p in self.models.glob(f"{kind}-*.json")]:
+            kind, number = json_path.stem.split("-", 1)
+            if int(number) in trials:
                 json_path.with_suffix(".pt").unlink(missing_ok=True)
                 json_path.unlink(missing_ok=True)
-                removed.append(int(json_path.stem.split("-", 1)[1]))
+                if kind == "trial":
+                    removed.append(int(number))
         return removed

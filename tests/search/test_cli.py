@@ -31,8 +31,11 @@ def test_run_writes_every_file_with_the_named_columns(first_run):
                                                "dense_ms_now", "reevaluates"]
     assert trials["trial"].tolist() == [0, 1, 2, 3, 4]
     pareto = pd.read_csv(run_dir / "pareto.csv")
-    assert list(pareto.columns) == contract + ["test_accuracy", "model_path"]
+    assert list(pareto.columns) == contract + ["test_accuracy", "model_path", "quick_accuracy"]
     assert len(pareto) >= 1 and pareto["feasible"].all()
+    # The final stage: the front's models were fine-tuned longer and saved apart.
+    assert pareto["model_path"].str.fullmatch(r"models/final-\d+\.json").all()
+    assert json.loads((run_dir / "reference.json").read_text())["final_finetune_steps"] == 100
     assert pareto["latency_ms"].is_monotonic_increasing
     reference = json.loads((run_dir / "reference.json").read_text())
     assert {"latency_ms", "macs", "params", "accuracy", "test_accuracy"} <= reference.keys()
@@ -56,6 +59,8 @@ def test_saved_models_reload_without_pickles_and_match_the_report(first_run):
         spec = json.loads((run_dir / row.model_path).read_text())
         assert spec["allocation"] == json.loads(row.allocation)
         assert accuracy(model, data.test_x, data.test_y) == pytest.approx(row.test_accuracy)
+        # The accuracy users pick by is that of the model they export (after the final stage).
+        assert accuracy(model, data.val_x, data.val_y) == pytest.approx(row.accuracy)
         state = torch.load(run_dir / "models" / spec["weights"], weights_only=True)
         assert all(isinstance(v, torch.Tensor) for v in state.values())
     # Weights are kept for the search-time front (a trial the end-of-run re-measurement drops
@@ -64,7 +69,9 @@ def test_saved_models_reload_without_pickles_and_match_the_report(first_run):
     feasible = trials[trials["feasible"]]
     search_front = feasible[pareto_mask(feasible["latency_ms"], feasible["accuracy"])]["trial"]
     kept = {p.name for p in (run_dir / "models").iterdir()}
-    assert kept == {f"trial-{n}.{ext}" for n in search_front for ext in ("json", "pt")}
+    # The final stage's models are kept for the final front only.
+    assert kept == ({f"trial-{n}.{ext}" for n in search_front for ext in ("json", "pt")}
+                    | {f"final-{n}.{ext}" for n in pareto["trial"] for ext in ("json", "pt")})
     assert set(pareto["trial"]) <= set(search_front)
 
 
@@ -96,7 +103,7 @@ def test_pick_under_a_latency_and_an_accuracy_constraint(run_copy, workdir, tmp_
                  str(tmp_path / "deploy"))
     assert result.returncode == 0, result.stderr
     best = front.loc[front["accuracy"].idxmax()]
-    assert f"models/trial-{best.trial}.json" in result.stdout
+    assert f"models/final-{best.trial}.json" in result.stdout
     model = search.load_pruned(tmp_path / "deploy" / "model.json")
     original = search.load_pruned(run_copy / best.model_path)
     x = torch.randn(2, 3, 16, 16)
@@ -104,7 +111,7 @@ def test_pick_under_a_latency_and_an_accuracy_constraint(run_copy, workdir, tmp_
         assert torch.equal(model(x), original(x))
     fastest = cli(workdir, "pick", str(run_copy), "--min-accuracy", "0.01")
     assert fastest.returncode == 0, fastest.stderr
-    assert f"models/trial-{front.iloc[0].trial}.json" in fastest.stdout
+    assert f"models/final-{front.iloc[0].trial}.json" in fastest.stdout
 
 
 def test_pick_onnx_matches_pytorch_and_is_measured(run_copy, workdir, tmp_path):

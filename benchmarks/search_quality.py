@@ -1,0 +1,291 @@
+"""Search quality: our search against the published strategies, same model, data, device, budget,
+number of candidate evaluations and fine-tune recipe.
+
+Every strategy chooses which per-group widths to evaluate; every evaluation goes through the same
+search (``search.run``: prune, measure latency interleaved with the dense model, quick fine-tune
+if within the budget, validation accuracy; the front re-measured at the end), each strategy in its
+own study. What differs is only how the widths are chosen:
+
+- ours: the default search (TPE on per-group keep fractions, budget constraint, uniform warm
+  start), N trials.
+- uniform: one keep fraction for every group, every fraction of the grid below 1 (the classic
+  baseline; the grid has fewer than N).
+- tp-global: Torch-Pruning's global magnitude ranking (``MagnitudePruner(global_pruning=True)``,
+  L1) at N pruning ratios; the per-layer widths it picks, snapped to the search's grid.
+- eagleeye: 10 x N random per-group allocations, each scored by adaptive batch norm (statistics
+  re-estimated, no training: EagleEye's proxy); the N best by (MACs, proxy accuracy)
+  non-dominated sorting are evaluated.
+- netadapt: greedy shrinking from the dense model. Each iteration proposes, for every group, the
+  smallest cut that removes at least a target share of MACs (NetAdapt's per-layer latency
+  target, with MACs choosing the width and the measured latency scoring the result), evaluates
+  the proposals, and keeps the most accurate. Its evaluations run with no budget so that every
+  step is fine-tuned (NetAdapt needs the accuracy of models above the budget); points over the
+  budget do not count on its front.
+
+Fronts are compared by hypervolume in (latency / dense latency, validation accuracy) with one
+fixed reference point (the budget ratio, and the dense accuracy minus 0.2, written with the
+results), and by the best accuracy at three latency budgets. Latencies are the re-measured ones
+of each run's front, as ratios to the dense model measured with them, so runs compare across the
+machine's drift.
+
+    python benchmarks/search_quality.py              # VGG-16-BN, digits 16 px, N=40 (~20 min)
+    python benchmarks/search_quality.py --quick      # ResNet-20, N=6, 2 fine-tune steps (<1 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import json
+import logging
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch_pruning as tp
+
+from profilers import count_cost, fingerprint
+from search import SearchConfig, run
+from search._registry import build_model, load_data
+from search._run import _dense_model, _example_input, _space
+from search._study import hypervolume, open_study
+from search._train import Recipe, accuracy, recalibrate_bn
+from spaces import PerLayerSpace, prune
+
+STRATEGIES = ("ours", "uniform", "tp-global", "eagleeye", "netadapt")
+# "Best accuracy at a budget", at these shares of the search's budget (0.3, 0.4, 0.5 of the dense
+# latency for the default budget ratio 0.5).
+BUDGETS = (0.6, 0.8, 1.0)
+
+
+@dataclass
+class Setup:
+    """What the strategies that look at the model need: the trained dense model and its space."""
+
+    config: SearchConfig
+    dense: torch.nn.Module
+    space: PerLayerSpace
+    example: torch.Tensor
+    data: object
+    recipe: Recipe
+
+
+def _setup(config: SearchConfig) -> Setup:
+    data = load_data(config.data, image_size=config.image_size, seed=config.seed)
+    example = _example_input(data, 1)
+    recipe = Recipe(finetune_steps=config.finetune_steps)
+    dense = _dense_model(config, data, recipe)
+    space = _space(build_model(config.model, data.num_classes).eval(), example, config,
+                   config.round_to)
+    return Setup(config, dense, space, example, data, recipe)
+
+
+def _nearest(grid: tuple[float, ...], fraction: float) -> float:
+    return min(grid, key=lambda f: abs(f - fraction))
+
+
+def _fractions_of(setup: Setup, model: torch.nn.Module) -> dict[str, float]:
+    """A pruned model's kept share per group (its root layer's output channels), on the grid."""
+    modules = dict(model.named_modules())
+    return {g.name: _nearest(setup.space.fractions, modules[g.name].out_channels / g.width)
+            for g in setup.space.searchable}
+
+
+def _distinct(candidates: list[dict[str, float]]) -> list[dict[str, float]]:
+    seen, kept = set(), []
+    for fractions in candidates:
+        key = json.dumps(fractions, sort_keys=True)
+        if key not in seen and any(f < 1.0 for f in fractions.values()):
+            seen.add(key)
+            kept.append(fractions)
+    return kept
+
+
+def uniform(setup: Setup, n: int) -> list[dict[str, float]]:
+    grid = [f for f in setup.space.fractions if f < 1.0]
+    return [{g.name: f for g in setup.space.searchable} for f in grid][:n]
+
+
+def tp_global(setup: Setup, n: int) -> list[dict[str, float]]:
+    ratios = [0.1 + 0.8 * i / max(1, n - 1) for i in range(n)]
+    searchable = {layer for g in setup.space.searchable for layer in g.layers}
+    candidates = []
+    for ratio in ratios:
+        model = copy.deepcopy(setup.dense).eval()
+        convs = {name: m for name, m in model.named_modules()
+                 if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))}
+        ignored = [m for name, m in convs.items() if name not in searchable]
+        pruner = tp.pruner.MagnitudePruner(
+            model, setup.example[:1], importance=tp.importance.MagnitudeImportance(p=1),
+            pruning_ratio=ratio, global_pruning=True, ignored_layers=ignored,
+            round_to=setup.space.round_to)
+        pruner.step()
+        candidates.append(_fractions_of(setup, model))
+    return _distinct(candidates)[:n]
+
+
+def adaptive_bn_accuracy(setup: Setup, model: torch.nn.Module, seed: int) -> float:
+    """EagleEye's proxy: validation accuracy after re-estimating batch-norm statistics."""
+    recalibrate_bn(model, setup.data, setup.recipe.bn_batches, setup.recipe.batch_size,
+                   torch.Generator().manual_seed(seed))
+    return accuracy(model, setup.data.val_x, setup.data.val_y)
+
+
+def eagleeye(setup: Setup, n: int) -> list[dict[str, float]]:
+    rng = random.Random(setup.config.seed)
+    pool = _distinct([{g.name: rng.choice(setup.space.fractions) for g in setup.space.searchable}
+                      for _ in range(10 * n)])
+    scored = []
+    for i, fractions in enumerate(pool):
+        model = prune(setup.dense, setup.example[:1], setup.space.allocation(fractions))
+        macs = count_cost(model, setup.example).macs
+        scored.append((macs, adaptive_bn_accuracy(setup, model, seed=i), fractions))
+    chosen: list[dict[str, float]] = []
+    rest = scored
+    while rest and len(chosen) < n:  # non-dominated sorting: the best layer first
+        front = [s for s in rest if not any(o[0] <= s[0] and o[1] >= s[1] and o != s
+                                            for o in rest)]
+        front.sort(key=lambda s: s[0])
+        room = n - len(chosen)
+        step = max(1, len(front) / room) if len(front) > room else 1
+        chosen += [front[int(i * step)][2] for i in range(min(room, len(front)))]
+        rest = [s for s in rest if s not in front]
+    return chosen
+
+
+def netadapt_proposals(setup: Setup, current: dict[str, float],
+                       target: float) -> list[dict[str, float]]:
+    """For every group, the smallest cut of that group alone that removes ``target`` of the
+    current MACs (or the group's smallest width when it cannot)."""
+    def macs(fractions: dict[str, float]) -> int:
+        return count_cost(prune(setup.dense, setup.example[:1], setup.space.allocation(fractions)),
+                          setup.example).macs
+
+    now = macs(current)
+    proposals = []
+    for group in setup.space.searchable:
+        smaller = [f for f in setup.space.fractions if f < current[group.name]]
+        for fraction in sorted(smaller, reverse=True):
+            proposal = {**current, group.name: fraction}
+            if macs(proposal) <= (1 - target) * now or fraction == smaller[0]:
+                proposals.append(proposal)
+                break
+    return proposals
+
+
+def _front(out: Path) -> pd.DataFrame:
+    front = pd.read_csv(out / "pareto.csv")
+    reference = json.loads((out / "reference.json").read_text())
+    dense_ms = reference.get("remeasured_latency_ms") or reference["latency_ms"]
+    return front.assign(ratio=front["latency_ms"] / dense_ms)
+
+
+def _run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataFrame, dict]:
+    """Runs one strategy in its own study; returns its front and counts."""
+    out = root / name
+    base = replace(setup.config, study_name=name, out=str(out))
+    began = time.perf_counter()
+    evaluations = 0
+
+    def evaluate(candidates: list[dict[str, float]], config: SearchConfig) -> None:
+        nonlocal evaluations
+        study = open_study(config)
+        for fractions in candidates:
+            study.enqueue_trial(fractions)
+        run(replace(config, trials=len(candidates)))
+        evaluations += len(candidates)
+
+    if name == "ours":
+        run(replace(base, trials=n))
+        evaluations = n
+    elif name == "netadapt":
+        free = replace(base, budget_ratio=1.0)  # every step fine-tuned: NetAdapt needs it
+        current = {g.name: 1.0 for g in setup.space.searchable}
+        target = 1 - (setup.config.budget_ratio ** (1 / 3))  # the budget in about 3 iterations
+        while evaluations < n:
+            proposals = netadapt_proposals(setup, current, target)[:n - evaluations]
+            if not proposals:
+                break
+            first = evaluations
+            evaluate(proposals, free)
+            trials = pd.read_csv(out / "trials.csv").iloc[first:]
+            best = trials["accuracy"].fillna(-1).to_numpy().argmax()
+            current = proposals[best]
+    else:
+        chooser: Callable[[Setup, int], list[dict[str, float]]] = {
+            "uniform": uniform, "tp-global": tp_global, "eagleeye": eagleeye}[name]
+        evaluate(chooser(setup, n), base)
+    front = _front(out)
+    front = front[front["ratio"] <= setup.config.budget_ratio]
+    trials = pd.read_csv(out / "trials.csv")
+    return front, {"evaluations": evaluations, "fine_tuned": int(trials["accuracy"].notna().sum()),
+                   "wall_s": round(time.perf_counter() - began, 1)}
+
+
+def _score(front: pd.DataFrame, reference: dict[str, float]) -> dict[str, float]:
+    row = {"hypervolume": hypervolume(front["ratio"], front["accuracy"], reference["ratio"],
+                                      reference["accuracy"]) if len(front) else 0.0,
+           "front_size": len(front)}
+    for share in BUDGETS:
+        budget = round(share * reference["ratio"], 3)
+        within = front[front["ratio"] <= budget]
+        row[f"acc@{budget}"] = within["accuracy"].max() if len(within) else float("nan")
+    return row
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="ResNet-20, 6 evaluations, 2 fine-tune steps, budget ratio 0.85: "
+                             "a smoke run")
+    parser.add_argument("--evaluations", type=int, help="per strategy (default 40; quick 6)")
+    parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES), choices=STRATEGIES)
+    parser.add_argument("--budget-ratio", type=float,
+                        help="default 0.5; quick 0.85 (ResNet-20's smallest candidate at 16 px "
+                             "is about 0.66 of the dense latency)")
+    parser.add_argument("--out", help="results file (default benchmarks/results/...)")
+    args = parser.parse_args(argv)
+    n = args.evaluations or (6 if args.quick else 40)
+    args.budget_ratio = args.budget_ratio or (0.85 if args.quick else 0.5)
+    logging.basicConfig(level=logging.WARNING)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        config = SearchConfig(budget_ratio=args.budget_ratio, results_dir=str(root / "results"),
+                              **({"model": "resnet20", "finetune_steps": 2} if args.quick else {}))
+        setup = _setup(config)
+        dense_accuracy = accuracy(setup.dense, setup.data.val_x, setup.data.val_y)
+        reference = {"ratio": args.budget_ratio, "accuracy": dense_accuracy - 0.2}
+        for name in args.strategies:
+            front, counts = _run_strategy(name, setup, n, root)
+            rows.append({"strategy": name, **_score(front, reference), **counts})
+            print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    env = fingerprint(torch.device("cpu"), 1)
+    stamp = datetime.date.today().isoformat()
+    text = (f"# search_quality, {stamp}, {env['cpu_model']} ({env['cpu_count']} CPUs), torch "
+            f"{env['torch']}, model {config.model}, data {config.data} {config.image_size} px, "
+            f"{config.finetune_steps} fine-tune steps, budget ratio {args.budget_ratio}, "
+            f"{n} evaluations per strategy\n"
+            f"# reference point: latency ratio {reference['ratio']}, accuracy "
+            f"{reference['accuracy']:.4f} (dense {dense_accuracy:.4f} - 0.2)\n"
+            f"# python benchmarks/search_quality.py {' '.join(sys.argv[1:] if argv is None else argv)}\n"
+            + table.to_string(index=False) + "\n")
+    print(text)
+    if not args.quick or args.out:
+        out = Path(args.out) if args.out else Path(__file__).parent / "results" / (
+            f"search_quality-{stamp}-{config.model}.txt")
+        out.write_text(text)
+        print(f"wrote {out}")
+    return table
+
+
+if __name__ == "__main__":
+    main()

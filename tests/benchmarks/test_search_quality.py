@@ -1,0 +1,55 @@
+"""The search-quality benchmark's --quick mode: every strategy runs through the real search with
+the same number of evaluations, and the table it prints is consistent with the runs."""
+
+import importlib.util
+import math
+
+import pytest
+
+from tests.search.runs import ROOT
+
+
+def _benchmark():
+    spec = importlib.util.spec_from_file_location("search_quality",
+                                                  ROOT / "benchmarks" / "search_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+def test_quick_mode_runs_every_strategy_on_the_same_evaluation_budget(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    bench = _benchmark()
+    out = tmp_path / "quality.txt"
+    table = bench.main(["--quick", "--out", str(out)])
+    assert table["strategy"].tolist() == list(bench.STRATEGIES)
+    assert (table["evaluations"] <= 6).all() and (table["evaluations"] >= 1).all()
+    assert (table["fine_tuned"] <= table["evaluations"]).all()
+    for _, row in table.iterrows():
+        assert row["hypervolume"] >= 0
+        if row["front_size"] == 0:
+            assert row["hypervolume"] == 0
+        # The best accuracy within a looser budget is never below that within a tighter one.
+        columns = [c for c in table.columns if c.startswith("acc@")]
+        assert len(columns) == len(bench.BUDGETS)
+        known = [row[c] for c in columns if not math.isnan(row[c])]
+        assert known == sorted(known)
+    text = out.read_text()
+    assert "reference point: latency ratio 0.85" in text and "resnet20" in text
+
+
+@pytest.mark.slow
+def test_netadapt_proposes_one_cut_per_group_that_removes_the_target_share(tmp_path):
+    bench = _benchmark()
+    from search import SearchConfig
+
+    config = SearchConfig(budget_ratio=0.5, model="resnet20", finetune_steps=0,
+                          results_dir=str(tmp_path / "results"))
+    setup = bench._setup(config)
+    dense = {g.name: 1.0 for g in setup.space.searchable}
+    proposals = bench.netadapt_proposals(setup, dense, 0.05)
+    assert len(proposals) == len(setup.space.searchable)
+    for group, proposal in zip(setup.space.searchable, proposals, strict=True):
+        changed = [name for name, f in proposal.items() if f != dense[name]]
+        assert changed == [group.name]  # one group cut at a time
