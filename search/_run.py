@@ -21,7 +21,6 @@ from torch import nn
 from profilers import (
     LatencyCache,
     LatencySettings,
-    compare,
     fingerprint,
     recommended_round_to,
     width_steps,
@@ -37,6 +36,7 @@ from search._errors import (
     TooManyFailures,
     UsageError,
 )
+from search._final import DRIFT_NOTE, final_stage, measured_drift
 from search._liveness import fail_abandoned
 from search._registry import build_model, device_for, load_checkpoint, load_data
 from search._report import STOPPED_NOTE, write_reports
@@ -44,15 +44,13 @@ from search._runfolder import (
     PARETO_EXTRA_COLUMNS,
     RunFolder,
     atomic_write_bytes,
-    load_pruned,
-    save_pruned,
     save_state,
 )
 from search._runs import load_run
 from search._storage import redacted
-from search._train import Recipe, accuracy, finetune, train_dense
+from search._train import Recipe, accuracy, train_dense
 from search._worker import IsolatedEvaluator
-from spaces import PerLayerSpace, PrunedSpec, discover_groups, prune
+from spaces import PerLayerSpace, discover_groups, prune
 
 log = logging.getLogger(__name__)
 
@@ -309,65 +307,6 @@ def _search_in(config: SearchConfig, helper: bool,
                    final_steps=config.final_finetune_steps)
 
 
-def _final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEvaluator,
-                 reference: Reference, steps: int) -> tuple[pd.DataFrame, float]:
-    """The front's models, each fine-tuned ``steps`` more SGD steps from its search-time weights
-    (saved as ``models/final-N``), then measured again together with the dense model, with 3x
-    the repeats, and scored on the validation and test splits. The numbers users pick from are
-    then those of the model they export. ``quick_accuracy`` keeps the search-time score.
-
-    Another worker on the same study, finishing later, may have found a trial dominated and
-    removed its model since ``front`` was read: such a trial is left off (it is dominated)."""
-    models, kept = [], []
-    for number in front["trial"]:
-        try:
-            models.append(load_pruned(folder.model_json(number)))
-            kept.append(number)
-        except (FileNotFoundError, UsageError):
-            log.info("trial %d: model removed by another worker that found it dominated", number)
-    front = front[front["trial"].isin(kept)].copy()
-    front["quick_accuracy"] = front["accuracy"]
-    if not models:
-        return front.assign(test_accuracy=float("nan")), reference.latency_ms
-    if steps:
-        log.info("final stage: fine-tuning the %d models of the front for %d more steps...",
-                 len(models), steps)
-        recipe = dataclasses.replace(evaluator.recipe, finetune_steps=steps)
-        for number, model in zip(kept, models, strict=True):
-            finetune(model, evaluator.data, recipe, seed=evaluator.seed * 100_003 + number)
-            spec = PrunedSpec.read(folder.model_json(number))
-            save_pruned(model, dataclasses.replace(spec, weights=f"final-{number}.pt"),
-                        folder.model_json(number, final=True))
-        front["accuracy"] = [accuracy(m, evaluator.data.val_x, evaluator.data.val_y)
-                             for m in models]
-    comparison = compare([evaluator.dense_runner(), *models], evaluator.example,
-                         device=evaluator.device, settings=evaluator.latency.scaled(3),
-                         context=evaluator.context)
-    front[["latency_ms", "latency_iqr_ms"]] = reference.latencies(comparison)
-    front["test_accuracy"] = [accuracy(m, evaluator.data.test_x, evaluator.data.test_y)
-                              for m in models]
-    return front, comparison.stats[0].median_ms
-
-
-_DRIFT_NOTE = 0.10  # a reference that moved more than this is worth a note in the report
-
-
-def _drift(trials: pd.DataFrame, reference: Reference, remeasured_ms: float | None) -> dict:
-    """How the dense model's latency moved during the run, as multiples of the reference: it is
-    measured again with every candidate (interleaved) and once more at the end."""
-    now = pd.to_numeric(trials["dense_ms_now"], errors="coerce").dropna().tolist()
-    if remeasured_ms is not None:
-        now.append(remeasured_ms)
-    factors = [value / reference.latency_ms for value in now]
-    if not factors:
-        return {"measurements": 0, "median": None, "min": None, "max": None, "p90_change": None}
-    changes = pd.Series([abs(f - 1) for f in factors])
-    # The 90th percentile, not the maximum: one trial's short measurement can catch a blip.
-    return {"measurements": len(factors), "median": float(pd.Series(factors).median()),
-            "min": min(factors), "max": max(factors),
-            "p90_change": float(changes.quantile(0.9))}
-
-
 def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, reference_extra: dict,
             evaluator: CandidateEvaluator, stopped: str | None = None,
             final_steps: int = 0) -> pd.DataFrame:
@@ -390,7 +329,7 @@ def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, refere
         notes.append(f"trial {number} is on the front but its saved model is missing: left off")
     front = front[saved]
     if final and len(front):
-        front, dense_now = _final_stage(front, folder, evaluator, reference, final_steps)
+        front, dense_now = final_stage(front, folder, evaluator, reference, final_steps)
         reference_extra = {**reference_extra, "remeasured_latency_ms": dense_now,
                            "final_finetune_steps": final_steps}
         over = front[front["latency_ms"] > budget_ms]
@@ -410,10 +349,10 @@ def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, refere
         front = front.assign(test_accuracy=float("nan"))
         if not final:
             notes.append(f"{STOPPED_NOTE} {stopped}")
-    drift = _drift(trials, reference, reference_extra.get("remeasured_latency_ms"))
+    drift = measured_drift(trials, reference, reference_extra.get("remeasured_latency_ms"))
     reference_extra = {**reference_extra, "drift": drift}
-    if drift["p90_change"] is not None and drift["p90_change"] > _DRIFT_NOTE:
-        notes.append(f"the dense model's latency moved more than {100 * _DRIFT_NOTE:.0f}% in over "
+    if drift["p90_change"] is not None and drift["p90_change"] > DRIFT_NOTE:
+        notes.append(f"the dense model's latency moved more than {100 * DRIFT_NOTE:.0f}% in over "
                      f"a tenth of its {drift['measurements']} measurements during the run (up to "
                      f"{100 * drift['p90_change']:.0f}% at the 90th percentile; median "
                      f"x{drift['median']:.3f}): the machine was not quiet; "
