@@ -61,7 +61,8 @@ def final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEval
 DRIFT_NOTE = 0.10  # a reference that moved more than this is worth a note in the report
 
 
-def measured_drift(trials: pd.DataFrame, reference: Reference, remeasured_ms: float | None) -> dict:
+def measured_drift(trials: pd.DataFrame, reference: Reference,
+                   remeasured_ms: float | None) -> dict:
     """How the dense model's latency moved during the run, as multiples of the reference: it is
     measured again with every candidate (interleaved) and once more at the end."""
     now = pd.to_numeric(trials["dense_ms_now"], errors="coerce").dropna().tolist()

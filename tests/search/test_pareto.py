@@ -42,7 +42,7 @@ def test_keeps_the_index():
 
 def test_reference_drift_is_summarised_robustly():
     from search._candidates import Reference
-    from search._run import _drift
+    from search._final import measured_drift as _drift
 
     reference = Reference(10.0, 0.1, 10.2, 45, 1, 1, None)
     blip = pd.DataFrame({"dense_ms_now": [10.0] * 39 + [12.3, None]})  # None: a repeated trial
