@@ -1,0 +1,94 @@
+"""How well does the quick accuracy proxy rank candidates? Rank correlation against a longer
+fine-tune, on random per-group allocations of the default search.
+
+Each candidate is pruned from the trained dense model once; copies of it then get each proxy and
+the long fine-tune, all from the same pruned weights and seed:
+
+- adaptive BN: batch-norm statistics re-estimated, no training (EagleEye's proxy);
+- quick-5, quick-20: that plus 5 or 20 SGD steps (20 is the search's default ``--finetune-steps``);
+- long: that plus ``--long-steps`` steps (default 200), the reference ranking.
+
+Prints Spearman's and Kendall's rank correlation of each proxy with the long fine-tune, and the
+seconds each costs per candidate; writes the table to benchmarks/results/.
+
+    python benchmarks/proxy_correlation.py                     # 24 candidates, VGG-16-BN, ~6 min
+    python benchmarks/proxy_correlation.py --candidates 6 --long-steps 40 --model resnet20
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import random
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from search_quality import _setup  # noqa: E402  (the benchmarks share their set-up)
+
+from profilers import fingerprint  # noqa: E402
+from search import SearchConfig  # noqa: E402
+from search._train import accuracy, finetune  # noqa: E402
+from spaces import prune  # noqa: E402
+
+PROXIES = {"adaptive BN": 0, "quick-5": 5, "quick-20": 20}
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--candidates", type=int, default=24)
+    parser.add_argument("--long-steps", type=int, default=200)
+    parser.add_argument("--model", default=SearchConfig.model)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    rows, seconds = [], {name: 0.0 for name in [*PROXIES, "long"]}
+    with tempfile.TemporaryDirectory() as tmp:
+        config = SearchConfig(budget_ratio=1.0, model=args.model, seed=args.seed,
+                              results_dir=str(Path(tmp) / "results"))
+        setup = _setup(config)
+        rng = random.Random(args.seed)
+        for number in range(args.candidates):
+            fractions = {g.name: rng.choice(setup.space.fractions) for g in setup.space.searchable}
+            pruned = prune(setup.dense, setup.example[:1], setup.space.allocation(fractions))
+            row = {"candidate": number}
+            for name, steps in [*PROXIES.items(), ("long", args.long_steps)]:
+                model = copy.deepcopy(pruned)
+                began = time.perf_counter()
+                finetune(model, setup.data, replace(setup.recipe, finetune_steps=steps),
+                         seed=args.seed * 100_003 + number)
+                row[name] = accuracy(model, setup.data.val_x, setup.data.val_y)
+                seconds[name] += time.perf_counter() - began
+            rows.append(row)
+            print(row, flush=True)
+    scores = pd.DataFrame(rows)
+    table = pd.DataFrame([
+        {"proxy": name,
+         "spearman": scores[name].corr(scores["long"], method="spearman"),
+         "kendall": scores[name].corr(scores["long"], method="kendall"),
+         "seconds_per_candidate": seconds[name] / len(scores)}
+        for name in [*PROXIES, "long"]])
+    env = fingerprint(torch.device("cpu"), 1)
+    stamp = datetime.date.today().isoformat()
+    text = (f"# proxy_correlation, {stamp}, {env['cpu_model']} ({env['cpu_count']} CPUs), torch "
+            f"{env['torch']}, model {args.model}, digits 16 px, {len(scores)} random "
+            f"candidates, long = {args.long_steps} steps\n"
+            f"# python benchmarks/proxy_correlation.py "
+            f"{' '.join(sys.argv[1:] if argv is None else argv)}\n"
+            + table.round(3).to_string(index=False) + "\n\n"
+            + scores.round(4).to_string(index=False) + "\n")
+    print(text)
+    out = Path(__file__).parent / "results" / f"proxy_correlation-{stamp}-{args.model}.txt"
+    out.write_text(text)
+    print(f"wrote {out}")
+    return table
+
+
+if __name__ == "__main__":
+    main()
