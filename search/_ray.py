@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import os
+import signal
 import socket
 import sys
 import threading
@@ -43,7 +44,7 @@ from ray.tune.stopper import Stopper
 
 from search import _study
 from search._config import SearchConfig
-from search._errors import StorageFailed, TooManyFailures, UsageError
+from search._errors import StorageFailed, Terminated, TooManyFailures, UsageError
 from search._faults import is_machine_error, machine_message
 from search._liveness import claim, heartbeat
 from search._storage import open_storage
@@ -336,7 +337,7 @@ def run_trials(study: optuna.Study, space: PerLayerSpace, evaluator: CandidateEv
     interrupted: list[BaseException] = []
     previous = _catch_interrupts(control, interrupted)
     try:
-        results = tuner.fit()
+        tuner.fit()
     finally:
         _restore_handlers(previous)
         _CONTROLS.pop(key, None)
@@ -345,8 +346,7 @@ def run_trials(study: optuna.Study, space: PerLayerSpace, evaluator: CandidateEv
         raise interrupted[0]
     if control.stopped is not None:
         raise control.stopped
-    if not results.errors or control.ran:
-        (path / _DONE).touch()
+    (path / _DONE).touch()  # ran to its end (a trial whose actor died is a recorded failure)
     return control.ran
 
 
@@ -385,10 +385,6 @@ def _settle_unfinished(study: optuna.Study, numbers: list[int], dense_ms: float)
 def _catch_interrupts(control: _Control, caught: list[BaseException]) -> dict:
     """Ctrl-C and SIGTERM stop Ray's loop (the stopper) instead of breaking out of it, so Ray
     saves the experiment; the interrupt is raised once Ray has stopped."""
-    import signal
-
-    from search._errors import Terminated
-
     def stop(exc: BaseException) -> Callable[[int, object], None]:
         def handler(signum: int, frame: object) -> None:
             if not caught:
@@ -404,8 +400,6 @@ def _catch_interrupts(control: _Control, caught: list[BaseException]) -> dict:
 
 
 def _restore_handlers(previous: dict) -> None:
-    import signal
-
     for sig, handler in previous.items():
         with contextlib.suppress(ValueError, TypeError):
             signal.signal(sig, handler)
