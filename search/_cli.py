@@ -66,10 +66,15 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--model", default=d["model"].default,
                      help="vgg16_bn|resnet20|resnet32|resnet56|mobilenetv2, torchvision:NAME, "
                           "timm:NAME or pkg.module:factory (default %(default)s)")
-    run.add_argument("--data", default=d["data"].default, help="digits (default)")
+    run.add_argument("--data", default=d["data"].default,
+                     help="digits (default; offline), cifar10:PATH (the python batches), "
+                          "imagefolder:PATH (CLASS/IMAGE files, optionally under train/ val/ "
+                          "test/) or pkg.module:function returning (train, val[, test])")
     run.add_argument("--checkpoint", help="state dict of the trained model (weights_only load); "
                                           "without it a dense baseline is trained and cached")
-    run.add_argument("--image-size", type=int, default=d["image_size"].default, metavar="PX")
+    run.add_argument("--image-size", type=int, metavar="PX",
+                     help="resize images to PX x PX (default: 16 for digits, else the data's "
+                          "own size)")
     run.add_argument("--space", default=d["space"].default, choices=SPACES)
     run.add_argument("--trials", type=int, default=d["trials"].default,
                      help="trials to add in this run (default %(default)s)")
@@ -138,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     prof.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     _add_context_flags(prof)
     prof.add_argument("--image-size", type=int, metavar="PX",
-                      default=SearchConfig.__dataclass_fields__["image_size"].default,
+                      default=16,
                       help="input size for named models (saved models bring their own)")
     prof.add_argument("--num-classes", type=int, default=10)
     prof.add_argument("--steps", action="store_true",

@@ -39,7 +39,7 @@ class SearchConfig:
     model: str = "vgg16_bn"
     data: str = "digits"
     checkpoint: str | None = None
-    image_size: int = 16
+    image_size: int | None = None
     space: str = "per-layer"
     trials: int = 40
     timeout: float | None = None
@@ -77,8 +77,9 @@ class SearchConfig:
         if isinstance(self.round_to, str) and self.round_to != "auto":
             raise UsageError(f"--round-to must be a number of channels or 'auto', "
                              f"got {self.round_to!r}")
-        positive = {"trials": self.trials, "batch_size": self.batch_size, "threads": self.threads,
-                    "image_size": self.image_size}
+        if self.image_size is None and self.data == "digits":
+            object.__setattr__(self, "image_size", 16)  # digits are 8 px; 16 is the default
+        positive = {"trials": self.trials, "batch_size": self.batch_size, "threads": self.threads}
         if self.round_to != "auto":
             positive["round_to"] = self.round_to
         for name, value in positive.items():
@@ -89,7 +90,7 @@ class SearchConfig:
         if self.final_finetune_steps < 0:
             raise UsageError(f"--final-finetune-steps must be 0 or more, got "
                              f"{self.final_finetune_steps}")
-        if self.image_size < 8:
+        if self.image_size is not None and self.image_size < 8:
             raise UsageError(f"--image-size must be at least 8 pixels, got {self.image_size}")
         if self.timeout is not None and not self.timeout > 0:
             raise UsageError(f"--timeout must be a positive number of seconds, got {self.timeout}")

@@ -6,7 +6,7 @@ and repeated to 3 channels so every image model takes them unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +25,7 @@ class DataSplits:
     test_x: Tensor
     test_y: Tensor
     num_classes: int
+    notes: tuple[str, ...] = ()
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -39,7 +40,21 @@ class DataSplits:
                 yield self.train_x[idx], self.train_y[idx]
 
 
-def digits(*, image_size: int = 32, seed: int = 0) -> DataSplits:
+def stratified_splits(labels: Tensor, shares: Sequence[float], seed: int) -> list[list[int]]:
+    """Indices of ``labels`` split into parts of the given ``shares`` (summing to 1), each with
+    the same class proportions, reproducibly by ``seed``."""
+    from sklearn.model_selection import train_test_split
+
+    parts, rest, left = [], list(range(len(labels))), 1.0
+    for share in shares[:-1]:
+        part, rest = train_test_split(rest, train_size=share / left, random_state=seed,
+                                      stratify=labels[rest])
+        parts.append(part)
+        left -= share
+    return [*parts, rest]
+
+
+def digits(*, image_size: int | None = 16, seed: int = 0) -> DataSplits:
     """scikit-learn's digits, 60/20/20 stratified train/val/test, normalised by train statistics.
 
     Example:
@@ -52,9 +67,10 @@ def digits(*, image_size: int = 32, seed: int = 0) -> DataSplits:
 
     bunch = load_digits()
     images = torch.tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
-    images = F.interpolate(images, size=image_size, mode="bilinear", align_corners=False)
+    images = F.interpolate(images, size=image_size or 16, mode="bilinear", align_corners=False)
     labels = torch.tensor(bunch.target, dtype=torch.long)
     index = list(range(len(labels)))
+    # Two train_test_split calls (not stratified_splits): the splits of runs made before it.
     rest, test = train_test_split(index, test_size=0.2, random_state=seed, stratify=labels)
     train, val = train_test_split(rest, test_size=0.25, random_state=seed, stratify=labels[rest])
     mean, std = images[train].mean(), images[train].std()

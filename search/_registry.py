@@ -1,7 +1,8 @@
 """Names users type for models, data and devices, and what they resolve to.
 
 Models: the built-ins, ``torchvision:NAME`` and ``timm:NAME`` when installed, and
-``pkg.module:factory`` (called as ``factory(num_classes=N)``). Data: ``digits`` (offline default).
+``pkg.module:factory`` (called as ``factory(num_classes=N)``). Data: ``digits`` (offline default),
+``cifar10:PATH``, ``imagefolder:PATH`` and ``pkg.module:function``.
 Devices: ``cpu``, ``cuda``, ``cuda:N``, checked together with the deployment context.
 """
 
@@ -19,6 +20,7 @@ from torch import nn
 
 from profilers import Context, resolve_device
 from search._data import DATASETS, DataSplits
+from search._datasets import DATA_PREFIXES, from_function
 from search._errors import UsageError
 from search._zoo import BUILTIN_MODELS
 
@@ -124,8 +126,15 @@ def load_checkpoint(model: nn.Module, path: str | Path) -> None:
         raise UsageError(f"--checkpoint {path} does not fit this model: {', '.join(first)}")
 
 
-def load_data(name: str, *, image_size: int, seed: int) -> DataSplits:
-    """Train/val/test splits by the name a user typed (``--data``)."""
+def load_data(name: str, *, image_size: int | None, seed: int) -> DataSplits:
+    """Train/val/test splits by the name a user typed (``--data``); ``image_size`` None keeps
+    the data's own size."""
     if name in DATASETS:
         return DATASETS[name](image_size=image_size, seed=seed)
-    raise UsageError(f"unknown data {name!r}; valid: {_closest_first(name, list(DATASETS))}")
+    prefix, sep, rest = name.partition(":")
+    if sep and rest and prefix in DATA_PREFIXES:
+        return DATA_PREFIXES[prefix](rest, image_size=image_size, seed=seed)
+    if sep and rest and prefix:
+        return from_function(name, image_size=image_size, seed=seed)
+    raise UsageError(f"unknown data {name!r}; valid: {_closest_first(name, list(DATASETS))}, "
+                     f"cifar10:PATH, imagefolder:PATH, or pkg.module:function")

@@ -158,7 +158,8 @@ def _context(run: Run) -> str:
                   f"measurements")
     counts = run.trials["state"].value_counts().to_dict()
     rows = [
-        ("model / data", f"{config['model']} on {config['data']} ({config.get('image_size')} px)"),
+        ("model / data", f"{config['model']} on {config['data']} "
+                         f"({config.get('image_size') or 'native'} px)"),
         ("device", f"{config['device']}: {device_name(env)}, {env.get('cpu_count', '?')} CPUs"),
         ("measured in", measured_in(run)),
         ("software", f"python {env.get('python', '?')}, torch {env.get('torch', '?')}"

@@ -323,7 +323,7 @@ def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, refere
     # go; those of running trials (other workers on the same study) stay.
     finished = set(trials.loc[trials["state"] != "RUNNING", "trial"])
     folder.remove_models(finished - set(front["trial"]))
-    notes = []
+    notes = list(evaluator.data.notes)
     saved = front["trial"].map(lambda n: folder.model_json(n).exists()).astype(bool)
     for number in front.loc[~saved, "trial"]:
         notes.append(f"trial {number} is on the front but its saved model is missing: left off")
