@@ -19,7 +19,7 @@ import torch
 
 from profilers import Context, compare, fingerprint, resolve_device
 from search._registry import build_model
-from spaces import PerLayerSpace, discover_groups, prune
+from spaces import SearchSpace, discover_groups, prune
 
 FRACTIONS = (0.75, 0.5, 0.25)
 
@@ -54,7 +54,7 @@ def main() -> None:
     model = build_model(args.model, 10).eval()
     x = torch.randn(args.batch_size, 3, args.image_size, args.image_size)
     groups, _ = discover_groups(model, x[:1])
-    space = PerLayerSpace(tuple(groups))
+    space = SearchSpace(tuple(groups))
     pruned = [prune(model, x[:1], space.uniform(f)) for f in FRACTIONS]
     print(f"{'context':<50} {'dense_ms':>9}  " + "  ".join(f"keep {f:<4}" for f in FRACTIONS)
           + "  seconds")

@@ -24,14 +24,14 @@ import torch
 
 from profilers import compare, fingerprint, measure
 from search._registry import build_model
-from spaces import PerLayerSpace, discover_groups, prune
+from spaces import SearchSpace, discover_groups, prune
 
 
 def one_process(model_name: str, image_size: int, keep: float) -> dict:
     dense = build_model(model_name, 10).eval()
     x = torch.randn(1, 3, image_size, image_size)
     groups, _ = discover_groups(dense, x)
-    pruned = prune(dense, x, PerLayerSpace(tuple(groups)).uniform(keep))
+    pruned = prune(dense, x, SearchSpace(tuple(groups)).uniform(keep))
     began = time.perf_counter()
     pair = compare([dense, pruned], x, device="cpu")
     pair_seconds = time.perf_counter() - began

@@ -54,10 +54,11 @@ import torch_pruning as tp
 from profilers import count_cost, fingerprint
 from search import SearchConfig, run
 from search._registry import build_model, load_data
-from search._run import _dense_model, _example_input, _space
+from search._run import _dense_model, _example_input
+from search._space import build_space
 from search._study import hypervolume, open_study
 from search._train import Recipe, accuracy, recalibrate_bn
-from spaces import PerLayerSpace, prune
+from spaces import SearchSpace, prune
 
 STRATEGIES = ("ours", "uniform", "tp-global", "eagleeye", "netadapt")
 # "Best accuracy at a budget", at these shares of the search's budget (0.3, 0.4, 0.5 of the dense
@@ -71,7 +72,7 @@ class Setup:
 
     config: SearchConfig
     dense: torch.nn.Module
-    space: PerLayerSpace
+    space: SearchSpace
     example: torch.Tensor
     data: object
     recipe: Recipe
@@ -82,8 +83,9 @@ def _setup(config: SearchConfig) -> Setup:
     example = _example_input(data, 1)
     recipe = Recipe(finetune_steps=config.finetune_steps)
     dense = _dense_model(config, data, recipe)
-    space = _space(build_model(config.model, data.num_classes).eval(), example, config,
-                   config.round_to)
+    space = build_space(build_model(config.model, data.num_classes).eval(), example,
+                        model_name=config.model, space=config.space,
+                        round_to=config.round_to).space
     return Setup(config, dense, space, example, data, recipe)
 
 

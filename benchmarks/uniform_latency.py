@@ -17,7 +17,7 @@ import torch
 
 from profilers import compare, count_cost, fingerprint
 from search._zoo import BUILTIN_MODELS
-from spaces import PerLayerSpace, discover_groups, prune
+from spaces import SearchSpace, discover_groups, prune
 
 FRACTIONS = (0.75, 0.5, 0.25)
 
@@ -36,7 +36,7 @@ def main() -> None:
             model = BUILTIN_MODELS[name]().eval()
             x = torch.randn(args.batch_size, 3, size, size)
             groups, _ = discover_groups(model, x[:1])
-            space = PerLayerSpace(tuple(groups))
+            space = SearchSpace(tuple(groups))
             pruned = [prune(model, x[:1], space.uniform(f)) for f in FRACTIONS]
             result = compare([model, *pruned], x, device="cpu")
             ratios = "  ".join(f"{r:9.3f}" for r in result.ratios[1:])

@@ -12,7 +12,7 @@ from profilers import Context
 from search._errors import UsageError
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
-SPACES = ("per-layer",)
+SPACES = ("per-layer", "per-stage", "uniform")  # or a spaces file, PATH.toml
 BACKENDS = ("local", "ray")
 
 # Fields that define what a study searches: resuming a study with any of them changed would mix
@@ -105,8 +105,9 @@ class SearchConfig:
             raise UsageError("--ray-address needs --backend ray")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"unknown --sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
-        if self.space not in SPACES:
-            raise UsageError(f"unknown --space {self.space!r}; valid: {', '.join(SPACES)}")
+        if self.space not in SPACES and not self.space.endswith(".toml"):
+            raise UsageError(f"unknown --space {self.space!r}; valid: {', '.join(SPACES)}, or a "
+                             f"spaces file PATH.toml")
         if self.study_name is not None and not re.fullmatch(r"[\w.-]+", self.study_name):
             raise UsageError(f"--study-name {self.study_name!r}: use letters, digits, '.', '_', '-'")
 
@@ -148,4 +149,13 @@ class SearchConfig:
         return dataclasses.asdict(self)
 
     def identity(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in STUDY_IDENTITY}
+        """What a resumed study must match; with a spaces file, its content too."""
+        identity = {name: getattr(self, name) for name in STUDY_IDENTITY}
+        if self.space.endswith(".toml"):
+            from spaces import read_space_file
+
+            try:
+                identity["space_file"] = read_space_file(self.space).digest
+            except ValueError as exc:
+                raise UsageError(f"--space {exc}") from None
+        return identity

@@ -49,7 +49,7 @@ from search._faults import is_machine_error, machine_message
 from search._liveness import claim, heartbeat
 from search._storage import open_storage
 from search._worker import Spec, rebuild, spec_of
-from spaces import PerLayerSpace
+from spaces import SearchSpace
 
 if TYPE_CHECKING:
     from search._candidates import CandidateEvaluator
@@ -105,7 +105,7 @@ class _Job:
     """What every Ray trial needs, as plain data (Ray sends it once through its object store)."""
 
     spec: Spec
-    space: PerLayerSpace
+    space: SearchSpace
     storage_url: str
     study: str
     device_type: str
@@ -203,7 +203,7 @@ class _Searcher(OptunaSearch):
     is), so the sampler steers away from it. Ray pickles it with the experiment; its live side
     (``_Control``) is looked up by key."""
 
-    def __init__(self, space: PerLayerSpace, sampler: optuna.samplers.BaseSampler, study: str,
+    def __init__(self, space: SearchSpace, sampler: optuna.samplers.BaseSampler, study: str,
                  storage: optuna.storages.BaseStorage, control_key: str) -> None:
         super().__init__(space=functools.partial(_define, space=space),
                          metric=["accuracy", "latency_ms"], mode=["max", "min"],
@@ -256,7 +256,7 @@ class _Searcher(OptunaSearch):
             control.finished(failed)
 
 
-def _define(trial: optuna.Trial, space: PerLayerSpace) -> dict[str, Any]:
+def _define(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
     """Ray's define-by-run space: our sampling of the widths; the Ray trial gets the number."""
     allocation = _study.suggest(trial, space)
     trial.set_user_attr("allocation", json.dumps(allocation, sort_keys=True))
@@ -295,7 +295,7 @@ def _experiment(root: Path) -> tuple[Path, bool]:
     return root / f"trials-{following}", False
 
 
-def run_trials(study: optuna.Study, space: PerLayerSpace, evaluator: CandidateEvaluator,
+def run_trials(study: optuna.Study, space: SearchSpace, evaluator: CandidateEvaluator,
                config: SearchConfig, run_dir: Path,
                on_trial: Callable[[], None] | None = None) -> int:
     """Runs ``config.trials`` trials as Ray Tune trials, ``config.workers`` at a time.

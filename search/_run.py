@@ -47,10 +47,10 @@ from search._runfolder import (
     save_state,
 )
 from search._runs import load_run
+from search._space import build_space, smallest_model
 from search._storage import redacted
 from search._train import Recipe, accuracy, train_dense
 from search._worker import IsolatedEvaluator
-from spaces import PerLayerSpace, discover_groups, prune
 
 log = logging.getLogger(__name__)
 
@@ -111,36 +111,6 @@ def _auto_round_to(model: nn.Module, example: torch.Tensor, config: SearchConfig
     if cache is not None:
         cache.put(key, {"round_to": round_to, "curves": [c.to_dict() for c in curves]})
     return round_to
-
-
-def _space(model: nn.Module, example: torch.Tensor, config: SearchConfig,
-           round_to: int) -> PerLayerSpace:
-    try:
-        groups, excluded = discover_groups(model, example[:1])
-    except Exception as exc:  # tracing a user's model can fail in any way; say which model
-        raise UsageError(f"--model {config.model}: cannot trace it for pruning "
-                         f"({type(exc).__name__}: {exc})".splitlines()[0]) from None
-    space = PerLayerSpace(tuple(groups), round_to=round_to)
-    if not space.searchable:
-        raise UsageError(f"--model {config.model} has no channel group wider than --round-to "
-                         f"{round_to}; nothing to prune")
-    log.info("space: %d prunable channel groups (%d left dense: %s)", len(space.searchable),
-             len(excluded) + len(space.groups) - len(space.searchable),
-             ", ".join(g.name for g in excluded))
-    return space
-
-
-def _smallest(model: nn.Module, example: torch.Tensor, space: PerLayerSpace) -> nn.Module | None:
-    """The smallest candidate, checked to run; None (with a warning) when it cannot."""
-    try:
-        smallest = prune(model, example[:1], space.smallest())
-        with torch.inference_mode():
-            smallest(example[:1])
-        return smallest
-    except Exception as exc:  # some widths may break a user's model; trials will record that
-        log.warning("the smallest candidate fails (%s: %s); the budget is not checked up front",
-                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
-        return None
 
 
 def _ms(value: float | None) -> str:
@@ -223,7 +193,9 @@ def _search_in(config: SearchConfig, helper: bool,
     round_to = config.round_to
     if round_to == "auto":
         round_to = _auto_round_to(untrained, example, config, device, cache)
-    space = _space(untrained, example, config, round_to)
+    built = build_space(untrained, example, model_name=config.model, space=config.space,
+                        round_to=round_to)
+    space = built.space
     # The study opens before anything is written: an unreachable database (or Ray cluster)
     # leaves no run folder.
     study = _study.open_study(config)
@@ -236,7 +208,7 @@ def _search_in(config: SearchConfig, helper: bool,
         folder.write_json("env.json", env)
     log.info("measuring the dense model and the smallest candidate on %s (%s)...", device,
              context.describe())
-    reference = measure_reference(untrained, _smallest(untrained, example, space), example,
+    reference = measure_reference(untrained, smallest_model(untrained, example, space), example,
                                   device, latency, context)
     budget_ms = config.budget_ms or config.budget_ratio * reference.latency_ms
     log.info("dense %.3f ms, smallest candidate %s ms, budget %.3f ms", reference.latency_ms,

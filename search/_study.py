@@ -26,7 +26,7 @@ from search._errors import StorageFailed, TooManyFailures, UsageError
 from search._faults import failure_kind, failure_reason, is_machine_error, machine_message
 from search._liveness import HEARTBEAT_ATTR, WORKER_ATTR, claim, fail_abandoned, heartbeat
 from search._storage import open_storage, redacted, scrub
-from spaces import Allocation, PerLayerSpace
+from spaces import Allocation, SearchSpace
 
 if TYPE_CHECKING:
     from search._worker import IsolatedEvaluator
@@ -109,26 +109,33 @@ def open_study(config: SearchConfig) -> optuna.Study:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names(["accuracy", "latency_ms"])
     else:
-        changed = [k for k in identity if stored.get(k) != identity[k]]
+        # A key the study was made without has its default (studies older than the flag).
+        fields = type(config).__dataclass_fields__
+        earlier = {k: stored.get(k, fields[k].default if k in fields else None) for k in identity}
+        changed = [k for k in identity if earlier[k] != identity[k]]
         if changed:
             key = changed[0]
-            raise UsageError(
-                f"study {config.study!r} was run with --{key.replace('_', '-')} {stored.get(key)}, "
-                f"not {identity[key]}; use another --study-name to start a new study")
+            was = (f"another version of the spaces file {config.space} (it was edited since)"
+                   if key == "space_file" else f"--{key.replace('_', '-')} {earlier[key]}, not "
+                   f"{identity[key]}")
+            raise UsageError(f"study {config.study!r} was run with {was}; use another "
+                             f"--study-name to start a new study")
     fail_abandoned(study)
     return study
 
 
-def suggest(trial: optuna.Trial, space: PerLayerSpace) -> Allocation:
-    grid = space.fractions
-    steps = {round(b - a, 9) for a, b in zip(grid, grid[1:], strict=False)}
-    if len(steps) == 1:  # an even grid: a stepped float keeps the order for the sampler
-        (step,) = steps
-        fractions = {g.name: trial.suggest_float(g.name, grid[0], grid[-1], step=step)
-                     for g in space.searchable}
-    else:
-        fractions = {g.name: trial.suggest_categorical(g.name, grid) for g in space.searchable}
-    return space.allocation(fractions)
+def suggest(trial: optuna.Trial, space: SearchSpace) -> Allocation:
+    """The trial's widths: one value per dimension of the space, drawn by the sampler."""
+    params = {}
+    for dim in space.dimensions:
+        grid = dim.choices
+        steps = {round(b - a, 9) for a, b in zip(grid, grid[1:], strict=False)}
+        if dim.unit == "fraction" and len(steps) == 1:
+            # An even grid: a stepped float keeps the order for the sampler.
+            params[dim.name] = trial.suggest_float(dim.name, grid[0], grid[-1], step=steps.pop())
+        else:
+            params[dim.name] = trial.suggest_categorical(dim.name, grid)
+    return space.decode(params)
 
 
 def completed_by_allocation(study: optuna.Study) -> dict[str, int]:
@@ -180,7 +187,7 @@ def _progress(number: int, result: CandidateResult, budget_ms: float) -> str:
     return f"{head}  accuracy {100 * result.accuracy:5.1f}%  {result.seconds:5.1f} s"
 
 
-def run_trials(study: optuna.Study, space: PerLayerSpace,
+def run_trials(study: optuna.Study, space: SearchSpace,
                evaluator: CandidateEvaluator | IsolatedEvaluator,
                config: SearchConfig, on_trial: Callable[[], None] | None = None) -> int:
     """Adds ``config.trials`` trials to the study (fewer if ``config.timeout`` runs out).
@@ -230,7 +237,7 @@ def check_early_failures(ran: int, trials: int, failures: Counter) -> None:
             f"run with --debug")
 
 
-def _run_one(study: optuna.Study, trial: optuna.Trial, space: PerLayerSpace,
+def _run_one(study: optuna.Study, trial: optuna.Trial, space: SearchSpace,
              evaluator: CandidateEvaluator | IsolatedEvaluator,
              seen: dict[str, int]) -> str | None:
     """Scores and tells one trial; returns the failure kind if the candidate broke."""
@@ -239,7 +246,7 @@ def _run_one(study: optuna.Study, trial: optuna.Trial, space: PerLayerSpace,
     return failed
 
 
-def score(study: optuna.Study, trial: optuna.Trial, space: PerLayerSpace,
+def score(study: optuna.Study, trial: optuna.Trial, space: SearchSpace,
           evaluator: CandidateEvaluator | IsolatedEvaluator,
           seen: dict[str, int]) -> tuple[list[float], str | None]:
     """Samples and scores one trial and records what it found on it, without telling it: returns
@@ -300,11 +307,11 @@ def enqueue_reevaluation(study: optuna.Study, numbers: list[int]) -> None:
         study.enqueue_trial(trials[number].params, user_attrs={REEVALUATES: number})
 
 
-def warm_start(study: optuna.Study, space: PerLayerSpace) -> None:
+def warm_start(study: optuna.Study, space: SearchSpace) -> None:
     """Queues the uniform warm-start candidates in a new study."""
     if not study.trials:
         for fraction in _warm_start(space.fractions):
-            study.enqueue_trial({g.name: fraction for g in space.searchable})
+            study.enqueue_trial(space.params_at(fraction))
 
 
 def _warm_start(grid: tuple[float, ...]) -> list[float]:

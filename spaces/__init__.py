@@ -4,20 +4,28 @@ The only package that imports torch_pruning; what leaves it is plain data (group
 counts, JSON) and ordinary ``nn.Module`` objects.
 """
 
+from spaces._file import SpaceFile, read_space_file
 from spaces._groups import ChannelGroup, ExcludedGroup, discover_groups
-from spaces._prune import layer_widths, prune, rebuild
-from spaces._space import Allocation, PerLayerSpace, kept_channels
+from spaces._prune import breaking_groups, layer_widths, prune, rebuild
+from spaces._space import KINDS, Allocation, Dimension, GroupChoices, SearchSpace, kept_channels, stage_name
 from spaces._spec import PrunedSpec
 
 __all__ = [
+    "KINDS",
     "Allocation",
     "ChannelGroup",
+    "Dimension",
+    "GroupChoices",
     "ExcludedGroup",
-    "PerLayerSpace",
+    "SearchSpace",
     "PrunedSpec",
+    "SpaceFile",
+    "breaking_groups",
     "discover_groups",
     "kept_channels",
     "layer_widths",
     "prune",
+    "read_space_file",
     "rebuild",
+    "stage_name",
 ]

@@ -25,11 +25,14 @@ class ChannelGroup:
         name: qualified name of the group's first layer; the key of an allocation.
         width: channel count of the dense model.
         layers: qualified names of every conv/linear layer whose outputs belong to the group.
+        resolution: the spatial (conv) or token (linear) shape of the first layer's output for
+            one example input; groups of equal resolution form a stage.
     """
 
     name: str
     width: int
     layers: tuple[str, ...]
+    resolution: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,21 @@ def build_graph(model: nn.Module, example_input: Tensor) -> tp.DependencyGraph:
     return tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False)
 
 
-def _call_order(model: nn.Module, example_input: Tensor) -> list[str]:
-    """Names of the conv/linear layers in the order one forward pass calls them."""
+def _call_order(model: nn.Module, example_input: Tensor) -> tuple[list[str], dict[str, tuple]]:
+    """Names of the conv/linear layers in the order one forward pass calls them, and the shape
+    of each one's output without its batch and channel dimensions (its resolution)."""
     order: list[str] = []
+    resolution: dict[str, tuple[int, ...]] = {}
+
+    def record(_module, _inputs, output, name):
+        order.append(name)
+        if isinstance(output, Tensor):
+            shape = tuple(output.shape)
+            conv = not isinstance(_module, nn.Linear)
+            resolution.setdefault(name, shape[2:] if conv else shape[1:-1])
+
     handles = [
-        module.register_forward_pre_hook(lambda _m, _i, name=name: order.append(name))
+        module.register_forward_hook(lambda m, i, o, name=name: record(m, i, o, name))
         for name, module in model.named_modules()
         if isinstance(module, _PRUNABLE_TYPES)
     ]
@@ -61,7 +74,7 @@ def _call_order(model: nn.Module, example_input: Tensor) -> list[str]:
     finally:
         for handle in handles:
             handle.remove()
-    return order
+    return order, resolution
 
 
 def _group_layers(graph: tp.DependencyGraph, group, names: dict[nn.Module, str]) -> list[str]:
@@ -107,7 +120,7 @@ def discover_groups(
     was_training = model.training
     model.eval()
     try:
-        order = _call_order(model, example_input)
+        order, resolution = _call_order(model, example_input)
         graph = build_graph(model, example_input)
     finally:
         model.train(was_training)
@@ -135,7 +148,8 @@ def discover_groups(
         if blocked:
             excluded.append(ExcludedGroup(layers[0], width, tuple(layers), "; ".join(blocked)))
         else:
-            groups.append(ChannelGroup(layers[0], width, tuple(layers)))
+            groups.append(ChannelGroup(layers[0], width, tuple(layers),
+                                       tuple(resolution.get(layers[0], ()))))
     groups.sort(key=lambda g: position[g.name])
     excluded.sort(key=lambda g: position[g.name])
     return groups, excluded

@@ -15,6 +15,7 @@ import torch_pruning as tp
 from torch import Tensor, nn
 
 from spaces._groups import build_graph
+from spaces._space import SearchSpace
 
 _IMPORTANCE = tp.importance.GroupMagnitudeImportance(p=2)
 
@@ -85,3 +86,34 @@ def layer_widths(model: nn.Module, layers: Mapping[str, object]) -> dict[str, in
         module = model.get_submodule(name)
         widths[name] = module.out_channels if hasattr(module, "out_channels") else module.out_features
     return widths
+
+
+def breaking_groups(model: nn.Module, example_input: Tensor, space: SearchSpace) -> dict[str, str]:
+    """Groups whose pruning breaks the model (torch-pruning cannot follow an op on their
+    channels, or the forward pass fails or changes its output shape), with the reason.
+
+    The space's smallest candidate is tried first; only when it breaks is each group tried alone,
+    at its smallest and at its largest pruned width. A group that breaks at both is returned; one
+    that breaks at some widths only stays (its trials record the failures), so a model that
+    prunes cleanly costs one pruning.
+    """
+    def failure(allocation: Mapping[str, int]) -> str | None:
+        try:
+            pruned = prune(model, example_input, allocation)
+            with torch.no_grad():
+                shape = model.eval()(example_input).shape
+                got = pruned(example_input).shape
+        except Exception as exc:  # any op of a user's model may fail once its widths change
+            return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        return None if got == shape else f"the output shape changes from {tuple(shape)} to {tuple(got)}"
+
+    if not space.searchable or failure(space.smallest()) is None:
+        return {}
+    dense = space.dense()
+    found = {}
+    for group in space.searchable:
+        widths = space.widths(group)
+        reason = failure({**dense, group.name: widths[0]})
+        if reason is not None and failure({**dense, group.name: widths[-2]}) is not None:
+            found[group.name] = f"pruning it breaks the model ({reason})"
+    return found

@@ -1,4 +1,10 @@
-"""The per-layer search space: one keep fraction per group on a grid, rounded to hardware steps."""
+"""Search spaces: which widths each channel group may keep, and which choices the sampler makes.
+
+A space has *dimensions*, the parameters the sampler draws. ``per-layer`` has one keep fraction
+per group; ``per-stage`` one per stage (the groups of equal output resolution); ``uniform`` one
+for the whole model, the classic baseline. A spaces file (:mod:`spaces._file`) may give groups
+their own fractions or widths (such a group is then its own dimension) or keep them dense.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,9 @@ from spaces._groups import ChannelGroup
 
 Allocation = dict[str, int]
 """Kept output channels per group name: the one form an architecture crosses boundaries in."""
+
+KINDS = ("per-layer", "per-stage", "uniform")
+DEFAULT_FRACTIONS = (0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
 
 
 def kept_channels(width: int, fraction: float, round_to: int) -> int:
@@ -27,54 +36,144 @@ def kept_channels(width: int, fraction: float, round_to: int) -> int:
     return min(width, max(round_to, round_to * round(fraction * width / round_to)))
 
 
+def check_fractions(fractions: tuple[float, ...]) -> tuple[float, ...]:
+    """``fractions`` sorted, checked to lie in (0, 1] and to include 1.0; else ValueError."""
+    if not fractions or any(not 0 < f <= 1 for f in fractions):
+        raise ValueError(f"keep fractions must lie in (0, 1], got {list(fractions)}")
+    if not math.isclose(max(fractions), 1.0):
+        raise ValueError("keep fractions must include 1.0 so the dense width stays reachable")
+    return tuple(sorted(set(fractions)))
+
+
 @dataclass(frozen=True)
-class PerLayerSpace:
-    """One keep fraction per channel group, drawn from ``fractions``.
+class GroupChoices:
+    """A group's own allowed keep fractions or widths, or ``exclude`` (kept dense) and why."""
+
+    fractions: tuple[float, ...] | None = None
+    widths: tuple[int, ...] | None = None
+    exclude: str | None = None
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One parameter the sampler draws: a keep fraction or a width, for one or more groups."""
+
+    name: str
+    groups: tuple[str, ...]
+    choices: tuple[float, ...] | tuple[int, ...]
+    unit: str  # "fraction" or "width"
+
+
+def stage_name(group: ChannelGroup) -> str:
+    """The stage a group belongs to, by its output resolution (``stage-16x16``)."""
+    return "stage-" + ("x".join(map(str, group.resolution)) if group.resolution else "flat")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The allowed widths of every channel group and the dimensions the sampler draws.
 
     Attributes:
-        groups: the searchable groups, from :func:`spaces.discover_groups`.
+        groups: the prunable groups, from :func:`spaces.discover_groups`.
         round_to: kept channel counts are multiples of this (hardware vector/tile width).
         fractions: the allowed keep fractions, ascending, ending at 1.0.
+        kind: ``per-layer``, ``per-stage`` or ``uniform``: how groups share dimensions.
+        own: groups with their own fractions or widths, or excluded (by group name).
     """
 
     groups: tuple[ChannelGroup, ...]
     round_to: int = 8
-    fractions: tuple[float, ...] = field(default=(0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0))
+    fractions: tuple[float, ...] = DEFAULT_FRACTIONS
+    kind: str = "per-layer"
+    own: Mapping[str, GroupChoices] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.round_to < 1:
             raise ValueError(f"round_to must be at least 1 (--round-to), got {self.round_to}")
-        if not self.fractions or any(not 0 < f <= 1 for f in self.fractions):
-            raise ValueError(f"keep fractions must lie in (0, 1], got {list(self.fractions)}")
-        if not math.isclose(max(self.fractions), 1.0):
-            raise ValueError("keep fractions must include 1.0 so the dense width stays reachable")
-        object.__setattr__(self, "fractions", tuple(sorted(self.fractions)))
-
-    @property
-    def searchable(self) -> tuple[ChannelGroup, ...]:
-        """Groups with more than one allowed width; the others stay dense."""
-        return tuple(g for g in self.groups if len(self.widths(g)) > 1)
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown space {self.kind!r}; valid: {', '.join(KINDS)}")
+        object.__setattr__(self, "fractions", check_fractions(self.fractions))
+        unknown = set(self.own) - {g.name for g in self.groups}
+        if unknown:
+            raise KeyError(f"no channel group named {sorted(unknown)[0]!r} in this space")
 
     def widths(self, group: ChannelGroup) -> list[int]:
         """The distinct channel counts ``group`` may keep, ascending."""
-        return sorted({kept_channels(group.width, f, self.round_to) for f in self.fractions})
+        own = self.own.get(group.name, GroupChoices())
+        if own.exclude:
+            return [group.width]
+        if own.widths:
+            return sorted(set(own.widths))
+        return sorted({kept_channels(group.width, f, self.round_to)
+                       for f in own.fractions or self.fractions})
+
+    @property
+    def searchable(self) -> tuple[ChannelGroup, ...]:
+        """Groups with more than one allowed width; the others keep their one width."""
+        return tuple(g for g in self.groups if len(self.widths(g)) > 1)
+
+    @property
+    def excluded(self) -> dict[str, str]:
+        """Groups kept dense by the spaces file or by a probe, with the reason."""
+        return {name: own.exclude for name, own in self.own.items() if own.exclude}
+
+    @property
+    def dimensions(self) -> tuple[Dimension, ...]:
+        """The parameters a sampler draws, in module order (a shared one at its first group)."""
+        dims: dict[str, Dimension] = {}
+        for g in self.searchable:
+            own = self.own.get(g.name, GroupChoices())
+            if own.widths:
+                dims[g.name] = Dimension(g.name, (g.name,), tuple(self.widths(g)), "width")
+            elif own.fractions or self.kind == "per-layer":
+                choices = check_fractions(own.fractions) if own.fractions else self.fractions
+                dims[g.name] = Dimension(g.name, (g.name,), choices, "fraction")
+            else:  # shared by a stage, or by the whole model
+                key = stage_name(g) if self.kind == "per-stage" else "keep"
+                members = dims[key].groups if key in dims else ()
+                dims[key] = Dimension(key, (*members, g.name), self.fractions, "fraction")
+        return tuple(dims.values())
+
+    def decode(self, params: Mapping[str, float]) -> Allocation:
+        """Kept channels for every group from one value per dimension (a trial's params)."""
+        by_name = {g.name: g for g in self.groups}
+        allocation = {g.name: self.widths(g)[0] for g in self.groups}  # one allowed width
+        for dim in self.dimensions:
+            if dim.name not in params:
+                raise KeyError(f"no value for the space's dimension {dim.name!r}")
+            value = params[dim.name]
+            for name in dim.groups:
+                allocation[name] = int(value) if dim.unit == "width" else \
+                    kept_channels(by_name[name].width, float(value), self.round_to)
+        return allocation
+
+    def params_at(self, fraction: float) -> dict[str, float]:
+        """Each dimension's choice nearest to keeping ``fraction`` of every group (warm starts)."""
+        widths = {g.name: g.width for g in self.groups}
+        params = {}
+        for dim in self.dimensions:
+            target = fraction * widths[dim.groups[0]] if dim.unit == "width" else fraction
+            params[dim.name] = min(dim.choices, key=lambda c, t=target: (abs(c - t), c))
+        return params
 
     def allocation(self, fractions: Mapping[str, float]) -> Allocation:
-        """Kept channels for every group, from keep fractions (groups not named stay dense)."""
+        """Kept channels for every group from per-group keep fractions (unnamed groups keep
+        their largest allowed width), whatever the space's dimensions."""
         unknown = set(fractions) - {g.name for g in self.groups}
         if unknown:
             raise KeyError(f"no channel group named {sorted(unknown)[0]!r} in this space")
-        return {
-            g.name: kept_channels(g.width, fractions.get(g.name, 1.0), self.round_to)
-            for g in self.groups
-        }
+        return {g.name: kept_channels(g.width, fractions[g.name], self.round_to)
+                if g.name in fractions else self.widths(g)[-1] for g in self.groups}
 
     def dense(self) -> Allocation:
         return {g.name: g.width for g in self.groups}
 
     def smallest(self) -> Allocation:
         """The allocation with every group at its lowest allowed width."""
-        return self.allocation({g.name: self.fractions[0] for g in self.groups})
+        return {g.name: self.widths(g)[0] for g in self.groups}
 
     def uniform(self, fraction: float) -> Allocation:
-        return self.allocation({g.name: fraction for g in self.groups})
+        """Every group at keep ``fraction`` (a group with its own widths: the nearest one)."""
+        snapped = self.params_at(fraction)
+        return self.decode({d.name: fraction if d.unit == "fraction" else snapped[d.name]
+                            for d in self.dimensions})

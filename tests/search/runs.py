@@ -21,7 +21,7 @@ class Picky(nn.Module):
     """Raises whenever its middle layer keeps one of ``fails`` channel counts, and trains to a NaN
     loss when it keeps ``nan`` channels: candidates that break."""
 
-    def __init__(self, num_classes=10, fails=(8,), nan=None, crash=None, hang=None):
+    def __init__(self, num_classes=10, fails=(8,), nan=(), crash=None, hang=None):
         super().__init__()
         self.fails, self.nan, self.crash, self.hang = fails, nan, crash, hang
         self.stem = nn.Conv2d(3, 16, 3, padding=1)
@@ -39,7 +39,7 @@ class Picky(nn.Module):
         if channels == self.hang:
             time.sleep(3600)
         out = self.fc(self.head(x).relu().mean((2, 3)))
-        if self.training and channels == self.nan:
+        if self.training and channels in self.nan:
             out = out * float("nan")
         return out
 
@@ -47,11 +47,15 @@ def picky(num_classes):
     return Picky(num_classes)
 
 def broken(num_classes):
-    """Breaks whenever it is pruned at all."""
+    """Breaks whenever its middle layer is pruned at all."""
     return Picky(num_classes, fails=(8, 16, 24))
 
+def untrainable(num_classes):
+    """Runs at every width, but its loss is NaN whenever its middle layer is pruned."""
+    return Picky(num_classes, fails=(), nan=(8, 16, 24))
+
 def nan_at_16(num_classes):
-    return Picky(num_classes, fails=(), nan=16)
+    return Picky(num_classes, fails=(), nan=(16,))
 
 def crash_at_16(num_classes):
     return Picky(num_classes, fails=(), crash=16)

@@ -246,9 +246,9 @@ def test_a_nan_loss_fails_the_candidate_with_its_reason(workdir):
 
 
 def test_most_early_trials_failing_stops_with_exit_4_and_the_reasons_counted(workdir):
-    result = cli(workdir, "--model", "usermodels:broken", "--budget-ratio", "1", "--trials", "20",
-                 "--study-name", "broken", *SMALL)
-    assert_one_line_error(result, 4, "of the first 8 trials failed (", "x RuntimeError")
+    result = cli(workdir, "--model", "usermodels:untrainable", "--budget-ratio", "1", "--trials",
+                 "20", "--study-name", "broken", *SMALL)
+    assert_one_line_error(result, 4, "of the first 8 trials failed (", "x non-finite loss")
     run_dir = workdir / "results" / "broken"
     trials = pd.read_csv(run_dir / "trials.csv")
     assert len(trials) == 8 and (trials["state"] == "FAIL").sum() > 4

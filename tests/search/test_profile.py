@@ -6,7 +6,7 @@ import torch
 from search._cli import main
 from search._registry import build_model
 from search._runfolder import save_pruned
-from spaces import PerLayerSpace, PrunedSpec, discover_groups, prune
+from spaces import PrunedSpec, SearchSpace, discover_groups, prune
 
 
 @pytest.fixture
@@ -14,7 +14,7 @@ def saved_half_resnet(tmp_path):
     model = build_model("resnet20", 10).eval()
     x = torch.zeros(1, 3, 16, 16)
     groups, _ = discover_groups(model, x)
-    allocation = PerLayerSpace(tuple(groups)).uniform(0.5)
+    allocation = SearchSpace(tuple(groups)).uniform(0.5)
     spec = PrunedSpec("resnet20", 10, (1, 3, 16, 16), allocation, weights="half.pt")
     save_pruned(prune(model, x, allocation), spec, tmp_path / "half.json")
     return tmp_path / "half.json"

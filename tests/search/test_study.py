@@ -11,7 +11,7 @@ from search._data import digits
 from search._study import TRIAL_COLUMNS, open_study, run_trials, trials_frame
 from search._train import Recipe
 from search._zoo import resnet20
-from spaces import PerLayerSpace, discover_groups, prune
+from spaces import SearchSpace, discover_groups, prune
 
 FAST = LatencySettings(min_rounds=3, max_seconds=0.3, warmup_s=0.02, warmup_calls=2)
 
@@ -26,7 +26,7 @@ def make(tmp_path, budget_ratio, trials, cache=None, **overrides):
     example = data.val_x[:1]
     groups, _ = discover_groups(dense, example)
     # Coarse widths make repeats of the same allocation likely in a few trials.
-    space = PerLayerSpace(tuple(groups), fractions=(0.5, 1.0), round_to=16)
+    space = SearchSpace(tuple(groups), fractions=(0.5, 1.0), round_to=16)
     reference = measure_reference(dense, prune(dense, example, space.smallest()), example,
                                   torch.device("cpu"), FAST, Context())
     evaluator = CandidateEvaluator(dense, "resnet20", data, example, torch.device("cpu"), FAST,

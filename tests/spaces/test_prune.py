@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from search._zoo import BUILTIN_MODELS
-from spaces import PerLayerSpace, PrunedSpec, discover_groups, layer_widths, prune, rebuild
+from spaces import PrunedSpec, SearchSpace, discover_groups, layer_widths, prune, rebuild
 
 
 def random_allocations(space, count, seed):
@@ -21,7 +21,7 @@ def test_builtin_models_prune_and_rebuild(name, tmp_path):
     model = BUILTIN_MODELS[name](num_classes=7).eval()
     x = torch.randn(2, 3, 32, 32)
     groups, _ = discover_groups(model, x[:1])
-    space = PerLayerSpace(tuple(groups))
+    space = SearchSpace(tuple(groups))
     for i, allocation in enumerate(random_allocations(space, 2, seed=len(name))):
         pruned = prune(model, x[:1], allocation)
         with torch.no_grad():
@@ -47,7 +47,7 @@ def test_pruning_is_deterministic_and_leaves_the_model_alone():
     x = torch.randn(1, 3, 32, 32)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     groups, _ = discover_groups(model, x)
-    allocation = PerLayerSpace(tuple(groups)).uniform(0.5)
+    allocation = SearchSpace(tuple(groups)).uniform(0.5)
     a, b = prune(model, x, allocation).state_dict(), prune(model, x, allocation).state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -1,0 +1,88 @@
+"""The search space of a run: the model's groups, ``--space`` (a kind or a spaces file), and the
+groups a probe finds that cannot be pruned, which stay dense and are reported."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+
+import torch
+from torch import nn
+
+from search._errors import UsageError
+from spaces import (
+    ExcludedGroup,
+    GroupChoices,
+    SearchSpace,
+    breaking_groups,
+    discover_groups,
+    prune,
+    read_space_file,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuiltSpace:
+    """The space, and every group left out of it with the reason (module order)."""
+
+    space: SearchSpace
+    left_dense: tuple[ExcludedGroup, ...]
+
+
+def build_space(model: nn.Module, example: torch.Tensor, *, model_name: str, space: str,
+                round_to: int, probe: bool = True) -> BuiltSpace:
+    """The space ``--space`` describes on ``model``; UsageError (exit 2) for a model that
+    cannot be traced, a bad spaces file, or nothing left to prune.
+
+    With ``probe``, groups whose pruning breaks the model are kept dense and reported instead of
+    failing every trial that touches them.
+    """
+    try:
+        groups, excluded = discover_groups(model, example[:1])
+    except Exception as exc:  # tracing a user's model can fail in any way; say which model
+        raise UsageError(f"--model {model_name}: cannot trace it for pruning "
+                         f"({type(exc).__name__}: {exc})".splitlines()[0]) from None
+    kind, fractions, own = space, None, {}
+    if space.endswith(".toml"):
+        try:
+            file = read_space_file(space)
+            own = file.choices(groups)
+        except ValueError as exc:
+            raise UsageError(f"--space {exc}") from None
+        kind, fractions = file.kind, file.fractions
+    options = {"fractions": fractions} if fractions else {}
+    built = SearchSpace(tuple(groups), round_to=round_to, kind=kind, own=own, **options)
+    if probe:
+        broken = breaking_groups(model, example[:1], built)
+        if broken:
+            built = replace(built, own={**own, **{name: GroupChoices(exclude=reason)
+                                                  for name, reason in broken.items()}})
+    left = [ExcludedGroup(g.name, g.width, g.layers, built.excluded[g.name])
+            for g in groups if g.name in built.excluded]
+    order = {module: i for i, module in enumerate(name for name, _ in model.named_modules())}
+    left_dense = tuple(sorted([*excluded, *left], key=lambda g: order[g.name]))
+    if not built.searchable:
+        raise UsageError(f"--model {model_name} has no channel group that can be pruned with "
+                         f"--round-to {round_to} and --space {space}; nothing to search "
+                         f"(python -m search inspect --model {model_name} shows why)")
+    for group in left:
+        log.warning("group %s left dense: %s", group.name, group.reason)
+    log.info("space %s: %d dimensions over %d prunable channel groups (%d left dense: %s)",
+             kind, len(built.dimensions), len(built.searchable), len(left_dense),
+             ", ".join(g.name for g in left_dense))
+    return BuiltSpace(built, left_dense)
+
+
+def smallest_model(model: nn.Module, example: torch.Tensor, space: SearchSpace) -> nn.Module | None:
+    """The smallest candidate, checked to run; None (with a warning) when it cannot."""
+    try:
+        smallest = prune(model, example[:1], space.smallest())
+        with torch.inference_mode():
+            smallest(example[:1])
+        return smallest
+    except Exception as exc:  # some widths may break a user's model; trials will record that
+        log.warning("the smallest candidate fails (%s: %s); the budget is not checked up front",
+                    type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        return None
