@@ -27,7 +27,7 @@ from search._errors import (
     raise_terminated,
 )
 
-_SUBCOMMANDS = ("run", "nightly", "profile", "pick", "report")
+_SUBCOMMANDS = ("run", "nightly", "profile", "pick", "report", "inspect")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -75,7 +75,10 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--image-size", type=int, metavar="PX",
                      help="resize images to PX x PX (default: 16 for digits, else the data's "
                           "own size)")
-    run.add_argument("--space", default=d["space"].default, choices=SPACES)
+    run.add_argument("--space", default=d["space"].default,
+                     help="per-layer (one keep fraction per group), per-stage (one per output "
+                          "resolution), uniform (one for all), or a spaces file PATH.toml "
+                          "(default %(default)s)")
     run.add_argument("--trials", type=int, default=d["trials"].default,
                      help="trials to add in this run (default %(default)s)")
     run.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
@@ -165,6 +168,22 @@ def build_parser() -> argparse.ArgumentParser:
     pick.add_argument("--onnx", action="store_true",
                       help="also write model.onnx, checked with ONNX Runtime against PyTorch on "
                            "the test split, and measure it against eager (needs --out)")
+    insp = sub.add_parser("inspect", help="what a search would prune in a model, and why not "
+                                           "the rest", description="The channel groups of a model "
+                          "with their widths, allowed widths and coupled layers; groups left dense "
+                          "and why; free parameters and modules torch-pruning cannot follow; the "
+                          "dense and smallest candidates' MACs and params. Takes seconds.")
+    insp.add_argument("--model", required=True, help="a model name as for run")
+    insp.add_argument("--data", default=SearchConfig.__dataclass_fields__["data"].default,
+                      help="the data, as for run: gives the input shape and class count "
+                           "(default %(default)s)")
+    insp.add_argument("--image-size", type=int, metavar="PX",
+                      help="as for run (default: 16 for digits, else the data's own size)")
+    insp.add_argument("--space", default="per-layer",
+                      help="per-layer, per-stage, uniform or a spaces file PATH.toml")
+    insp.add_argument("--round-to", type=int, default=8, metavar="N",
+                      help="kept channels are multiples of N (default %(default)s)")
+    insp.add_argument("--json", action="store_true", help="print JSON instead of text")
     report = sub.add_parser("report", help="rebuild a run's reports, or compare several runs",
                             description="With one run folder: rewrite its report.md, pareto.png "
                                         "and report.html (also while the search is going). With "
@@ -174,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", metavar="FILE",
                         help="where the comparison page goes (several runs; default "
                              "compare.html here)")
-    for p in (parser, run, nightly, prof, pick, report):
+    for p in (parser, run, nightly, prof, pick, report, insp):
         p.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
@@ -295,6 +314,21 @@ def _report(args: argparse.Namespace) -> None:
     print(f"wrote {out}")
 
 
+def _inspect(args: argparse.Namespace) -> None:
+    import json
+
+    from search._inspect import inspect_model, render
+
+    if args.round_to < 1:
+        raise UsageError(f"--round-to must be at least 1, got {args.round_to}")
+    if args.space not in SPACES and not args.space.endswith(".toml"):
+        raise UsageError(f"unknown --space {args.space!r}; valid: {', '.join(SPACES)}, or a "
+                         f"spaces file PATH.toml")
+    report = inspect_model(model=args.model, data=args.data, image_size=args.image_size,
+                           space=args.space, round_to=args.round_to)
+    print(json.dumps(report, indent=2) if args.json else render(report))
+
+
 def _nightly(args: argparse.Namespace) -> int:
     from search._nightly import REGRESSION_EXIT, nightly
 
@@ -352,6 +386,9 @@ def _main(argv: list[str] | None) -> int:
             return 0
         if args.command == "report":
             _report(args)
+            return 0
+        if args.command == "inspect":
+            _inspect(args)
             return 0
         if args.command == "nightly":
             return _nightly(args)

@@ -5,7 +5,7 @@ counts, JSON) and ordinary ``nn.Module`` objects.
 """
 
 from spaces._file import SpaceFile, read_space_file
-from spaces._groups import ChannelGroup, ExcludedGroup, discover_groups
+from spaces._groups import ChannelGroup, ExcludedGroup, discover_groups, unhandled_parts
 from spaces._prune import breaking_groups, layer_widths, prune, rebuild
 from spaces._space import KINDS, Allocation, Dimension, GroupChoices, SearchSpace, kept_channels, stage_name
 from spaces._spec import PrunedSpec
@@ -28,4 +28,5 @@ __all__ = [
     "read_space_file",
     "rebuild",
     "stage_name",
+    "unhandled_parts",
 ]

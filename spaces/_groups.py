@@ -153,3 +153,24 @@ def discover_groups(
     groups.sort(key=lambda g: position[g.name])
     excluded.sort(key=lambda g: position[g.name])
     return groups, excluded
+
+
+def unhandled_parts(model: nn.Module, example_input: Tensor) -> dict[str, list[dict]]:
+    """What torch-pruning sees in ``model`` beyond ordinary layers: free parameters (an
+    ``nn.Parameter`` used directly in ``forward``, such as a layer scale or a class token), which
+    it prunes along the dimension it detected, and modules that hold parameters but have no
+    pruner, whose channels it cannot follow."""
+    was_training = model.training
+    model.eval()
+    try:
+        graph = build_graph(model, example_input)
+    finally:
+        model.train(was_training)
+    names = {id(p): name for name, p in model.named_parameters()}
+    free = [{"name": names.get(id(u.parameters), "?"), "shape": list(u.parameters.shape),
+             "pruned_along": u.pruning_dim} for u in graph.unwrapped_parameters]
+    unsupported = [{"name": name, "type": type(module).__name__}
+                   for name, module in model.named_modules()
+                   if any(True for _ in module.parameters(recurse=False))
+                   and graph.get_pruner_of_module(module) is None]
+    return {"free_parameters": free, "unsupported_modules": unsupported}

@@ -1,0 +1,112 @@
+"""``inspect`` and ``--space``: what users see before a search, and what the search then samples."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from search._cli import main
+from tests.search.runs import TINY, assert_one_line_error, cli
+
+
+def inspect(capsys, *args):
+    code = main(["inspect", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_inspect_lists_groups_couplings_and_what_stays_dense(capsys):
+    code, out, _ = inspect(capsys, "--model", "resnet20", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["input_shape"] == [1, 3, 16, 16] and report["num_classes"] == 10
+    groups = {g["name"]: g for g in report["groups"]}
+    assert len(groups) == 11
+    residual = groups["layer2.0.conv2"]
+    assert residual["layers"] == ["layer2.0.conv2", "layer2.0.shortcut.0", "layer2.1.conv2",
+                                  "layer2.2.conv2"]
+    assert residual["widths"] == [8, 16, 24, 32] and residual["resolution"] == [8, 8]
+    left = {g["name"]: g["reason"] for g in report["left_dense"]}
+    assert left["fc"].startswith("classifier") and left["conv1"].startswith("input layer")
+    assert 0 < report["smallest"]["macs"] < report["dense"]["macs"]
+    code, text, _ = inspect(capsys, "--model", "resnet20", "--space", "per-stage")
+    assert code == 0
+    assert "3 dimensions over 11 prunable groups" in text
+    assert "layer2.0.conv2: 32 channels at 8x8, keeps 8..32 (4), dimension stage-8x8; coupled: " \
+           "layer2.0.shortcut.0" in text
+
+
+def test_inspect_reports_groups_that_break_and_free_parameters(capsys, workdir, monkeypatch):
+    (workdir / "scaled.py").write_text(
+        "import torch\nfrom torch import nn\n"
+        "class Scaled(nn.Module):\n"
+        "    def __init__(self, num_classes=10):\n"
+        "        super().__init__()\n"
+        "        self.stem, self.body = nn.Conv2d(3, 16, 3), nn.Conv2d(16, 32, 3)\n"
+        "        self.gamma = nn.Parameter(torch.ones(32))\n"
+        "        self.fc = nn.Linear(32, num_classes)\n"
+        "    def forward(self, x):\n"
+        "        x = self.body(self.stem(x).relu()) * self.gamma.view(1, -1, 1, 1)\n"
+        "        return self.fc(x.mean((2, 3)))\n")
+    monkeypatch.syspath_prepend(str(workdir))
+    code, out, _ = inspect(capsys, "--model", "usermodels:broken", "--json")
+    assert code == 0
+    report = json.loads(out)
+    left = {g["name"]: g["reason"] for g in report["left_dense"]}
+    assert left["mid"] == ("pruning it breaks the model (RuntimeError: picky: 8 channels are not "
+                           "allowed)")
+    assert [g["name"] for g in report["groups"]] == ["head"]  # the rest is still searched
+    code, out, _ = inspect(capsys, "--model", "scaled:Scaled", "--json")
+    free = json.loads(out)["free_parameters"]
+    assert free == [{"name": "gamma", "shape": [32], "pruned_along": 0}]
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--model", "resnet20", "--space", "per-block"], "unknown --space 'per-block'"),
+    (["--model", "resnet20", "--round-to", "0"], "--round-to must be at least 1"),
+    (["--model", "nosuchmodel"], "unknown model 'nosuchmodel'"),
+    (["--model", "usermodels:nope"], "module 'usermodels' has no 'nope'"),
+])
+def test_inspect_bad_input_is_one_line_and_exit_2(capsys, workdir, monkeypatch, args, message):
+    monkeypatch.syspath_prepend(str(workdir))
+    code, _, err = inspect(capsys, *args)
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith("error: ") and message in err
+
+
+def test_a_spaces_file_pattern_that_matches_nothing_is_exit_2(tmp_path):
+    (tmp_path / "space.toml").write_text('[[rule]]\nmatch = "layer9.*"\nexclude = true\n')
+    result = cli(tmp_path, "--budget-ratio", "0.9", "--space", "space.toml", *TINY)
+    assert_one_line_error(result, 2, "space.toml: rule 1 (match = 'layer9.*') matches no prunable")
+    assert not (tmp_path / "results" / "resnet20-digits-cpu").exists()
+
+
+@pytest.mark.slow
+def test_a_per_stage_spaces_file_searches_one_fraction_per_stage(tmp_path):
+    (tmp_path / "space.toml").write_text(
+        'space = "per-stage"\nfractions = [0.25, 0.5, 1.0]\n'
+        '[[rule]]\nmatch = "layer3.0.conv2"\nexclude = true\n')
+    result = cli(tmp_path, "--budget-ratio", "1", "--trials", "5", "--space", "space.toml",
+                 "--study-name", "staged", *TINY)
+    assert result.returncode == 0, result.stderr
+    trials = pd.read_csv(tmp_path / "results" / "staged" / "trials.csv")
+    allocations = [json.loads(a) for a in trials["allocation"]]
+    assert len(allocations) == 5
+    for widths in allocations:
+        assert widths["layer3.0.conv2"] == 64  # excluded by the rule
+        stage2 = {widths[g] for g in ("layer2.0.conv1", "layer2.0.conv2", "layer2.1.conv1")}
+        stage3 = {widths[g] / 64 for g in ("layer3.0.conv1", "layer3.1.conv1", "layer3.2.conv1")}
+        assert len(stage2) == 1 and len(stage3) == 1  # one fraction per stage
+        assert stage3 <= {0.25, 0.5, 1.0}
+    # Editing the file and resuming the study is refused: its trials would not be comparable.
+    (tmp_path / "space.toml").write_text('space = "uniform"\n')
+    again = cli(tmp_path, "--budget-ratio", "1", "--trials", "1", "--space", "space.toml",
+                "--study-name", "staged", *TINY)
+    assert_one_line_error(again, 2, "another version of the spaces file space.toml")
+
+
+def test_run_help_names_every_space_kind(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = capsys.readouterr().out
+    assert "per-stage" in out and "uniform" in out and "PATH.toml" in out
