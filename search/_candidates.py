@@ -116,6 +116,7 @@ class CandidateEvaluator:
     models_dir: Path
     cache: LatencyCache | None = None
     trial_timeout: float | None = None
+    importance: str = "l2"
     _dense_runner: Runner | None = field(default=None, init=False, repr=False)
 
     def dense_runner(self) -> Runner:
@@ -133,7 +134,13 @@ class CandidateEvaluator:
 
     def measure(self, allocation: Allocation) -> tuple[nn.Module, CandidateResult]:
         """The pruned model and its measured cost (no fine-tune yet)."""
-        pruned = prune(self.dense, self.example[:1], allocation)
+        batches = None
+        if self.importance == "taylor":  # the same two training batches for every candidate
+            size = self.recipe.batch_size
+            batches = [(self.data.train_x[i:i + size], self.data.train_y[i:i + size])
+                       for i in (0, size)]
+        pruned = prune(self.dense, self.example[:1], allocation, importance=self.importance,
+                       batches=batches)
         cost = count_cost(pruned, self.example)
         key = self._cache_key(allocation)
         cached = self.cache.get(key) if self.cache is not None else None

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from profilers import Context
 from search._errors import UsageError
+from spaces import IMPORTANCES
 
 SAMPLERS = ("tpe", "nsga2", "gp", "random")
 SPACES = ("per-layer", "per-stage", "uniform")  # or a spaces file, PATH.toml
@@ -17,7 +18,8 @@ BACKENDS = ("local", "ray")
 
 # Fields that define what a study searches: resuming a study with any of them changed would mix
 # trials that are not comparable, so it is refused.
-STUDY_IDENTITY = ("model", "data", "checkpoint", "image_size", "space", "round_to", "device",
+STUDY_IDENTITY = ("model", "data", "checkpoint", "image_size", "space", "round_to", "importance",
+                  "device",
                   "batch_size", "threads", "precision", "channels_last", "runtime", "cuda_graphs",
                   "finetune_steps", "seed")
 
@@ -41,6 +43,7 @@ class SearchConfig:
     checkpoint: str | None = None
     image_size: int | None = None
     space: str = "per-layer"
+    importance: str = "l2"
     trials: int = 40
     timeout: float | None = None
     trial_timeout: float | None = None
@@ -108,6 +111,9 @@ class SearchConfig:
         if self.space not in SPACES and not self.space.endswith(".toml"):
             raise UsageError(f"unknown --space {self.space!r}; valid: {', '.join(SPACES)}, or a "
                              f"spaces file PATH.toml")
+        if self.importance not in IMPORTANCES:
+            raise UsageError(f"unknown --importance {self.importance!r}; valid: "
+                             f"{', '.join(IMPORTANCES)}")
         if self.study_name is not None and not re.fullmatch(r"[\w.-]+", self.study_name):
             raise UsageError(f"--study-name {self.study_name!r}: use letters, digits, '.', '_', '-'")
 

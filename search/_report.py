@@ -92,7 +92,8 @@ def write_report(path: Path, run: Run) -> None:
         f"- space: {config['space']}, widths multiples of "
         f"{config.get('round_to_used', config['round_to'])}"
         + (" (--round-to auto: from this device's measured width steps)"
-           if config["round_to"] == "auto" else ""),
+           if config["round_to"] == "auto" else "")
+        + f"; channels kept by {config.get('importance', 'l2')} importance",
         f"- budget: {reference['budget_ms']:.3f} ms"
         + (f" ({config['budget_ratio']:g} x dense)" if config.get("budget_ratio") else ""),
         f"- dense reference: {reference['latency_ms']:.3f} ms (IQR {reference['latency_iqr_ms']:.3f}),"

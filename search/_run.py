@@ -226,7 +226,7 @@ def _search_in(config: SearchConfig, helper: bool,
     log.info("dense accuracy: val %.2f%%", 100 * dense_accuracy)
     evaluator = CandidateEvaluator(dense, config.model, data, example, device, latency, context,
                                    reference, budget_ms, recipe, config.seed, folder.models, cache,
-                                   config.trial_timeout)
+                                   config.trial_timeout, config.importance)
     reference_extra = {"accuracy": dense_accuracy,
                        "test_accuracy": accuracy(dense, data.test_x, data.test_y),
                        "budget_ms": budget_ms, "dense_widths": space.dense()}

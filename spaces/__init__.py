@@ -6,11 +6,12 @@ counts, JSON) and ordinary ``nn.Module`` objects.
 
 from spaces._file import SpaceFile, read_space_file
 from spaces._groups import ChannelGroup, ExcludedGroup, discover_groups, unhandled_parts
-from spaces._prune import breaking_groups, layer_widths, prune, rebuild
+from spaces._prune import IMPORTANCES, breaking_groups, layer_widths, prune, rebuild
 from spaces._space import KINDS, Allocation, Dimension, GroupChoices, SearchSpace, kept_channels, stage_name
 from spaces._spec import PrunedSpec
 
 __all__ = [
+    "IMPORTANCES",
     "KINDS",
     "Allocation",
     "ChannelGroup",

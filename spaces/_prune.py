@@ -8,16 +8,25 @@ speed of its shape, not a masked dense model.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 import torch_pruning as tp
 from torch import Tensor, nn
 
 from spaces._groups import build_graph
 from spaces._space import SearchSpace
 
-_IMPORTANCE = tp.importance.GroupMagnitudeImportance(p=2)
+IMPORTANCES = ("l2", "l1", "bn", "taylor", "random")
+"""Channel importance criteria: L2/L1 magnitude over the whole group, batch-norm scale, first-order
+Taylor (|weight x gradient|, from a few training batches), and random (a baseline)."""
+_L2 = tp.importance.GroupMagnitudeImportance(p=2)
+_CRITERIA = {"l2": _L2, "l1": tp.importance.GroupMagnitudeImportance(p=1),
+             "bn": tp.importance.BNScaleImportance(),
+             "taylor": tp.importance.GroupTaylorImportance(),
+             "random": tp.importance.RandomImportance()}
+Batches = Sequence[tuple[Tensor, Tensor]]
 
 
 def _group_rooted_at(graph: tp.DependencyGraph, module: nn.Module, idxs: list[int]):
@@ -25,38 +34,64 @@ def _group_rooted_at(graph: tp.DependencyGraph, module: nn.Module, idxs: list[in
     return graph.get_pruning_group(module, pruner.prune_out_channels, idxs)
 
 
+def _scores(graph: tp.DependencyGraph, module: nn.Module, width: int, importance: str,
+            seed: int) -> Tensor:
+    group = _group_rooted_at(graph, module, list(range(width)))
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # random importance: the same channels every time
+        scores = _CRITERIA[importance](group)
+        if scores is None:  # no batch norm in the group (bn): fall back to magnitude
+            scores = _L2(group)
+    return scores
+
+
 def _channels_to_remove(graph: tp.DependencyGraph, module: nn.Module, kept: int,
-                        by_importance: bool) -> list[int]:
+                        importance: str | None, seed: int) -> list[int]:
     width = graph.get_pruner_of_module(module).get_out_channels(module)
     if kept >= width:
         return []
-    if not by_importance:
+    if importance is None:
         return list(range(kept, width))
-    with torch.no_grad():
-        scores = _IMPORTANCE(_group_rooted_at(graph, module, list(range(width))))
+    scores = _scores(graph, module, width, importance, seed)
     # A stable sort on (score, index) makes ties, such as all-zero channels, break the same way
     # every time, so one allocation always yields the same pruned weights.
     order = torch.argsort(scores.double().cpu(), stable=True)
     return sorted(order[: width - kept].tolist())
 
 
+def _gradients(model: nn.Module, batches: Batches) -> None:
+    """Accumulates the loss gradient of ``batches`` in ``model``'s parameters (for Taylor)."""
+    model.zero_grad(set_to_none=True)
+    with torch.enable_grad():
+        for x, y in batches:
+            F.cross_entropy(model(x), y).backward()
+
+
 def _apply(model: nn.Module, example_input: Tensor, allocation: Mapping[str, int],
-           by_importance: bool) -> nn.Module:
+           importance: str | None, batches: Batches | None = None) -> nn.Module:
     pruned = copy.deepcopy(model).eval()
+    if importance == "taylor":
+        if not batches:
+            raise ValueError("Taylor importance needs training batches for its gradients")
+        _gradients(pruned, batches)
     graph = build_graph(pruned, example_input)
-    for name, kept in allocation.items():
+    for i, (name, kept) in enumerate(allocation.items()):
         module = pruned.get_submodule(name)
-        idxs = _channels_to_remove(graph, module, kept, by_importance)
+        idxs = _channels_to_remove(graph, module, kept, importance, seed=i)
         if idxs:
             _group_rooted_at(graph, module, idxs).prune()
+    for param in pruned.parameters():
+        param.grad = None
     return pruned
 
 
-def prune(model: nn.Module, example_input: Tensor, allocation: Mapping[str, int]) -> nn.Module:
+def prune(model: nn.Module, example_input: Tensor, allocation: Mapping[str, int], *,
+          importance: str = "l2", batches: Batches | None = None) -> nn.Module:
     """A structurally pruned copy of ``model`` keeping ``allocation[group]`` channels per group.
 
-    The channels kept are those of largest L2 magnitude over the whole group (torch-pruning's
-    ``GroupMagnitudeImportance(p=2)``); ``model`` itself is not changed.
+    The channels kept are the most important over the whole group by ``importance`` (one of
+    :data:`IMPORTANCES`; ``taylor`` needs ``batches`` of training data); ``model`` itself is not
+    changed.
 
     Example:
         >>> from torch import nn
@@ -64,7 +99,9 @@ def prune(model: nn.Module, example_input: Tensor, allocation: Mapping[str, int]
         >>> prune(net, torch.randn(1, 3, 8, 8), {"0": 8})[0].out_channels
         8
     """
-    return _apply(model, example_input, allocation, by_importance=True)
+    if importance not in IMPORTANCES:
+        raise ValueError(f"unknown importance {importance!r}; valid: {', '.join(IMPORTANCES)}")
+    return _apply(model, example_input, allocation, importance, batches)
 
 
 def rebuild(model: nn.Module, example_input: Tensor, allocation: Mapping[str, int],
@@ -74,7 +111,7 @@ def rebuild(model: nn.Module, example_input: Tensor, allocation: Mapping[str, in
     Which channels were kept does not matter here, only how many: the weights come from
     ``state_dict``, so the first channels are kept and then overwritten (strictly, every key).
     """
-    pruned = _apply(model, example_input, allocation, by_importance=False)
+    pruned = _apply(model, example_input, allocation, importance=None)
     pruned.load_state_dict(state_dict, strict=True)
     return pruned.eval()
 

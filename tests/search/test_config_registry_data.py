@@ -17,6 +17,8 @@ from search._zoo import BUILTIN_MODELS
     ({"budget_ratio": 0.5, "trials": 0}, "--trials must be at least 1"),
     ({"budget_ratio": 0.5, "sampler": "cmaes"}, "unknown --sampler 'cmaes'"),
     ({"budget_ratio": 0.5, "study_name": "a/b"}, "--study-name"),
+    ({"budget_ratio": 0.5, "importance": "l3"}, "unknown --importance 'l3'"),
+    ({"budget_ratio": 0.5, "space": "per-block"}, "unknown --space 'per-block'"),
 ])
 def test_config_errors_name_the_flag(kwargs, message):
     with pytest.raises(UsageError, match=message):

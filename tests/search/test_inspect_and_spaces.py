@@ -110,3 +110,14 @@ def test_run_help_names_every_space_kind(capsys):
         main(["run", "--help"])
     out = capsys.readouterr().out
     assert "per-stage" in out and "uniform" in out and "PATH.toml" in out
+
+
+@pytest.mark.slow
+def test_taylor_importance_searches_and_resuming_with_another_criterion_is_refused(tmp_path):
+    result = cli(tmp_path, "--budget-ratio", "1", "--trials", "2", "--importance", "taylor",
+                 "--study-name", "taylor", *TINY)
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "results" / "taylor"
+    assert "channels kept by taylor importance" in (run_dir / "report.md").read_text()
+    other = cli(tmp_path, "--budget-ratio", "1", "--trials", "1", "--study-name", "taylor", *TINY)
+    assert_one_line_error(other, 2, "was run with --importance taylor, not l2")

@@ -76,3 +76,39 @@ def test_spec_json_errors_are_clear():
     del bad["allocation"]
     with pytest.raises(ValueError, match="lacks allocation"):
         PrunedSpec.from_json(json.dumps(bad))
+
+
+@pytest.mark.parametrize("importance", ["l2", "l1", "bn", "taylor", "random"])
+def test_every_importance_criterion_prunes_to_the_allocation_and_rebuilds(importance):
+    torch.manual_seed(0)
+    model = BUILTIN_MODELS["resnet20"]().eval()
+    x = torch.randn(8, 3, 16, 16)
+    batches = [(x, torch.arange(8) % 10)]
+    groups, _ = discover_groups(model, x[:1])
+    allocation = SearchSpace(tuple(groups)).uniform(0.5)
+    pruned = prune(model, x[:1], allocation, importance=importance, batches=batches)
+    assert layer_widths(pruned, allocation) == allocation
+    assert all(p.grad is None for p in pruned.parameters())
+    again = prune(model, x[:1], allocation, importance=importance, batches=batches)
+    with torch.no_grad():  # the same allocation keeps the same channels every time
+        assert torch.equal(pruned(x), again(x))
+    rebuilt = rebuild(model, x[:1], allocation, pruned.state_dict())
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), pruned(x))
+
+
+def test_criteria_choose_different_channels_and_taylor_needs_batches():
+    torch.manual_seed(0)
+    model = BUILTIN_MODELS["resnet20"]().eval()
+    x = torch.randn(8, 3, 16, 16)
+    batches = [(x, torch.arange(8) % 10)]
+    kept = {}
+    for importance in ("l2", "bn", "taylor", "random"):
+        pruned = prune(model, x[:1], {"layer3.0.conv1": 16}, importance=importance, batches=batches)
+        kept[importance] = pruned.layer3[0].conv1.weight.detach().clone()
+    assert not torch.equal(kept["l2"], kept["random"])
+    assert not torch.equal(kept["l2"], kept["taylor"])
+    with pytest.raises(ValueError, match="Taylor importance needs training batches"):
+        prune(model, x[:1], {"layer3.0.conv1": 16}, importance="taylor")
+    with pytest.raises(ValueError, match="unknown importance 'l3'"):
+        prune(model, x[:1], {"layer3.0.conv1": 16}, importance="l3")
