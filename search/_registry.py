@@ -22,6 +22,7 @@ from profilers import Context, resolve_device
 from search._data import DATASETS, DataSplits
 from search._datasets import DATA_PREFIXES, from_function
 from search._errors import UsageError
+from search._patterns import PATTERN_MODELS
 from search._zoo import BUILTIN_MODELS
 
 
@@ -76,6 +77,8 @@ def build_model(name: str, num_classes: int) -> nn.Module:
     """
     if name in BUILTIN_MODELS:
         return BUILTIN_MODELS[name](num_classes=num_classes)
+    if name in PATTERN_MODELS:
+        return PATTERN_MODELS[name](num_classes=num_classes)
     prefix, sep, rest = name.partition(":")
     if sep and prefix in ("torchvision", "timm"):
         return _hub_model(prefix, rest, num_classes)
@@ -90,8 +93,9 @@ def build_model(name: str, num_classes: int) -> nn.Module:
             raise UsageError(f"--model {name}: the factory returned {type(model).__name__}, "
                              "not an nn.Module")
         return model
-    raise UsageError(f"unknown model {name!r}; valid: {_closest_first(name, list(BUILTIN_MODELS))}"
-                     ", torchvision:NAME, timm:NAME, or pkg.module:factory")
+    raise UsageError(f"unknown model {name!r}; valid: "
+                     f"{_closest_first(name, [*BUILTIN_MODELS, *PATTERN_MODELS])}, "
+                     f"torchvision:NAME, timm:NAME, or pkg.module:factory")
 
 
 def load_weights(path: str | Path, what: str) -> object:

@@ -1,0 +1,124 @@
+"""Every torchvision classification model through the search's space, pruning and rebuild.
+
+For each model (random weights, 10 classes): find its channel groups and probe them as a search
+does, prune its smallest candidate and its uniform 0.5 candidate, check each still runs and keeps
+its output shape, and rebuild each from its widths and state dict with identical outputs. Prints
+one row per model: prunable groups, groups left dense by the probe (the part torch-pruning cannot
+handle), the smallest candidate's share of MACs, and the time taken.
+
+    python benchmarks/torchvision_sweep.py [--models resnet18 ...] [--max-params 100e6]
+        [--out benchmarks/results/torchvision_sweep-DATE.txt]
+
+Needs torchvision (pip install 'hwprune[vision]'). On a CPU-only machine there is no CPU build of
+torchvision in the registry: torch 2.14 + torchvision 0.29 (the CUDA wheels) run on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from profilers import count_cost  # noqa: E402
+from search._errors import UsageError  # noqa: E402
+from search._space import build_space  # noqa: E402
+from spaces import prune, rebuild  # noqa: E402
+
+# Models that only take one input size (fixed position embeddings or window grids).
+_FIXED_224 = ("vit_", "swin", "maxvit")
+
+
+def input_size(name: str) -> int:
+    """The smallest input a model takes here: 224 for fixed-size transformers, else 64 (75+ for
+    Inception v3, whose stem needs it)."""
+    if name.startswith(_FIXED_224):
+        return 224
+    return 96 if name == "inception_v3" else 64
+
+
+def classification_models() -> list[str]:
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def check(name: str, max_params: float = 100e6) -> dict[str, object]:
+    """Space, probe, prune and rebuild of one torchvision model; what happened, as a row."""
+    import torchvision
+
+    began = time.perf_counter()
+    torch.manual_seed(0)
+    extra = {"aux_logits": False, "init_weights": False} if name in ("inception_v3", "googlenet") else {}
+    model = torchvision.models.get_model(name, weights=None, num_classes=10, **extra).eval()
+    size = input_size(name)
+    x = torch.randn(2, 3, size, size)
+    params = sum(p.numel() for p in model.parameters())
+    row: dict[str, object] = {"model": name, "input": size, "params_M": params / 1e6}
+    if params > max_params:
+        return {**row, "status": "skipped (size)", "seconds": time.perf_counter() - began}
+    try:
+        built = build_space(model, x, model_name=name, space="per-layer", round_to=8)
+    except UsageError as exc:
+        return {**row, "status": "no space", "detail": str(exc)[:160],
+                "seconds": time.perf_counter() - began}
+    space = built.space
+    probed = {g: r for g, r in space.excluded.items()}
+    row.update(groups=len(space.searchable), left_dense_by_probe=len(probed),
+               detail="; ".join(f"{g}: {r}" for g, r in list(probed.items())[:2])[:200])
+    dense_macs = count_cost(model, x[:1]).macs
+    try:
+        for label, allocation in (("smallest", space.smallest()), ("half", space.uniform(0.5))):
+            pruned = prune(model, x[:1], allocation)
+            with torch.no_grad():
+                out = pruned(x)
+            if out.shape != (2, 10):
+                raise RuntimeError(f"{label}: output shape {tuple(out.shape)}")
+            rebuilt = rebuild(model, x[:1], allocation, pruned.state_dict())
+            with torch.no_grad():
+                if not torch.equal(rebuilt(x), out):
+                    raise RuntimeError(f"{label}: the rebuilt model's outputs differ")
+            if label == "smallest":
+                row["smallest_macs_share"] = count_cost(pruned, x[:1]).macs / dense_macs
+    except Exception as exc:  # report any model that fails here, then go on with the next
+        row.update(status="fails", detail=f"{type(exc).__name__}: {exc}".splitlines()[0][:200])
+    else:
+        row["status"] = "partly unpruned" if probed else "prunes"
+    row["seconds"] = time.perf_counter() - began
+    return row
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", help="default: every classification model")
+    parser.add_argument("--max-params", type=float, default=100e6,
+                        help="skip models with more parameters (memory and time on small machines)")
+    parser.add_argument("--out", help="also write the table here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    import torchvision
+
+    rows = []
+    for name in args.models or classification_models():
+        rows.append(check(name, args.max_params))
+        print(f"{name}: {rows[-1]['status']} ({rows[-1]['seconds']:.1f} s)", file=sys.stderr)
+    table = pd.DataFrame(rows)
+    header = (f"# torchvision {torchvision.__version__}, torch {torch.__version__}, "
+              f"{platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}\n"
+              f"# python benchmarks/torchvision_sweep.py {' '.join(argv or sys.argv[1:])}\n")
+    text = header + table.to_string(index=False, float_format=lambda v: f"{v:.2f}")
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+    return table
+
+
+if __name__ == "__main__":
+    main()
