@@ -74,6 +74,22 @@ def test_inspect_bad_input_is_one_line_and_exit_2(capsys, workdir, monkeypatch, 
     assert err.strip().splitlines()[-1].startswith("error: ") and message in err
 
 
+def test_a_model_that_cannot_be_traced_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch):
+    (tmp_path / "twoinputs.py").write_text(
+        "from torch import nn\n"
+        "class Pair(nn.Module):\n"
+        "    def __init__(self, num_classes=10):\n"
+        "        super().__init__()\n"
+        "        self.conv = nn.Conv2d(3, 16, 3)\n"
+        "    def forward(self, image, mask):\n"
+        "        return self.conv(image * mask)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code, _, err = inspect(capsys, "--model", "twoinputs:Pair")
+    assert code == 2
+    assert err.strip().splitlines()[-1].startswith(
+        "error: --model twoinputs:Pair: cannot trace it for pruning (TypeError: ")
+
+
 def test_a_spaces_file_pattern_that_matches_nothing_is_exit_2(tmp_path):
     (tmp_path / "space.toml").write_text('[[rule]]\nmatch = "layer9.*"\nexclude = true\n')
     result = cli(tmp_path, "--budget-ratio", "0.9", "--space", "space.toml", *TINY)
