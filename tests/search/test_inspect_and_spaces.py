@@ -1,12 +1,13 @@
 """``inspect`` and ``--space``: what users see before a search, and what the search then samples."""
 
 import json
+import sys
 
 import pandas as pd
 import pytest
 
 from search._cli import main
-from tests.search.runs import TINY, assert_one_line_error, cli
+from tests.search.runs import PICKY_MODEL, TINY, assert_one_line_error, cli
 
 
 def inspect(capsys, *args):
@@ -36,8 +37,19 @@ def test_inspect_lists_groups_couplings_and_what_stays_dense(capsys):
            "layer2.0.shortcut.0" in text
 
 
-def test_inspect_reports_groups_that_break_and_free_parameters(capsys, workdir, monkeypatch):
-    (workdir / "scaled.py").write_text(
+@pytest.fixture
+def modules(tmp_path, monkeypatch):
+    """A folder on sys.path for user modules, with the failing models as ``pickymodels``;
+    module names of their own, so other tests' ``usermodels`` cannot shadow them."""
+    (tmp_path / "pickymodels.py").write_text(PICKY_MODEL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for name in ("pickymodels", "scaled", "twoinputs"):
+        sys.modules.pop(name, None)
+
+
+def test_inspect_reports_groups_that_break_and_free_parameters(capsys, modules):
+    (modules / "scaled.py").write_text(
         "import torch\nfrom torch import nn\n"
         "class Scaled(nn.Module):\n"
         "    def __init__(self, num_classes=10):\n"
@@ -48,8 +60,7 @@ def test_inspect_reports_groups_that_break_and_free_parameters(capsys, workdir, 
         "    def forward(self, x):\n"
         "        x = self.body(self.stem(x).relu()) * self.gamma.view(1, -1, 1, 1)\n"
         "        return self.fc(x.mean((2, 3)))\n")
-    monkeypatch.syspath_prepend(str(workdir))
-    code, out, _ = inspect(capsys, "--model", "usermodels:broken", "--json")
+    code, out, _ = inspect(capsys, "--model", "pickymodels:broken", "--json")
     assert code == 0
     report = json.loads(out)
     left = {g["name"]: g["reason"] for g in report["left_dense"]}
@@ -65,17 +76,16 @@ def test_inspect_reports_groups_that_break_and_free_parameters(capsys, workdir, 
     (["--model", "resnet20", "--space", "per-block"], "unknown --space 'per-block'"),
     (["--model", "resnet20", "--round-to", "0"], "--round-to must be at least 1"),
     (["--model", "nosuchmodel"], "unknown model 'nosuchmodel'"),
-    (["--model", "usermodels:nope"], "module 'usermodels' has no 'nope'"),
+    (["--model", "pickymodels:nope"], "module 'pickymodels' has no 'nope'"),
 ])
-def test_inspect_bad_input_is_one_line_and_exit_2(capsys, workdir, monkeypatch, args, message):
-    monkeypatch.syspath_prepend(str(workdir))
+def test_inspect_bad_input_is_one_line_and_exit_2(capsys, modules, args, message):
     code, _, err = inspect(capsys, *args)
     assert code == 2
     assert err.strip().splitlines()[-1].startswith("error: ") and message in err
 
 
-def test_a_model_that_cannot_be_traced_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch):
-    (tmp_path / "twoinputs.py").write_text(
+def test_a_model_that_cannot_be_traced_is_one_line_and_exit_2(capsys, modules):
+    (modules / "twoinputs.py").write_text(
         "from torch import nn\n"
         "class Pair(nn.Module):\n"
         "    def __init__(self, num_classes=10):\n"
@@ -83,7 +93,6 @@ def test_a_model_that_cannot_be_traced_is_one_line_and_exit_2(capsys, tmp_path, 
         "        self.conv = nn.Conv2d(3, 16, 3)\n"
         "    def forward(self, image, mask):\n"
         "        return self.conv(image * mask)\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
     code, _, err = inspect(capsys, "--model", "twoinputs:Pair")
     assert code == 2
     assert err.strip().splitlines()[-1].startswith(
