@@ -132,14 +132,17 @@ class CandidateEvaluator:
                                  "allocation": dict(sorted(allocation.items()))},
                 "context": context_key(self.context)}
 
-    def measure(self, allocation: Allocation) -> tuple[nn.Module, CandidateResult]:
-        """The pruned model and its measured cost (no fine-tune yet)."""
+    def measure(self, allocation: Allocation,
+                importance: str | None = None) -> tuple[nn.Module, CandidateResult]:
+        """The pruned model and its measured cost (no fine-tune yet); ``importance`` overrides
+        the evaluator's criterion (the trial's choice with ``--importance search``)."""
+        importance = importance or self.importance
         batches = None
-        if self.importance == "taylor":  # the same two training batches for every candidate
+        if importance == "taylor":  # the same two training batches for every candidate
             size = self.recipe.batch_size
             batches = [(self.data.train_x[i:i + size], self.data.train_y[i:i + size])
                        for i in (0, size)]
-        pruned = prune(self.dense, self.example[:1], allocation, importance=self.importance,
+        pruned = prune(self.dense, self.example[:1], allocation, importance=importance,
                        batches=batches)
         cost = count_cost(pruned, self.example)
         key = self._cache_key(allocation)
@@ -177,15 +180,15 @@ class CandidateEvaluator:
         )
         return pruned.cpu(), result
 
-    def evaluate(self, number: int, allocation: Allocation,
-                 seed_number: int | None = None) -> CandidateResult:
+    def evaluate(self, number: int, allocation: Allocation, seed_number: int | None = None,
+                 importance: str | None = None) -> CandidateResult:
         """Scores one candidate; a feasible one is fine-tuned, validated and saved as trial-N.
 
         The fine-tune is seeded by ``seed_number`` (default ``number``): scoring trial M's
         widths again with M's seed gives M's accuracy again, so only latency is measured anew."""
         began = time.perf_counter()
         deadline = None if self.trial_timeout is None else began + self.trial_timeout
-        pruned, result = self.measure(allocation)
+        pruned, result = self.measure(allocation, importance)
         if result.feasible:
             seed_number = number if seed_number is None else seed_number
             finetune(pruned, self.data, self.recipe, seed=self.seed * 100_003 + seed_number,

@@ -80,10 +80,12 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
                      help="per-layer (one keep fraction per group), per-stage (one per output "
                           "resolution), uniform (one for all), or a spaces file PATH.toml "
                           "(default %(default)s)")
-    run.add_argument("--importance", default=d["importance"].default, choices=IMPORTANCES,
+    run.add_argument("--importance", default=d["importance"].default,
+                     choices=(*IMPORTANCES, "search"),
                      help="which channels a group keeps: the largest by L2 or L1 magnitude, by "
                           "batch-norm scale, by first-order Taylor score (gradients of 2 training "
-                          "batches), or random (a baseline) (default %(default)s)")
+                          "batches), random (a baseline), or search: the sampler chooses among "
+                          "l2, l1, bn and taylor per trial (default %(default)s)")
     run.add_argument("--trials", type=int, default=d["trials"].default,
                      help="trials to add in this run (default %(default)s)")
     run.add_argument("--timeout", type=_positive_float, metavar="SECONDS",

@@ -111,9 +111,9 @@ class SearchConfig:
         if self.space not in SPACES and not self.space.endswith(".toml"):
             raise UsageError(f"unknown --space {self.space!r}; valid: {', '.join(SPACES)}, or a "
                              f"spaces file PATH.toml")
-        if self.importance not in IMPORTANCES:
+        if self.importance not in (*IMPORTANCES, "search"):
             raise UsageError(f"unknown --importance {self.importance!r}; valid: "
-                             f"{', '.join(IMPORTANCES)}")
+                             f"{', '.join(IMPORTANCES)}, search")
         if self.study_name is not None and not re.fullmatch(r"[\w.-]+", self.study_name):
             raise UsageError(f"--study-name {self.study_name!r}: use letters, digits, '.', '_', '-'")
 

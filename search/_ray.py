@@ -204,8 +204,9 @@ class _Searcher(OptunaSearch):
     (``_Control``) is looked up by key."""
 
     def __init__(self, space: SearchSpace, sampler: optuna.samplers.BaseSampler, study: str,
-                 storage: optuna.storages.BaseStorage, control_key: str) -> None:
-        super().__init__(space=functools.partial(_define, space=space),
+                 storage: optuna.storages.BaseStorage, control_key: str,
+                 importance: str = "l2") -> None:
+        super().__init__(space=functools.partial(_define, space=space, importance=importance),
                          metric=["accuracy", "latency_ms"], mode=["max", "min"],
                          sampler=sampler, study_name=study, storage=storage)
         self.control_key = control_key
@@ -256,9 +257,11 @@ class _Searcher(OptunaSearch):
             control.finished(failed)
 
 
-def _define(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
-    """Ray's define-by-run space: our sampling of the widths; the Ray trial gets the number."""
+def _define(trial: optuna.Trial, space: SearchSpace, importance: str = "l2") -> dict[str, Any]:
+    """Ray's define-by-run space: our sampling of the widths (and of the importance criterion
+    when it is searched); the Ray trial gets the number."""
     allocation = _study.suggest(trial, space)
+    _study.suggest_importance(trial, importance)
     trial.set_user_attr("allocation", json.dumps(allocation, sort_keys=True))
     return {_TRIAL_KEY: trial.number}
 
@@ -323,7 +326,7 @@ def run_trials(study: optuna.Study, space: SearchSpace, evaluator: CandidateEval
         if isinstance(storage, str):
             storage = optuna.storages.RDBStorage(storage)
         searcher = _Searcher(space, _study.make_sampler(config.sampler, config.seed),
-                                     config.study, storage, key)
+                             config.study, storage, key, config.importance)
         log.info("Ray Tune: %d trials, %d at a time, %s per trial; experiment %s",
                  config.trials, config.workers, resources, path)
         tuner = tune.Tuner(

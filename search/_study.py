@@ -26,7 +26,7 @@ from search._errors import StorageFailed, TooManyFailures, UsageError
 from search._faults import failure_kind, failure_reason, is_machine_error, machine_message
 from search._liveness import HEARTBEAT_ATTR, WORKER_ATTR, claim, fail_abandoned, heartbeat
 from search._storage import open_storage, redacted, scrub
-from spaces import Allocation, SearchSpace
+from spaces import SEARCHED_IMPORTANCES, Allocation, SearchSpace
 
 if TYPE_CHECKING:
     from search._worker import IsolatedEvaluator
@@ -40,7 +40,7 @@ TRIAL_COLUMNS = ["trial", "state", "feasible", "latency_ms", "latency_iqr_ms", "
 # measured with it (the reference's drift during the run), and which earlier trial's widths it
 # scored again (a nightly run's first trials).
 TRIAL_EXTRA_COLUMNS = ["repeat_of", "fail_reason", "latency_cached", "dense_ms_now",
-                       "reevaluates"]
+                       "reevaluates", "importance"]
 _CONFIG_ATTR = "hwprune_config"
 REEVALUATES = "reevaluates"  # user attribute: the trial whose widths this one scores again
 _CONSTRAINT = "latency_over_budget_ms"  # ≤ 0 is feasible, as Optuna's constraints read
@@ -138,9 +138,23 @@ def suggest(trial: optuna.Trial, space: SearchSpace) -> Allocation:
     return space.decode(params)
 
 
+def suggest_importance(trial: optuna.Trial, importance: str) -> str | None:
+    """The trial's importance criterion when ``--importance search`` makes it a dimension too;
+    None when the study has one criterion."""
+    if importance != "search":
+        return None
+    return trial.suggest_categorical("importance", SEARCHED_IMPORTANCES)
+
+
+def candidate_key(allocation_key: str, importance: str | None) -> str:
+    """What makes two trials the same candidate: the widths, and the criterion when searched."""
+    return allocation_key if importance is None else f"{allocation_key} {importance}"
+
+
 def completed_by_allocation(study: optuna.Study) -> dict[str, int]:
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return {t.user_attrs["allocation"]: t.number for t in done if "allocation" in t.user_attrs}
+    return {candidate_key(t.user_attrs["allocation"], t.user_attrs.get("importance")): t.number
+            for t in done if "allocation" in t.user_attrs}
 
 
 def _constraint(attrs: dict, budget_ms: float) -> float:
@@ -253,7 +267,11 @@ def score(study: optuna.Study, trial: optuna.Trial, space: SearchSpace,
     the objective values to tell and the failure kind if the candidate broke. Errors of the
     machine or the storage propagate: they are not the candidate's."""
     allocation = suggest(trial, space)
-    key = json.dumps(allocation, sort_keys=True)
+    importance = suggest_importance(trial, evaluator.importance)
+    if importance is not None:
+        trial.set_user_attr("importance", importance)
+    allocation_key = json.dumps(allocation, sort_keys=True)
+    key = candidate_key(allocation_key, importance)
     earlier = study.get_trials(deepcopy=False)[seen[key]] if key in seen else None
     # A re-evaluation (the nightly's last front) is scored again, never reused.
     if earlier is not None and REEVALUATES not in trial.user_attrs \
@@ -263,17 +281,18 @@ def score(study: optuna.Study, trial: optuna.Trial, space: SearchSpace,
         return values, (reason.split(":", 1)[0] if reason else None)
     try:
         result = evaluator.evaluate(trial.number, allocation,
-                                    seed_number=trial.user_attrs.get(REEVALUATES))
+                                    seed_number=trial.user_attrs.get(REEVALUATES),
+                                    importance=importance)
     except Exception as exc:  # any candidate may break; record why and go on
         if is_machine_error(exc):
             raise
         reason = failure_reason(exc)
-        values = record_failure(trial, reason, key, evaluator.budget_ms,
+        values = record_failure(trial, reason, allocation_key, evaluator.budget_ms,
                                 evaluator.reference.latency_ms)
         seen[key] = trial.number
         log.warning("trial %3d  failed: %s", trial.number, reason)
         return values, failure_kind(exc)
-    values = _record_result(trial, result, key, evaluator.budget_ms)
+    values = _record_result(trial, result, allocation_key, evaluator.budget_ms)
     seen[key] = trial.number
     log.info(_progress(trial.number, result, evaluator.budget_ms))
     return values, None
@@ -368,6 +387,7 @@ def trials_frame(study: optuna.Study, budget_ms: float) -> pd.DataFrame:
             "latency_cached": a.get("latency_cached"),
             "dense_ms_now": None if "repeat_of" in a else a.get("dense_ms_now"),
             "reevaluates": a.get(REEVALUATES),
+            "importance": a.get("importance"),
         })
     frame = pd.DataFrame(rows, columns=[*TRIAL_COLUMNS, *TRIAL_EXTRA_COLUMNS])
     for column in ("macs", "params", "repeat_of", "reevaluates"):

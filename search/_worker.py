@@ -84,9 +84,9 @@ def _serve(conn: Connection, spec: Spec) -> None:
         request = conn.recv()
         if request is None:
             return
-        number, allocation, seed_number = request
+        number, allocation, seed_number, importance = request
         try:
-            conn.send(("ok", evaluator.evaluate(number, allocation, seed_number)))
+            conn.send(("ok", evaluator.evaluate(number, allocation, seed_number, importance)))
         except Exception as exc:
             errno = getattr(exc, "errno", None) if is_machine_error(exc) else None
             conn.send(("error", failure_kind(exc), failure_reason(exc), errno,
@@ -102,12 +102,14 @@ def _ended(exitcode: int | None) -> str:
 class IsolatedEvaluator:
     """``CandidateEvaluator.evaluate`` run in a worker process, which is restarted after it dies.
 
-    Only what the study loop uses is offered: ``evaluate``, ``budget_ms`` and ``reference``.
+    Only what the study loop uses is offered: ``evaluate``, ``budget_ms``, ``reference`` and
+    ``importance``.
     """
 
     def __init__(self, evaluator: CandidateEvaluator, data_name: str, image_size: int) -> None:
         self.budget_ms = evaluator.budget_ms
         self.reference = evaluator.reference
+        self.importance = evaluator.importance
         self._timeout = evaluator.trial_timeout
         self._spec = spec_of(evaluator, data_name, image_size)
         self._context = multiprocessing.get_context("spawn")
@@ -122,11 +124,11 @@ class IsolatedEvaluator:
         child.close()
         self._conn = parent
 
-    def evaluate(self, number: int, allocation: Allocation,
-                 seed_number: int | None = None) -> CandidateResult:
+    def evaluate(self, number: int, allocation: Allocation, seed_number: int | None = None,
+                 importance: str | None = None) -> CandidateResult:
         if self._process is None or not self._process.is_alive():
             self._start()
-        self._conn.send((number, allocation, seed_number))
+        self._conn.send((number, allocation, seed_number, importance))
         grace = None if self._timeout is None else _grace_s(self._timeout)
         deadline = None if grace is None else time.monotonic() + self._timeout + grace
         while not self._conn.poll(0.2):  # a dead worker's pipe polls as readable (EOF)

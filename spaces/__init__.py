@@ -6,7 +6,7 @@ counts, JSON) and ordinary ``nn.Module`` objects.
 
 from spaces._file import SpaceFile, read_space_file
 from spaces._groups import ChannelGroup, ExcludedGroup, discover_groups, unhandled_parts
-from spaces._prune import IMPORTANCES, breaking_groups, layer_widths, prune, rebuild
+from spaces._prune import IMPORTANCES, SEARCHED_IMPORTANCES, breaking_groups, layer_widths, prune, rebuild
 from spaces._space import KINDS, Allocation, Dimension, GroupChoices, SearchSpace, kept_channels, stage_name
 from spaces._spec import PrunedSpec
 
@@ -20,6 +20,7 @@ __all__ = [
     "ExcludedGroup",
     "SearchSpace",
     "PrunedSpec",
+    "SEARCHED_IMPORTANCES",
     "SpaceFile",
     "breaking_groups",
     "discover_groups",

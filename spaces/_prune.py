@@ -21,6 +21,8 @@ from spaces._space import SearchSpace
 IMPORTANCES = ("l2", "l1", "bn", "taylor", "random")
 """Channel importance criteria: L2/L1 magnitude over the whole group, batch-norm scale, first-order
 Taylor (|weight x gradient|, from a few training batches), and random (a baseline)."""
+SEARCHED_IMPORTANCES = ("l2", "l1", "bn", "taylor")
+"""The criteria ``--importance search`` chooses among, per trial (random is only a baseline)."""
 _L2 = tp.importance.GroupMagnitudeImportance(p=2)
 _CRITERIA = {"l2": _L2, "l1": tp.importance.GroupMagnitudeImportance(p=1),
              "bn": tp.importance.BNScaleImportance(),

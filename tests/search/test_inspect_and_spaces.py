@@ -146,3 +146,20 @@ def test_taylor_importance_searches_and_resuming_with_another_criterion_is_refus
     assert "channels kept by taylor importance" in (run_dir / "report.md").read_text()
     other = cli(tmp_path, "--budget-ratio", "1", "--trials", "1", "--study-name", "taylor", *TINY)
     assert_one_line_error(other, 2, "was run with --importance taylor, not l2")
+
+
+@pytest.mark.slow
+def test_importance_search_makes_the_criterion_a_dimension(tmp_path):
+    result = cli(tmp_path, "--budget-ratio", "1", "--trials", "6", "--importance", "search",
+                 "--isolate", "--study-name", "chosen", *TINY)
+    assert result.returncode == 0, result.stderr
+    trials = pd.read_csv(tmp_path / "results" / "chosen" / "trials.csv")
+    assert (trials["state"] == "COMPLETE").all()
+    assert set(trials["importance"]) <= {"l2", "l1", "bn", "taylor"}
+    assert trials["importance"].notna().all()
+    # A candidate is its widths and its criterion: the same widths with another criterion are
+    # scored, not taken as a repeat.
+    pairs = trials.dropna(subset=["repeat_of"])
+    for row in pairs.itertuples():
+        earlier = trials.set_index("trial").loc[int(row.repeat_of)]
+        assert earlier["importance"] == row.importance
