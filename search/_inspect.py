@@ -48,6 +48,7 @@ def inspect_model(*, model: str, data: str = "digits", image_size: int | None = 
                    for g in searched.groups if g.name not in searched.excluded],
         "left_dense": [{"name": g.name, "width": g.width, "layers": list(g.layers),
                         "reason": g.reason} for g in built.left_dense],
+        "probe": list(built.notes),
         **unhandled_parts(net, example),
     }
 
@@ -87,6 +88,9 @@ def render(report: dict) -> str:
         lines += [f"  {g['name']} ({g['width']} channels): {g['reason']}"
                   + (f"; coupled: {', '.join(g['layers'][1:])}" if len(g["layers"]) > 1 else "")
                   for g in report["left_dense"]]
+    if report["probe"]:
+        lines.append("\nthe probe (each group pruned alone, where the smallest candidate broke):")
+        lines += [f"  {note}" for note in report["probe"]]
     if report["free_parameters"]:
         lines.append("\nfree parameters (used directly in forward; torch-pruning prunes them "
                      "along the dimension it detected):")

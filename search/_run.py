@@ -260,14 +260,15 @@ def _search_in(config: SearchConfig, helper: bool,
         signal = "SIGTERM" if isinstance(exc, Terminated) else "interrupted"
         log.warning("%s: writing the finished trials and the partial front...", signal)
         _helpers.wait(others, stop=True)
-        _finish(study, folder, reference, reference_extra, evaluator,
+        _finish(study, folder, reference, reference_extra, evaluator, built.notes,
                 stopped=f"{signal}: latencies not re-measured, test accuracy not computed")
         raise SearchInterrupted(143 if isinstance(exc, Terminated) else 130) from None
     except TooManyFailures as exc:
         if helper:
             raise
         _helpers.wait(others, stop=True)
-        _finish(study, folder, reference, reference_extra, evaluator, stopped=str(exc))
+        _finish(study, folder, reference, reference_extra, evaluator, built.notes,
+                stopped=str(exc))
         raise
     except BaseException:  # a full disk, a bug: stop the helpers too, then say it
         _helpers.wait(others, stop=True)
@@ -275,12 +276,13 @@ def _search_in(config: SearchConfig, helper: bool,
     if helper:
         return None
     _helpers.wait(others)
-    return _finish(study, folder, reference, reference_extra, evaluator,
+    return _finish(study, folder, reference, reference_extra, evaluator, built.notes,
                    final_steps=config.final_finetune_steps)
 
 
 def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, reference_extra: dict,
-            evaluator: CandidateEvaluator, stopped: str | None = None,
+            evaluator: CandidateEvaluator, space_notes: tuple[str, ...] = (),
+            stopped: str | None = None,
             final_steps: int = 0) -> pd.DataFrame:
     """Writes trials.csv, pareto.csv, the reference, the notes and the reports; returns the front.
     ``stopped`` says why the run ended early: the front is then not re-measured. Otherwise the
@@ -295,7 +297,7 @@ def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, refere
     # go; those of running trials (other workers on the same study) stay.
     finished = set(trials.loc[trials["state"] != "RUNNING", "trial"])
     folder.remove_models(finished - set(front["trial"]))
-    notes = list(evaluator.data.notes)
+    notes = [*space_notes, *evaluator.data.notes]
     saved = front["trial"].map(lambda n: folder.model_json(n).exists()).astype(bool)
     for number in front.loc[~saved, "trial"]:
         notes.append(f"trial {number} is on the front but its saved model is missing: left off")

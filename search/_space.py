@@ -1,5 +1,6 @@
-"""The search space of a run: the model's groups, ``--space`` (a kind or a spaces file), and the
-groups a probe finds that cannot be pruned, which stay dense and are reported."""
+"""The search space of a run: the model's groups, ``--space`` (a kind or a spaces file), and what
+a probe finds that cannot be pruned: groups that break at every pruned width stay dense and are
+reported; widths at which a group breaks are left out of its choices."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from spaces import (
     ExcludedGroup,
     GroupChoices,
     SearchSpace,
-    breaking_groups,
+    breaking_widths,
     discover_groups,
     prune,
     read_space_file,
@@ -29,6 +30,7 @@ class BuiltSpace:
 
     space: SearchSpace
     left_dense: tuple[ExcludedGroup, ...]
+    notes: tuple[str, ...] = ()  # what the probe left out, for the report
 
 
 def build_space(model: nn.Module, example: torch.Tensor, *, model_name: str, space: str,
@@ -45,6 +47,7 @@ def build_space(model: nn.Module, example: torch.Tensor, *, model_name: str, spa
         raise UsageError(f"--model {model_name}: cannot trace it for pruning "
                          f"({type(exc).__name__}: {exc})".splitlines()[0]) from None
     kind, fractions, own = space, None, {}
+    notes: list[str] = []
     if space.endswith(".toml"):
         try:
             file = read_space_file(space)
@@ -55,10 +58,22 @@ def build_space(model: nn.Module, example: torch.Tensor, *, model_name: str, spa
     options = {"fractions": fractions} if fractions else {}
     built = SearchSpace(tuple(groups), round_to=round_to, kind=kind, own=own, **options)
     if probe:
-        broken = breaking_groups(model, example[:1], built)
-        if broken:
-            built = replace(built, own={**own, **{name: GroupChoices(exclude=reason)
-                                                  for name, reason in broken.items()}})
+        broken = breaking_widths(model, example[:1], built)
+        probed = {}
+        for group in built.searchable:
+            if group.name not in broken:
+                continue
+            working, reason = broken[group.name]
+            if working:
+                probed[group.name] = GroupChoices(widths=(*working, built.widths(group)[-1]))
+                left_out = sorted(set(built.widths(group)[:-1]) - set(working))
+                notes.append(f"group {group.name}: widths {left_out} left out, pruning to them "
+                             f"breaks the model ({reason})")
+            else:
+                probed[group.name] = GroupChoices(exclude=f"pruning it breaks the model ({reason})")
+                notes.append(f"group {group.name} left dense: pruning it breaks the model "
+                             f"({reason})")
+        built = replace(built, own={**own, **probed})
     left = [ExcludedGroup(g.name, g.width, g.layers, built.excluded[g.name])
             for g in groups if g.name in built.excluded]
     order = {module: i for i, module in enumerate(name for name, _ in model.named_modules())}
@@ -67,12 +82,12 @@ def build_space(model: nn.Module, example: torch.Tensor, *, model_name: str, spa
         raise UsageError(f"--model {model_name} has no channel group that can be pruned with "
                          f"--round-to {round_to} and --space {space}; nothing to search "
                          f"(python -m search inspect --model {model_name} shows why)")
-    for group in left:
-        log.warning("group %s left dense: %s", group.name, group.reason)
+    for note in notes:
+        log.warning("%s", note)
     log.info("space %s: %d dimensions over %d prunable channel groups (%d left dense: %s)",
              kind, len(built.dimensions), len(built.searchable), len(left_dense),
              ", ".join(g.name for g in left_dense))
-    return BuiltSpace(built, left_dense)
+    return BuiltSpace(built, left_dense, tuple(notes))
 
 
 def smallest_model(model: nn.Module, example: torch.Tensor, space: SearchSpace) -> nn.Module | None:

@@ -6,7 +6,7 @@ counts, JSON) and ordinary ``nn.Module`` objects.
 
 from spaces._file import SpaceFile, read_space_file
 from spaces._groups import ChannelGroup, ExcludedGroup, discover_groups, unhandled_parts
-from spaces._prune import IMPORTANCES, SEARCHED_IMPORTANCES, breaking_groups, layer_widths, prune, rebuild
+from spaces._prune import IMPORTANCES, SEARCHED_IMPORTANCES, breaking_widths, layer_widths, prune, rebuild
 from spaces._space import KINDS, Allocation, Dimension, GroupChoices, SearchSpace, kept_channels, stage_name
 from spaces._spec import PrunedSpec
 
@@ -22,7 +22,7 @@ __all__ = [
     "PrunedSpec",
     "SEARCHED_IMPORTANCES",
     "SpaceFile",
-    "breaking_groups",
+    "breaking_widths",
     "discover_groups",
     "kept_channels",
     "layer_widths",

@@ -127,14 +127,15 @@ def layer_widths(model: nn.Module, layers: Mapping[str, object]) -> dict[str, in
     return widths
 
 
-def breaking_groups(model: nn.Module, example_input: Tensor, space: SearchSpace) -> dict[str, str]:
-    """Groups whose pruning breaks the model (torch-pruning cannot follow an op on their
-    channels, or the forward pass fails or changes its output shape), with the reason.
+def breaking_widths(model: nn.Module, example_input: Tensor,
+                    space: SearchSpace) -> dict[str, tuple[list[int], str]]:
+    """Widths at which pruning a group breaks the model (torch-pruning cannot follow an op on
+    its channels, a grouped convolution no longer divides, the forward pass fails or changes its
+    output shape): for each such group, the widths that still work and the first reason.
 
-    The space's smallest candidate is tried first; only when it breaks is each group tried alone,
-    at its smallest and at its largest pruned width. A group that breaks at both is returned; one
-    that breaks at some widths only stays (its trials record the failures), so a model that
-    prunes cleanly costs one pruning.
+    The space's smallest candidate is tried first; only when it breaks is each group tried alone
+    at each of its pruned widths, so a model that prunes cleanly costs one pruning. A group with
+    no working pruned width gets an empty list (keep it dense).
     """
     def failure(allocation: Mapping[str, int]) -> str | None:
         try:
@@ -151,8 +152,12 @@ def breaking_groups(model: nn.Module, example_input: Tensor, space: SearchSpace)
     dense = space.dense()
     found = {}
     for group in space.searchable:
-        widths = space.widths(group)
-        reason = failure({**dense, group.name: widths[0]})
-        if reason is not None and failure({**dense, group.name: widths[-2]}) is not None:
-            found[group.name] = f"pruning it breaks the model ({reason})"
+        working, reason = [], None
+        for width in space.widths(group)[:-1]:
+            why = failure({**dense, group.name: width})
+            if why is None:
+                working.append(width)
+            reason = reason or why
+        if reason is not None:
+            found[group.name] = (working, reason)
     return found

@@ -21,9 +21,11 @@ class Picky(nn.Module):
     """Raises whenever its middle layer keeps one of ``fails`` channel counts, and trains to a NaN
     loss when it keeps ``nan`` channels: candidates that break."""
 
-    def __init__(self, num_classes=10, fails=(8,), nan=(), crash=None, hang=None):
+    def __init__(self, num_classes=10, fails=(8,), nan=(), crash=None, hang=None,
+                 training_only=False):
         super().__init__()
         self.fails, self.nan, self.crash, self.hang = fails, nan, crash, hang
+        self.training_only = training_only
         self.stem = nn.Conv2d(3, 16, 3, padding=1)
         self.mid = nn.Conv2d(16, 32, 3, padding=1)
         self.head = nn.Conv2d(32, 32, 3, padding=1)
@@ -32,7 +34,7 @@ class Picky(nn.Module):
     def forward(self, x):
         x = self.mid(self.stem(x).relu()).relu()
         channels = x.shape[-3]  # torch-pruning also traces with an unbatched input
-        if channels in self.fails:
+        if channels in self.fails and (self.training or not self.training_only):
             raise RuntimeError(f"picky: {channels} channels are not allowed")
         if channels == self.crash:  # as a poisoned CUDA context or a broken extension does
             os.kill(os.getpid(), signal.SIGSEGV)
@@ -45,6 +47,10 @@ class Picky(nn.Module):
 
 def picky(num_classes):
     return Picky(num_classes)
+
+def picky_training(num_classes):
+    """Raises at 8 channels only while fine-tuning: the probe (inference) cannot see it."""
+    return Picky(num_classes, training_only=True)
 
 def broken(num_classes):
     """Breaks whenever its middle layer is pruned at all."""

@@ -220,8 +220,8 @@ def test_unreachable_budget_stops_before_training_with_exit_3(tmp_path):
 
 
 def test_a_failing_candidate_is_recorded_and_the_search_goes_on(workdir):
-    result = cli(workdir, "--model", "usermodels:picky", "--budget-ratio", "1", "--trials", "4",
-                 "--study-name", "picky", *SMALL)
+    result = cli(workdir, "--model", "usermodels:picky_training", "--budget-ratio", "1",
+                 "--trials", "4", "--study-name", "picky", *SMALL)
     assert result.returncode == 0, result.stderr
     run_dir = workdir / "results" / "picky"
     trials = pd.read_csv(run_dir / "trials.csv")
@@ -231,8 +231,20 @@ def test_a_failing_candidate_is_recorded_and_the_search_goes_on(workdir):
     assert not trials["feasible"][0]
     report = (run_dir / "report.md").read_text()
     assert "picky: 8 channels are not allowed" in report
-    assert "smallest candidate the space allows: failed to run" in report
-    assert "the smallest candidate fails (RuntimeError: picky: 8 channels" in result.stderr
+
+
+def test_widths_that_break_the_model_are_left_out_before_the_search(workdir):
+    result = cli(workdir, "--model", "usermodels:picky", "--budget-ratio", "1", "--trials", "4",
+                 "--study-name", "probed", *SMALL)
+    assert result.returncode == 0, result.stderr
+    run_dir = workdir / "results" / "probed"
+    line = ("group mid: widths [8] left out, pruning to them breaks the model (RuntimeError: "
+            "picky: 8 channels are not allowed)")
+    assert line in result.stderr
+    assert line in (run_dir / "report.md").read_text()
+    trials = pd.read_csv(run_dir / "trials.csv")
+    assert (trials["state"] == "COMPLETE").all()
+    assert {json.loads(a)["mid"] for a in trials["allocation"]} <= {16, 24, 32}
 
 
 def test_a_nan_loss_fails_the_candidate_with_its_reason(workdir):
