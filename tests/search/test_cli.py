@@ -28,7 +28,8 @@ def test_run_writes_every_file_with_the_named_columns(first_run):
     contract = ["trial", "state", "feasible", "latency_ms", "latency_iqr_ms", "macs", "params",
                 "accuracy", "seconds", "allocation"]
     assert list(trials.columns) == contract + ["repeat_of", "fail_reason", "latency_cached",
-                                               "dense_ms_now", "reevaluates"]
+                                               "dense_ms_now", "reevaluates", "importance"]
+    assert trials["importance"].isna().all()  # one criterion for the study: no column values
     assert trials["trial"].tolist() == [0, 1, 2, 3, 4]
     pareto = pd.read_csv(run_dir / "pareto.csv")
     assert list(pareto.columns) == contract + ["test_accuracy", "model_path", "quick_accuracy"]
