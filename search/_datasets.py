@@ -8,10 +8,10 @@ through ``pkg.module:function`` when it does not.
 
 from __future__ import annotations
 
-import importlib
 import io
 import pickle
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -193,19 +193,14 @@ def _materialise(split: object, what: str, name: str) -> tuple[Tensor, Tensor]:
     return x, y
 
 
-def from_function(path: str, *, image_size: int | None = None, seed: int = 0) -> DataSplits:
-    """``pkg.module:function``: ``function()`` returns (train, val) or (train, val, test), each
-    a map-style dataset of (image, label) or an (images, labels) pair of tensors. Images are
-    used as given (normalise them in the function), resized only when ``--image-size`` is set;
-    the class count is ``len(train.classes)`` if the data set says, else the largest label + 1."""
+def from_function(function: Callable[[], object], path: str, *, image_size: int | None = None,
+                  seed: int = 0) -> DataSplits:
+    """``pkg.module:function`` (``path``, imported by the registry): ``function()`` returns
+    (train, val) or (train, val, test), each a map-style dataset of (image, label) or an
+    (images, labels) pair of tensors. Images are used as given (normalise them in the function),
+    resized only when ``--image-size`` is set; the class count is ``len(train.classes)`` if the
+    data set says, else the largest label + 1."""
     what = f"--data {path}"
-    module_name, _, attr = path.partition(":")
-    try:
-        function = getattr(importlib.import_module(module_name), attr)
-    except ImportError as exc:
-        raise UsageError(f"{what}: cannot import {module_name!r} ({exc})") from None
-    except AttributeError:
-        raise UsageError(f"{what}: module {module_name!r} has no {attr!r}") from None
     try:
         returned = function()
     except Exception as exc:  # a user's function may raise anything; say which and why

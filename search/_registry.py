@@ -139,6 +139,7 @@ def load_data(name: str, *, image_size: int | None, seed: int) -> DataSplits:
     if sep and rest and prefix in DATA_PREFIXES:
         return DATA_PREFIXES[prefix](rest, image_size=image_size, seed=seed)
     if sep and rest and prefix:
-        return from_function(name, image_size=image_size, seed=seed)
+        return from_function(_import_attr(name, "--data"), name, image_size=image_size,
+                             seed=seed)
     raise UsageError(f"unknown data {name!r}; valid: {_closest_first(name, list(DATASETS))}, "
                      f"cifar10:PATH, imagefolder:PATH, or pkg.module:function")

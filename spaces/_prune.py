@@ -137,11 +137,13 @@ def breaking_widths(model: nn.Module, example_input: Tensor,
     at each of its pruned widths, so a model that prunes cleanly costs one pruning. A group with
     no working pruned width gets an empty list (keep it dense).
     """
+    with torch.no_grad():
+        shape = model.eval()(example_input).shape
+
     def failure(allocation: Mapping[str, int]) -> str | None:
         try:
             pruned = prune(model, example_input, allocation)
             with torch.no_grad():
-                shape = model.eval()(example_input).shape
                 got = pruned(example_input).shape
         except Exception as exc:  # any op of a user's model may fail once its widths change
             return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
