@@ -76,6 +76,12 @@ class SpaceFile:
                 if any(w > g.width for w in widths):
                     raise ValueError(f"{self.path}: rule {rule.number}: widths {list(widths)} "
                                      f"exceed group {g.name!r}'s {g.width} channels")
+                uneven = [w for w in widths if w % g.channel_groups]
+                if uneven:
+                    raise ValueError(f"{self.path}: rule {rule.number}: widths {uneven} do not "
+                                     f"divide evenly over the {g.channel_groups} convolution "
+                                     f"groups of group {g.name!r}; use multiples of "
+                                     f"{g.channel_groups}")
                 own[g.name] = rule.choices
         return own
 

@@ -27,12 +27,16 @@ class ChannelGroup:
         layers: qualified names of every conv/linear layer whose outputs belong to the group.
         resolution: the spatial (conv) or token (linear) shape of the first layer's output for
             one example input; groups of equal resolution form a stage.
+        channel_groups: how many equal parts the channels split into (the ``groups`` of a
+            grouped convolution or a group norm in the group); a kept width is a multiple of it,
+            and pruning removes the same positions from every part.
     """
 
     name: str
     width: int
     layers: tuple[str, ...]
     resolution: tuple[int, ...] = ()
+    channel_groups: int = 1
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,27 @@ class ExcludedGroup:
 def build_graph(model: nn.Module, example_input: Tensor) -> tp.DependencyGraph:
     """torch-pruning's dependency graph of ``model`` traced on ``example_input``."""
     return tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False)
+
+
+def channel_groups(graph: tp.DependencyGraph, group) -> int:
+    """How many equal parts a torch-pruning group's channels split into: the largest ``groups``
+    of a grouped convolution or group norm among its members (1 for none). A depthwise
+    convolution does not count: it is pruned channel by channel, its groups with it.
+
+    A grouped convolution's kernel sees only its own part of the input channels, so a pruned
+    width must remove the same positions from every part or the kept weights no longer line up.
+    """
+    counts = [1]
+    for dep, _ in group:
+        module = dep.target.module
+        pruner = graph.get_pruner_of_module(module)
+        if pruner is None or getattr(module, "groups", 0) == getattr(module, "out_channels", -1):
+            continue
+        if graph.is_out_channel_pruning_fn(dep.handler):
+            counts.append(int(pruner.get_out_channel_groups(module)))
+        elif graph.is_in_channel_pruning_fn(dep.handler):
+            counts.append(int(pruner.get_in_channel_groups(module)))
+    return max(counts)
 
 
 def _call_order(model: nn.Module, example_input: Tensor) -> tuple[list[str], dict[str, tuple]]:
@@ -149,7 +174,8 @@ def discover_groups(
             excluded.append(ExcludedGroup(layers[0], width, tuple(layers), "; ".join(blocked)))
         else:
             groups.append(ChannelGroup(layers[0], width, tuple(layers),
-                                       tuple(resolution.get(layers[0], ()))))
+                                       tuple(resolution.get(layers[0], ())),
+                                       channel_groups(graph, group)))
     groups.sort(key=lambda g: position[g.name])
     excluded.sort(key=lambda g: position[g.name])
     return groups, excluded

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import torch_pruning as tp
 from torch import Tensor, nn
 
-from spaces._groups import build_graph
+from spaces._groups import build_graph, channel_groups
 from spaces._space import SearchSpace
 
 IMPORTANCES = ("l2", "l1", "bn", "taylor", "random")
@@ -36,9 +36,7 @@ def _group_rooted_at(graph: tp.DependencyGraph, module: nn.Module, idxs: list[in
     return graph.get_pruning_group(module, pruner.prune_out_channels, idxs)
 
 
-def _scores(graph: tp.DependencyGraph, module: nn.Module, width: int, importance: str,
-            seed: int) -> Tensor:
-    group = _group_rooted_at(graph, module, list(range(width)))
+def _scores(graph: tp.DependencyGraph, group, importance: str, seed: int) -> Tensor:
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # random importance: the same channels every time
         scores = _CRITERIA[importance](group)
@@ -52,13 +50,21 @@ def _channels_to_remove(graph: tp.DependencyGraph, module: nn.Module, kept: int,
     width = graph.get_pruner_of_module(module).get_out_channels(module)
     if kept >= width:
         return []
+    group = _group_rooted_at(graph, module, list(range(width)))
+    parts = channel_groups(graph, group)
+    if width % parts or kept % parts:
+        raise ValueError(f"{kept} of {width} channels cannot be split evenly over the {parts} "
+                         f"groups of a grouped convolution or group norm")
+    part, removed = width // parts, (width - kept) // parts
     if importance is None:
-        return list(range(kept, width))
-    scores = _scores(graph, module, width, importance, seed)
-    # A stable sort on (score, index) makes ties, such as all-zero channels, break the same way
-    # every time, so one allocation always yields the same pruned weights.
-    order = torch.argsort(scores.double().cpu(), stable=True)
-    return sorted(order[: width - kept].tolist())
+        positions = list(range(part - removed, part))
+    else:
+        # A grouped layer keeps the same positions in every part, chosen by their mean score.
+        scores = _scores(graph, group, importance, seed).double().cpu().view(parts, part).mean(0)
+        # A stable sort on (score, index) makes ties, such as all-zero channels, break the same
+        # way every time, so one allocation always yields the same pruned weights.
+        positions = torch.argsort(scores, stable=True)[:removed].tolist()
+    return sorted(p * part + position for p in range(parts) for position in positions)
 
 
 def _gradients(model: nn.Module, batches: Batches) -> None:

@@ -97,6 +97,11 @@ class SearchSpace:
         if unknown:
             raise KeyError(f"no channel group named {sorted(unknown)[0]!r} in this space")
 
+    def multiple(self, group: ChannelGroup) -> int:
+        """Kept widths of ``group`` are multiples of this: ``round_to``, and of the group's
+        channel groups (a grouped convolution keeps its groups equal)."""
+        return math.lcm(self.round_to, group.channel_groups)
+
     def widths(self, group: ChannelGroup) -> list[int]:
         """The distinct channel counts ``group`` may keep, ascending."""
         own = self.own.get(group.name, GroupChoices())
@@ -104,7 +109,7 @@ class SearchSpace:
             return [group.width]
         if own.widths:
             return sorted(set(own.widths))
-        return sorted({kept_channels(group.width, f, self.round_to)
+        return sorted({kept_channels(group.width, f, self.multiple(group))
                        for f in own.fractions or self.fractions})
 
     @property
@@ -143,8 +148,9 @@ class SearchSpace:
                 raise KeyError(f"no value for the space's dimension {dim.name!r}")
             value = params[dim.name]
             for name in dim.groups:
+                group = by_name[name]
                 allocation[name] = int(value) if dim.unit == "width" else \
-                    kept_channels(by_name[name].width, float(value), self.round_to)
+                    kept_channels(group.width, float(value), self.multiple(group))
         return allocation
 
     def params_at(self, fraction: float) -> dict[str, float]:
@@ -162,7 +168,7 @@ class SearchSpace:
         unknown = set(fractions) - {g.name for g in self.groups}
         if unknown:
             raise KeyError(f"no channel group named {sorted(unknown)[0]!r} in this space")
-        return {g.name: kept_channels(g.width, fractions[g.name], self.round_to)
+        return {g.name: kept_channels(g.width, fractions[g.name], self.multiple(g))
                 if g.name in fractions else self.widths(g)[-1] for g in self.groups}
 
     def dense(self) -> Allocation:

@@ -7,6 +7,7 @@ from spaces import ChannelGroup, SearchSpace, read_space_file
 GROUPS = (ChannelGroup("features.3", 128, ("features.3",), (8, 8)),
           ChannelGroup("features.7", 256, ("features.7", "features.10"), (4, 4)),
           ChannelGroup("classifier.0", 512, ("classifier.0",), ()))
+GROUPED = ChannelGroup("grouped.0", 64, ("grouped.0",), (4, 4), channel_groups=8)
 
 GOOD = '''
 space = "per-stage"
@@ -73,11 +74,13 @@ def test_a_bad_spaces_file_names_the_problem(tmp_path, text, message):
 @pytest.mark.parametrize(("rule", "message"), [
     ("match = 'layer9.*'\nexclude = true", "rule 1 \\(match = 'layer9.\\*'\\) matches no prunable"),
     ("match = 'features.3'\nwidths = [64, 200]", "widths \\[64, 200\\] exceed group 'features.3'"),
+    ("match = 'grouped.*'\nwidths = [16, 20]", "widths \\[20\\] do not divide evenly over the 8 "
+     "convolution groups of group 'grouped.0'; use multiples of 8"),
 ])
 def test_rules_are_checked_against_the_models_groups(tmp_path, rule, message):
     file = read_space_file(write(tmp_path, f"[[rule]]\n{rule}\n"))
     with pytest.raises(ValueError, match=message):
-        file.choices(GROUPS)
+        file.choices((*GROUPS, GROUPED))
 
 
 def test_a_missing_spaces_file_is_named(tmp_path):

@@ -1,3 +1,4 @@
+import copy
 import json
 import random
 
@@ -112,3 +113,42 @@ def test_criteria_choose_different_channels_and_taylor_needs_batches():
         prune(model, x[:1], {"layer3.0.conv1": 16}, importance="taylor")
     with pytest.raises(ValueError, match="unknown importance 'l3'"):
         prune(model, x[:1], {"layer3.0.conv1": 16}, importance="l3")
+
+
+def _grouped_net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(8, 16, 1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1, groups=4),
+                         nn.ReLU(), nn.Conv2d(16, 4, 1)).eval()
+
+
+@pytest.mark.parametrize("importance", ["l2", "taylor", "random"])
+def test_a_grouped_convolution_loses_the_same_positions_in_every_group(importance):
+    # Pruning the input of a grouped conv is only right if every group keeps the same positions:
+    # otherwise the kept kernel slices belong to other channels (torch-pruning keeps the first
+    # group's slice for all), so the pruned net must equal the dense one with those channels off.
+    net, x = _grouped_net(), torch.randn(2, 8, 6, 6)
+    groups, _ = discover_groups(net, x[:1], exclude_input=False)
+    assert [(g.name, g.channel_groups) for g in groups] == [("0", 4), ("2", 4)]
+    batches = [(x, torch.zeros(2, 6, 6, dtype=torch.long))]  # per-pixel classes
+    pruned = prune(net, x[:1], {"0": 8}, importance=importance, batches=batches)
+    dense_rows, kept_rows = net[0].weight.flatten(1), pruned[0].weight.flatten(1)
+    kept = [int((dense_rows - row).abs().sum(1).argmin()) for row in kept_rows]
+    assert sorted({k % 4 for k in kept}) == sorted({kept[0] % 4, kept[1] % 4})  # 2 per group
+    assert [k // 4 for k in kept] == [0, 0, 1, 1, 2, 2, 3, 3]
+    masked = copy.deepcopy(net)
+    with torch.no_grad():
+        off = torch.ones(16, dtype=torch.bool)
+        off[kept] = False
+        masked[0].weight[off] = 0
+        masked[0].bias[off] = 0
+        assert torch.allclose(pruned(x), masked(x), atol=1e-5)
+
+
+def test_grouped_widths_divide_into_their_groups():
+    net = _grouped_net()
+    groups, _ = discover_groups(net, torch.randn(1, 8, 6, 6), exclude_input=False)
+    space = SearchSpace(tuple(groups), round_to=1, fractions=(0.3, 0.6, 1.0))
+    assert all(w % 4 == 0 for g in space.searchable for w in space.widths(g))
+    assert space.widths(groups[0]) == [4, 8, 16]
+    with pytest.raises(ValueError, match="split evenly over the 4 groups"):
+        prune(net, torch.randn(1, 8, 6, 6), {"0": 6})
