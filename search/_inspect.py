@@ -44,7 +44,8 @@ def inspect_model(*, model: str, data: str = "digits", image_size: int | None = 
                         "groups": list(d.groups)} for d in searched.dimensions],
         "groups": [{"name": g.name, "width": g.width, "widths": searched.widths(g),
                     "dimension": by_group.get(g.name), "resolution": list(g.resolution),
-                    "channel_groups": g.channel_groups, "layers": list(g.layers)}
+                    "channel_groups": g.channel_groups, "head_size": g.head_size,
+                    "layers": list(g.layers)}
                    for g in searched.groups if g.name not in searched.excluded],
         "left_dense": [{"name": g.name, "width": g.width, "layers": list(g.layers),
                         "reason": g.reason} for g in built.left_dense],
@@ -81,7 +82,8 @@ def render(report: dict) -> str:
             ", ".join(map(str, widths))
         coupled = f"; coupled: {', '.join(g['layers'][1:])}" if len(g["layers"]) > 1 else ""
         at = "x".join(map(str, g["resolution"])) or "-"
-        split = f" in {g['channel_groups']} conv groups" if g["channel_groups"] > 1 else ""
+        split = f" in {g['channel_groups']} conv groups" if g["channel_groups"] > 1 else \
+            f" = {g['width'] // g['head_size']} attention heads" if g["head_size"] else ""
         lines.append(f"  {g['name']}: {g['width']} channels{split} at {at}, keeps {allowed}, "
                      f"dimension {g['dimension'] or '(one width)'}{coupled}")
     if report["left_dense"]:

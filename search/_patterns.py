@@ -2,7 +2,8 @@
 
 Each is a few layers of the pattern real models are built from: DenseNet's concatenations,
 ResNeXt's grouped convolutions with squeeze-excitation, ConvNeXt's depthwise convolution with
-LayerNorm and a layer-scale parameter, a ViT with a class token and multi-head attention,
+LayerNorm and a layer-scale parameter, a ViT with a class token and multi-head attention (torch's
+``nn.MultiheadAttention``, and timm's form whose heads are pruned),
 ShuffleNet-style split/concat branches, MobileNetV3's hard-swish inverted residuals, and a
 channel shuffle that torch-pruning cannot follow. They are
 built-in models (``--model pattern-concat`` ...) so ``inspect`` and the tests can show what the
@@ -135,6 +136,41 @@ class AttentionNet(nn.Module):
         return self.fc(self.norm(self.blocks(tokens))[:, 0])
 
 
+class _Attention(nn.Module):
+    """Attention in the timm form: a fused q/k/v projection read back through ``num_heads``."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.num_heads, self.head_dim = heads, dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, n, _ = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        x = F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
+        return self.proj(x.reshape(b, n, self.num_heads * self.head_dim))
+
+
+class _HeadsBlock(_AttentionBlock):
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__(dim, heads)
+        self.attn = _Attention(dim, heads)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.fc2(F.gelu(self.fc1(self.norm2(x))))
+
+
+class HeadsNet(AttentionNet):
+    """The small ViT with timm-style attention, whose heads are a prunable dimension."""
+
+    def __init__(self, num_classes: int = 10, dim: int = 64, heads: int = 4) -> None:
+        super().__init__(num_classes, dim, heads)
+        self.blocks = nn.Sequential(_HeadsBlock(dim, heads), _HeadsBlock(dim, heads))
+
+
 class SplitCatNet(nn.Module):
     """ShuffleNetV2-style units: split the channels in two, transform one half, concatenate."""
 
@@ -199,6 +235,7 @@ PATTERN_MODELS = {
     "pattern-grouped-se": GroupedSENet,
     "pattern-depthwise-ln": DepthwiseLNNet,
     "pattern-attention": AttentionNet,
+    "pattern-heads": HeadsNet,
     "pattern-split-cat": SplitCatNet,
     "pattern-hardswish": HardSwishNet,
     "pattern-channel-shuffle": ChannelShuffleNet,

@@ -30,6 +30,9 @@ class ChannelGroup:
         channel_groups: how many equal parts the channels split into (the ``groups`` of a
             grouped convolution or a group norm in the group); a kept width is a multiple of it,
             and pruning removes the same positions from every part.
+        head_size: for the fused q/k/v projection of an attention (see :func:`attention_of`),
+            the channels of one head (3 x head dim); the group keeps whole heads, so a kept
+            width is a multiple of it. 0 for any other group.
     """
 
     name: str
@@ -37,6 +40,7 @@ class ChannelGroup:
     layers: tuple[str, ...]
     resolution: tuple[int, ...] = ()
     channel_groups: int = 1
+    head_size: int = 0
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,27 @@ class ExcludedGroup:
 def build_graph(model: nn.Module, example_input: Tensor) -> tp.DependencyGraph:
     """torch-pruning's dependency graph of ``model`` traced on ``example_input``."""
     return tp.DependencyGraph().build_dependency(model, example_inputs=example_input, verbose=False)
+
+
+def attention_of(model: nn.Module, layer: str) -> nn.Module | None:
+    """The attention module whose heads ``layer`` projects, or None.
+
+    That is the timm form of attention, which most vision transformers written in plain torch
+    follow: a module with an integer ``num_heads`` and a fused ``qkv`` linear layer whose output
+    is q, k and v, each ``num_heads x head_dim``, read back through ``num_heads``. Its heads are
+    a prunable dimension: pruning removes whole heads and lowers ``num_heads``. (torch's own
+    ``nn.MultiheadAttention`` ties the head width to the residual stream, so it is not this.)
+    """
+    parent_name, _, leaf = layer.rpartition(".")
+    if leaf != "qkv":
+        return None
+    parent = model.get_submodule(parent_name)
+    heads = getattr(parent, "num_heads", None)
+    qkv = getattr(parent, "qkv", None)
+    if isinstance(qkv, nn.Linear) and isinstance(heads, int) and heads > 0 \
+            and qkv.out_features % (3 * heads) == 0:
+        return parent
+    return None
 
 
 def channel_groups(graph: tp.DependencyGraph, group) -> int:
@@ -173,9 +198,11 @@ def discover_groups(
         if blocked:
             excluded.append(ExcludedGroup(layers[0], width, tuple(layers), "; ".join(blocked)))
         else:
+            attention = attention_of(model, layers[0])
+            head_size = width // attention.num_heads if attention is not None else 0
             groups.append(ChannelGroup(layers[0], width, tuple(layers),
                                        tuple(resolution.get(layers[0], ())),
-                                       channel_groups(graph, group)))
+                                       channel_groups(graph, group), head_size))
     groups.sort(key=lambda g: position[g.name])
     excluded.sort(key=lambda g: position[g.name])
     return groups, excluded

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 import torch_pruning as tp
 from torch import Tensor, nn
 
-from spaces._groups import build_graph, channel_groups
+from spaces._groups import attention_of, build_graph, channel_groups
 from spaces._space import SearchSpace
 
 IMPORTANCES = ("l2", "l1", "bn", "taylor", "random")
@@ -67,6 +67,40 @@ def _channels_to_remove(graph: tp.DependencyGraph, module: nn.Module, kept: int,
     return sorted(p * part + position for p in range(parts) for position in positions)
 
 
+def _prune_heads(graph: tp.DependencyGraph, attention: nn.Module, kept: int,
+                 importance: str | None, seed: int) -> None:
+    """Keeps ``kept`` channels of ``attention.qkv`` as whole heads, the most important ones,
+    and lowers ``attention.num_heads`` to match."""
+    qkv, heads = attention.qkv, attention.num_heads
+    size = qkv.out_features // heads  # q, k and v channels of one head
+    if kept >= qkv.out_features:
+        return
+    if kept % size:
+        raise ValueError(f"{kept} of {qkv.out_features} channels is not a whole number of "
+                         f"attention heads ({heads} heads of {size} q/k/v channels)")
+    # Heads are indexed on the input of the layer after attention (torch-pruning maps them to
+    # the q, k and v parts of qkv), as torch-pruning's own head pruning does.
+    group = _group_rooted_at(graph, qkv, list(range(qkv.out_features)))
+    proj = next((dep.target.module for dep, _ in group
+                 if graph.is_in_channel_pruning_fn(dep.handler)
+                 and isinstance(dep.target.module, nn.Linear)), None)
+    if proj is None:
+        raise ValueError("no linear layer reads the attention's heads; cannot prune them")
+    pruner = graph.get_pruner_of_module(proj)
+    inner = pruner.get_in_channels(proj)
+    head_dim, removed = inner // heads, heads - kept // size
+    if importance is None:
+        dropped = list(range(heads - removed, heads))
+    else:
+        per_channel = _scores(graph, graph.get_pruning_group(proj, pruner.prune_in_channels,
+                                                             list(range(inner))), importance, seed)
+        per_head = per_channel.double().cpu().view(heads, head_dim).mean(1)
+        dropped = torch.argsort(per_head, stable=True)[:removed].tolist()
+    idxs = sorted(h * head_dim + j for h in dropped for j in range(head_dim))
+    graph.get_pruning_group(proj, pruner.prune_in_channels, idxs).prune()
+    attention.num_heads = heads - removed
+
+
 def _gradients(model: nn.Module, batches: Batches) -> None:
     """Accumulates the loss gradient of ``batches`` in ``model``'s parameters (for Taylor)."""
     model.zero_grad(set_to_none=True)
@@ -84,6 +118,10 @@ def _apply(model: nn.Module, example_input: Tensor, allocation: Mapping[str, int
         _gradients(pruned, batches)
     graph = build_graph(pruned, example_input)
     for i, (name, kept) in enumerate(allocation.items()):
+        attention = attention_of(pruned, name)
+        if attention is not None:
+            _prune_heads(graph, attention, kept, importance, seed=i)
+            continue
         module = pruned.get_submodule(name)
         idxs = _channels_to_remove(graph, module, kept, importance, seed=i)
         if idxs:

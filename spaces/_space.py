@@ -98,8 +98,10 @@ class SearchSpace:
             raise KeyError(f"no channel group named {sorted(unknown)[0]!r} in this space")
 
     def multiple(self, group: ChannelGroup) -> int:
-        """Kept widths of ``group`` are multiples of this: ``round_to``, and of the group's
-        channel groups (a grouped convolution keeps its groups equal)."""
+        """Kept widths of ``group`` are multiples of this: ``round_to`` and the group's channel
+        groups (a grouped convolution keeps its groups equal), or for attention heads one head."""
+        if group.head_size:
+            return group.head_size
         return math.lcm(self.round_to, group.channel_groups)
 
     def widths(self, group: ChannelGroup) -> list[int]:

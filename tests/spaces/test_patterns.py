@@ -17,6 +17,7 @@ SEARCHED = {
     "pattern-grouped-se": {"blocks.0.0.0", "blocks.0.1.0"},  # the grouped conv's width, by 4s
     "pattern-depthwise-ln": {"blocks.0.pwconv1", "blocks.1.pwconv1"},  # the MLP width
     "pattern-attention": {"blocks.0.fc1", "blocks.1.fc1"},  # the MLP width
+    "pattern-heads": {"blocks.0.attn.qkv", "blocks.1.attn.qkv", "blocks.0.fc1"},  # heads + MLP
     "pattern-split-cat": {"branches.0.0.0", "branches.1.0.0"},
     "pattern-hardswish": {"blocks.0.0", "blocks.1.0", "head.0"},
     "pattern-channel-shuffle": {"mix.0"},

@@ -152,3 +152,33 @@ def test_grouped_widths_divide_into_their_groups():
     assert space.widths(groups[0]) == [4, 8, 16]
     with pytest.raises(ValueError, match="split evenly over the 4 groups"):
         prune(net, torch.randn(1, 8, 6, 6), {"0": 6})
+
+
+@pytest.mark.parametrize("importance", ["l2", "taylor"])
+def test_attention_heads_are_pruned_whole_and_the_rest_computes_as_before(importance):
+    from search._patterns import HeadsNet
+
+    torch.manual_seed(0)
+    net, x = HeadsNet(num_classes=10).eval(), torch.randn(2, 3, 16, 16)
+    groups, _ = discover_groups(net, x[:1])
+    qkv = next(g for g in groups if g.name == "blocks.0.attn.qkv")
+    assert (qkv.width, qkv.head_size) == (192, 48)  # 4 heads of 16 dims, for each of q, k, v
+    space = SearchSpace(tuple(groups))
+    assert space.widths(qkv) == [48, 96, 144, 192]
+    batches = [(x, torch.tensor([0, 1]))]
+    pruned = prune(net, x[:1], {"blocks.0.attn.qkv": 96}, importance=importance, batches=batches)
+    attn = pruned.blocks[0].attn
+    assert (attn.num_heads, attn.qkv.out_features, attn.proj.in_features) == (2, 96, 32)
+    # Which heads were kept: the proj columns that survived, 16 per head.
+    dense_cols = net.blocks[0].attn.proj.weight.t()
+    kept = [int((dense_cols - c).abs().sum(1).argmin()) for c in attn.proj.weight.t()]
+    heads = sorted({k // 16 for k in kept})
+    assert len(heads) == 2 and kept == [h * 16 + j for h in heads for j in range(16)]
+    # Each head is independent: the pruned net equals the dense one with the others silenced.
+    masked = copy.deepcopy(net)
+    with torch.no_grad():
+        for h in set(range(4)) - set(heads):
+            masked.blocks[0].attn.proj.weight[:, h * 16:(h + 1) * 16] = 0
+        assert torch.allclose(pruned(x), masked(x), atol=1e-5)
+    with pytest.raises(ValueError, match="not a whole number of attention heads"):
+        prune(net, x[:1], {"blocks.0.attn.qkv": 100})
