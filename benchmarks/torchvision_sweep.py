@@ -1,4 +1,5 @@
-"""Every torchvision classification model through the search's space, pruning and rebuild.
+"""Every torchvision classification model (or, with --timm, one model of each timm family)
+through the search's space, pruning and rebuild.
 
 For each model (random weights, 10 classes): find its channel groups and probe them as a search
 does, prune its smallest candidate and its uniform 0.5 candidate, check each still runs and keeps
@@ -8,6 +9,7 @@ handle), the smallest candidate's share of MACs, and the time taken.
 
     python benchmarks/torchvision_sweep.py [--models resnet18 ...] [--max-params 100e6]
         [--out benchmarks/results/torchvision_sweep-DATE.txt]
+    python benchmarks/torchvision_sweep.py --timm [--models vit_tiny_patch16_224 ...]
 
 Needs torchvision (pip install 'hwprune[vision]'). On a CPU-only machine there is no CPU build of
 torchvision in the registry: torch 2.14 + torchvision 0.29 (the CUDA wheels) run on CPU.
@@ -46,21 +48,57 @@ def input_size(name: str) -> int:
     return 96 if name == "inception_v3" else 64
 
 
+# One small model of each timm family (timm has ~1,200 names, most of them sizes of these).
+TIMM_FAMILIES = (
+    "resnet18", "resnet50d", "seresnet50", "resnext50_32x4d", "res2net50_14w_8s", "skresnet18",
+    "resnest14d", "regnetx_002", "regnety_008", "cspresnet50", "dla34", "dpn68", "densenet121",
+    "hrnet_w18_small", "inception_v3", "xception41", "repvgg_a0", "rexnet_100", "ghostnet_100",
+    "efficientnet_b0", "tinynet_a", "mnasnet_100", "fbnetc_100", "lcnet_050",
+    "mobilenetv3_large_100", "mobilenetv4_conv_small", "hgnet_tiny", "convnext_atto",
+    "convnextv2_atto", "edgenext_xx_small", "poolformer_s12", "vit_tiny_patch16_224",
+    "deit_tiny_patch16_224", "deit3_small_patch16_224", "cait_xxs24_224", "pit_ti_224",
+    "levit_128s", "mobilevit_xxs", "efficientformer_l1", "fastvit_t8", "efficientvit_b0",
+    "tiny_vit_5m_224", "swin_tiny_patch4_window7_224", "mixer_s16_224", "resmlp_12_224",
+    "gmlp_ti16_224", "nf_resnet26",
+)
+
+
 def classification_models() -> list[str]:
     import torchvision
 
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
-def check(name: str, max_params: float = 100e6) -> dict[str, object]:
-    """Space, probe, prune and rebuild of one torchvision model; what happened, as a row."""
+def _torchvision_model(name: str) -> tuple[torch.nn.Module, int]:
     import torchvision
 
+    extra = {"aux_logits": False, "init_weights": False} if name in ("inception_v3", "googlenet") else {}
+    return torchvision.models.get_model(name, weights=None, num_classes=10, **extra), input_size(name)
+
+
+def _timm_model(name: str) -> tuple[torch.nn.Module, int]:
+    """A timm model at 64 px where it takes an image size, else at its own default size."""
+    import timm
+
+    try:
+        return timm.create_model(name, pretrained=False, num_classes=10, img_size=64), 64
+    except TypeError:  # a convnet: no img_size argument, takes any size
+        model = timm.create_model(name, pretrained=False, num_classes=10)
+        fixed = getattr(model, "default_cfg", {}).get("fixed_input_size", False)
+        return model, model.default_cfg["input_size"][-1] if fixed else 64
+
+
+def check(name: str, max_params: float = 100e6, zoo: str = "torchvision") -> dict[str, object]:
+    """Space, probe, prune and rebuild of one torchvision (or timm) model; what happened, as a
+    row."""
     began = time.perf_counter()
     torch.manual_seed(0)
-    extra = {"aux_logits": False, "init_weights": False} if name in ("inception_v3", "googlenet") else {}
-    model = torchvision.models.get_model(name, weights=None, num_classes=10, **extra).eval()
-    size = input_size(name)
+    try:
+        model, size = (_timm_model if zoo == "timm" else _torchvision_model)(name)
+    except Exception as exc:  # a model this version cannot build at this size
+        return {"model": name, "status": "not built", "detail": f"{type(exc).__name__}: {exc}"
+                .splitlines()[0][:200], "seconds": time.perf_counter() - began}
+    model.eval()
     x = torch.randn(2, 3, size, size)
     params = sum(p.numel() for p in model.parameters())
     row: dict[str, object] = {"model": name, "input": size, "params_M": params / 1e6}
@@ -100,6 +138,8 @@ def check(name: str, max_params: float = 100e6) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", help="default: every classification model")
+    parser.add_argument("--timm", action="store_true",
+                        help="timm models (default: one of each family) instead of torchvision")
     parser.add_argument("--max-params", type=float, default=100e6,
                         help="skip models with more parameters (memory and time on small machines)")
     parser.add_argument("--with-fixed-224", action="store_true",
@@ -108,18 +148,19 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--out", help="also write the table here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    import torchvision
-
+    zoo = "timm" if args.timm else "torchvision"
+    library = __import__(zoo)
     rows = []
-    for name in args.models or classification_models():
-        if name.startswith(_FIXED_224) and not (args.with_fixed_224 or args.models):
+    for name in args.models or (TIMM_FAMILIES if args.timm else classification_models()):
+        if zoo == "torchvision" and name.startswith(_FIXED_224) and not (
+                args.with_fixed_224 or args.models):
             rows.append({"model": name, "status": "skipped (memory)"})
             continue
-        rows.append(check(name, args.max_params))
+        rows.append(check(name, args.max_params, zoo))
         # Each row as it comes: a run killed on a later model keeps the earlier ones.
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     table = pd.DataFrame(rows)
-    header = (f"# torchvision {torchvision.__version__}, torch {torch.__version__}, "
+    header = (f"# {zoo} {library.__version__}, torch {torch.__version__}, "
               f"{platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}\n"
               f"# python benchmarks/torchvision_sweep.py {' '.join(argv or sys.argv[1:])}\n")
     text = header + table.to_string(index=False, float_format=lambda v: f"{v:.2f}")

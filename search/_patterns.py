@@ -137,11 +137,12 @@ class AttentionNet(nn.Module):
 
 
 class _Attention(nn.Module):
-    """Attention in the timm form: a fused q/k/v projection read back through ``num_heads``."""
+    """Attention in the timm form: a fused q/k/v projection read back through ``num_heads`` and
+    ``attn_dim`` (timm 1.0's names)."""
 
     def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
-        self.num_heads, self.head_dim = heads, dim // heads
+        self.num_heads, self.head_dim, self.attn_dim = heads, dim // heads, dim
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
@@ -150,7 +151,7 @@ class _Attention(nn.Module):
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         x = F.scaled_dot_product_attention(q, k, v).transpose(1, 2)
-        return self.proj(x.reshape(b, n, self.num_heads * self.head_dim))
+        return self.proj(x.reshape(b, n, self.attn_dim))
 
 
 class _HeadsBlock(_AttentionBlock):

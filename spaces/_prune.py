@@ -99,6 +99,8 @@ def _prune_heads(graph: tp.DependencyGraph, attention: nn.Module, kept: int,
     idxs = sorted(h * head_dim + j for h in dropped for j in range(head_dim))
     graph.get_pruning_group(proj, pruner.prune_in_channels, idxs).prune()
     attention.num_heads = heads - removed
+    if getattr(attention, "attn_dim", None) == inner:  # timm reshapes the heads back by it
+        attention.attn_dim = attention.num_heads * head_dim
 
 
 def _gradients(model: nn.Module, batches: Batches) -> None:

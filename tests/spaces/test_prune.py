@@ -168,7 +168,8 @@ def test_attention_heads_are_pruned_whole_and_the_rest_computes_as_before(import
     batches = [(x, torch.tensor([0, 1]))]
     pruned = prune(net, x[:1], {"blocks.0.attn.qkv": 96}, importance=importance, batches=batches)
     attn = pruned.blocks[0].attn
-    assert (attn.num_heads, attn.qkv.out_features, attn.proj.in_features) == (2, 96, 32)
+    assert (attn.num_heads, attn.attn_dim, attn.qkv.out_features, attn.proj.in_features) == \
+        (2, 32, 96, 32)
     # Which heads were kept: the proj columns that survived, 16 per head.
     dense_cols = net.blocks[0].attn.proj.weight.t()
     kept = [int((dense_cols - c).abs().sum(1).argmin()) for c in attn.proj.weight.t()]
