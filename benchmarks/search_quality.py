@@ -53,10 +53,11 @@ import torch_pruning as tp
 
 from profilers import count_cost, fingerprint
 from search import SearchConfig, run
+from search._front import hypervolume  # noqa: E402
 from search._registry import build_model, load_data
 from search._run import _dense_model, _example_input
 from search._space import build_space
-from search._study import hypervolume, open_study
+from search._study import open_study
 from search._train import Recipe, accuracy, recalibrate_bn
 from spaces import SearchSpace, prune
 
@@ -242,6 +243,16 @@ def _score(front: pd.DataFrame, reference: dict[str, float]) -> dict[str, float]
     return row
 
 
+def _ceiling(points: pd.DataFrame, reference: dict[str, float]) -> float:
+    """The hypervolume of the ideal point: the lowest latency ratio and the highest accuracy in
+    ``points`` (every strategy's front together). No front of these candidates can score more,
+    so ``hypervolume / ceiling`` says how much room a strategy left."""
+    if not len(points):
+        return 0.0
+    return hypervolume([points["ratio"].min()], [points["accuracy"].max()], reference["ratio"],
+                       reference["accuracy"])
+
+
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -265,11 +276,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         setup = _setup(config)
         dense_accuracy = accuracy(setup.dense, setup.data.val_x, setup.data.val_y)
         reference = {"ratio": args.budget_ratio, "accuracy": dense_accuracy - 0.2}
+        fronts = []
         for name in args.strategies:
             front, counts = _run_strategy(name, setup, n, root)
+            fronts.append(front)
             rows.append({"strategy": name, **_score(front, reference), **counts})
             print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
+    ceiling = _ceiling(pd.concat(fronts), reference)
+    table.insert(2, "of_ceiling", (table["hypervolume"] / ceiling).round(3) if ceiling else 0.0)
     env = fingerprint(torch.device("cpu"), 1)
     stamp = datetime.date.today().isoformat()
     text = (f"# search_quality, {stamp}, {env['cpu_model']} ({env['cpu_count']} CPUs), torch "
@@ -278,6 +293,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             f"{n} evaluations per strategy\n"
             f"# reference point: latency ratio {reference['ratio']}, accuracy "
             f"{reference['accuracy']:.4f} (dense {dense_accuracy:.4f} - 0.2)\n"
+            f"# ceiling {ceiling:.6f}: the hypervolume of one point at the fastest latency and the "
+            f"best accuracy any strategy's front reached (no front can exceed it)\n"
             f"# python benchmarks/search_quality.py {' '.join(sys.argv[1:] if argv is None else argv)}\n"
             + table.to_string(index=False) + "\n")
     print(text)

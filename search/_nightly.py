@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from search import _study
+from search import _front, _study
 from search._config import SearchConfig
 from search._report import write_reports
 from search._runfolder import RunFolder
@@ -102,7 +102,7 @@ def _history_row(run, pareto: pd.DataFrame, reference_point: dict) -> dict:
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "trials": len(run.trials),
-        "hypervolume": _study.hypervolume(pareto["latency_ms"], pareto["accuracy"],
+        "hypervolume": _front.hypervolume(pareto["latency_ms"], pareto["accuracy"],
                                           reference_point["latency_ms"],
                                           reference_point["accuracy"]),
         "hv_ref_latency_ms": reference_point["latency_ms"],
@@ -133,7 +133,7 @@ def _compare(last: dict | None, row: dict, pareto: pd.DataFrame,
                         f"not comparable")
     noise = max(_MIN_TOLERANCE, row["noise"] or 0.0)
     # The hypervolume tonight's front could have within its measurement noise.
-    best_case = _study.hypervolume(pareto["latency_ms"] * (1 - noise), pareto["accuracy"],
+    best_case = _front.hypervolume(pareto["latency_ms"] * (1 - noise), pareto["accuracy"],
                                    reference_point["latency_ms"], reference_point["accuracy"])
     if best_case < last["hypervolume"]:
         problems.append(f"nightly: tonight's front is worse than on {last['date']}: hypervolume "

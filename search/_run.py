@@ -25,7 +25,7 @@ from profilers import (
     recommended_round_to,
     width_steps,
 )
-from search import _helpers, _study
+from search import _front, _helpers, _study
 from search._candidates import CandidateEvaluator, Reference, context_key, measure_reference
 from search._config import SearchConfig
 from search._data import DataSplits
@@ -291,8 +291,8 @@ def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, refere
     budget_ms = evaluator.budget_ms
     fail_abandoned(study)  # again: one killed just before this run started may be known now
     trials = _study.trials_frame(study, budget_ms)
-    scored = _study.current(trials)
-    front = scored[_study.pareto_mask(scored["latency_ms"], scored["accuracy"])]
+    scored = _front.current(trials)
+    front = scored[_front.pareto_mask(scored["latency_ms"], scored["accuracy"])]
     # A finished, dominated trial stays dominated whatever later trials find, so its weights can
     # go; those of running trials (other workers on the same study) stay.
     finished = set(trials.loc[trials["state"] != "RUNNING", "trial"])
@@ -312,7 +312,7 @@ def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, refere
                          f"budget: left off the front")
         tuned = set(front["trial"])
         front = front[front["latency_ms"] <= budget_ms]
-        front = front[_study.pareto_mask(front["latency_ms"], front["accuracy"])]
+        front = front[_front.pareto_mask(front["latency_ms"], front["accuracy"])]
         if final_steps:
             dropped = tuned - set(front["trial"])
             folder.remove_models(dropped, final_only=True)

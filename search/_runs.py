@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from search._errors import UsageError
-from search._study import TRIAL_COLUMNS, TRIAL_EXTRA_COLUMNS, current, pareto_mask
+from search._front import current, pareto_mask
+from search._study import TRIAL_COLUMNS, TRIAL_EXTRA_COLUMNS
 
 
 @dataclass(frozen=True)

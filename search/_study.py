@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 import warnings
 from collections import Counter
@@ -393,41 +392,3 @@ def trials_frame(study: optuna.Study, budget_ms: float) -> pd.DataFrame:
     for column in ("macs", "params", "repeat_of", "reevaluates"):
         frame[column] = frame[column].astype("Int64")
     return frame
-
-
-def pareto_mask(latency_ms: pd.Series, accuracy: pd.Series) -> pd.Series:
-    """True for rows no other row beats on both (lower-or-equal latency, higher-or-equal accuracy,
-    one of them strictly). Done here rather than with ``study.best_trials`` because the front must
-    be judged against this run's budget and, at the end, against re-measured latencies."""
-    order = sorted(range(len(latency_ms)),
-                   key=lambda i: (latency_ms.iloc[i], -accuracy.iloc[i]))
-    keep = [False] * len(order)
-    best = -math.inf
-    for i in order:
-        if accuracy.iloc[i] > best:
-            keep[i] = True
-            best = accuracy.iloc[i]
-    return pd.Series(keep, index=latency_ms.index, dtype=bool)
-
-
-def hypervolume(latency_ms: pd.Series, accuracy: pd.Series, ref_latency_ms: float,
-                ref_accuracy: float) -> float:
-    """Area (ms x accuracy) the points dominate inside the box left of ``ref_latency_ms`` and
-    above ``ref_accuracy``: one number for a front, comparable across runs with the same
-    reference point. Exact in two dimensions."""
-    points = sorted(zip(latency_ms, accuracy, strict=True))
-    edges = [p[0] for p in points[1:]] + [ref_latency_ms]
-    area, best = 0.0, ref_accuracy
-    for (latency, acc), next_latency in zip(points, edges, strict=True):
-        best = max(best, acc)
-        if latency < ref_latency_ms:
-            area += (min(next_latency, ref_latency_ms) - latency) * (best - ref_accuracy)
-    return area
-
-
-def current(trials: pd.DataFrame) -> pd.DataFrame:
-    """Feasible trials that stand for their widths: not repeats of an earlier score, and not
-    scored again later (a nightly re-evaluation supersedes the old numbers)."""
-    superseded = set(trials["reevaluates"].dropna().astype(int))
-    scored = trials[trials["feasible"].astype(bool) & trials["repeat_of"].isna()]
-    return scored[~scored["trial"].isin(superseded)]

@@ -28,6 +28,8 @@ def test_quick_mode_runs_every_strategy_on_the_same_evaluation_budget(tmp_path, 
     assert table["strategy"].tolist() == list(bench.STRATEGIES)
     assert (table["evaluations"] <= 6).all() and (table["evaluations"] >= 1).all()
     assert (table["fine_tuned"] <= table["evaluations"]).all()
+    # No front beats the ideal point of all of them; the best one's share of it is what is left.
+    assert ((table["of_ceiling"] >= 0) & (table["of_ceiling"] <= 1 + 1e-9)).all()
     for _, row in table.iterrows():
         assert row["hypervolume"] >= 0
         if row["front_size"] == 0:
@@ -39,6 +41,7 @@ def test_quick_mode_runs_every_strategy_on_the_same_evaluation_budget(tmp_path, 
         assert known == sorted(known)
     text = out.read_text()
     assert "reference point: latency ratio 0.85" in text and "resnet20" in text
+    assert "# ceiling " in text
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ import torch
 
 import search
 from search._data import digits
-from search._study import pareto_mask
+from search._front import pareto_mask
 from search._train import accuracy
 from tests.search.runs import ROOT, SMALL, TINY, assert_one_line_error, cli
 

@@ -4,7 +4,7 @@ import random
 import pandas as pd
 import pytest
 
-from search._study import pareto_mask
+from search._front import pareto_mask
 
 
 def brute_force(latency, accuracy):
