@@ -7,6 +7,11 @@ Exit codes: 0 done; 1 a bug; 2 bad input; 3 budget unreachable; 4 most early tri
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+
 
 class UsageError(ValueError):
     """Bad input: what is wrong and how to fix it, in one line (exit 2)."""
@@ -40,6 +45,29 @@ class Terminated(KeyboardInterrupt):
 def raise_terminated(signum: int, frame: object) -> None:
     """A SIGTERM handler: ``signal.signal(signal.SIGTERM, raise_terminated)``."""
     raise Terminated()
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Holds Ctrl-C and SIGTERM back until the block ends, then raises as they would have.
+
+    For the few steps that must not be cut in half, such as asking the study for a trial: a
+    signal landing inside ``study.ask()`` would leave a trial stored as RUNNING that no one
+    holds. Outside the main thread (where handlers cannot be set) the block runs as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if caught:
+        raise Terminated() if caught[0] == signal.SIGTERM else KeyboardInterrupt()
 
 
 class SearchInterrupted(KeyboardInterrupt):

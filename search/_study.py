@@ -21,7 +21,7 @@ import pandas as pd
 
 from search._candidates import CandidateEvaluator, CandidateResult
 from search._config import SearchConfig
-from search._errors import StorageFailed, TooManyFailures, UsageError
+from search._errors import StorageFailed, TooManyFailures, UsageError, interrupts_deferred
 from search._faults import failure_kind, failure_reason, is_machine_error, machine_message
 from search._liveness import HEARTBEAT_ATTR, WORKER_ATTR, claim, fail_abandoned, heartbeat
 from search._storage import open_storage, redacted, scrub
@@ -217,17 +217,23 @@ def run_trials(study: optuna.Study, space: SearchSpace,
         if config.timeout is not None and time.perf_counter() - began > config.timeout:
             log.info("timeout of %.0f s reached after %d trials", config.timeout, ran)
             break
-        trial = study.ask()
-        ran += 1
+        trial = None
         try:
+            # A signal inside ask() would leave a stored trial no one holds: hold it back until
+            # ask returns, so the trial is given up below like any interrupted one.
+            with interrupts_deferred():
+                trial = study.ask()
+            ran += 1
             claim(trial)
             with heartbeat(trial):
                 failed = _run_one(study, trial, space, evaluator, seen)
         except KeyboardInterrupt:
-            give_up(study, trial, "interrupted")
+            if trial is not None:
+                give_up(study, trial, "interrupted")
             raise
         except Exception as exc:  # storage or disk (or a bug of ours): never the candidate's
-            give_up(study, trial, f"stopped: {failure_reason(exc)}")
+            if trial is not None:
+                give_up(study, trial, f"stopped: {failure_reason(exc)}")
             if is_machine_error(exc):
                 raise StorageFailed(machine_message(exc)) from exc
             raise

@@ -100,3 +100,24 @@ def test_latency_cache_reuses_an_earlier_runs_ratio_and_says_so(tmp_path):
                                               * later.reference.latency_ms)
     _, other = later.measure(space.uniform(0.75))
     assert other.extra["latency_cached"] is False
+
+
+def test_a_signal_during_a_deferred_step_lands_after_it():
+    import os
+    import signal
+
+    from search._errors import Terminated, interrupts_deferred
+
+    done = []
+    previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(Terminated()))
+    try:
+        with pytest.raises(Terminated):
+            with interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                done.append("the step finished")
+        assert done == ["the step finished"]
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # handler restored
+        with interrupts_deferred():  # no signal: nothing raised
+            done.append("again")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
