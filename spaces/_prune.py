@@ -45,6 +45,13 @@ def _scores(graph: tp.DependencyGraph, group, importance: str, seed: int) -> Ten
     return scores
 
 
+def _least_important(scores: Tensor, count: int) -> list[int]:
+    """Indices of the ``count`` lowest ``scores``. A stable sort on (score, index) makes ties,
+    such as all-zero channels, break the same way every time, so one allocation always yields
+    the same pruned weights."""
+    return torch.argsort(scores, stable=True)[:count].tolist()
+
+
 def _channels_to_remove(graph: tp.DependencyGraph, module: nn.Module, kept: int,
                         importance: str | None, seed: int) -> list[int]:
     width = graph.get_pruner_of_module(module).get_out_channels(module)
@@ -61,9 +68,7 @@ def _channels_to_remove(graph: tp.DependencyGraph, module: nn.Module, kept: int,
     else:
         # A grouped layer keeps the same positions in every part, chosen by their mean score.
         scores = _scores(graph, group, importance, seed).double().cpu().view(parts, part).mean(0)
-        # A stable sort on (score, index) makes ties, such as all-zero channels, break the same
-        # way every time, so one allocation always yields the same pruned weights.
-        positions = torch.argsort(scores, stable=True)[:removed].tolist()
+        positions = _least_important(scores, removed)
     return sorted(p * part + position for p in range(parts) for position in positions)
 
 
@@ -95,7 +100,7 @@ def _prune_heads(graph: tp.DependencyGraph, attention: nn.Module, kept: int,
         per_channel = _scores(graph, graph.get_pruning_group(proj, pruner.prune_in_channels,
                                                              list(range(inner))), importance, seed)
         per_head = per_channel.double().cpu().view(heads, head_dim).mean(1)
-        dropped = torch.argsort(per_head, stable=True)[:removed].tolist()
+        dropped = _least_important(per_head, removed)
     idxs = sorted(h * head_dim + j for h in dropped for j in range(head_dim))
     graph.get_pruning_group(proj, pruner.prune_in_channels, idxs).prune()
     attention.num_heads = heads - removed
