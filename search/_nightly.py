@@ -32,7 +32,7 @@ HISTORY_COLUMNS = ["date", "trials", "hypervolume", "hv_ref_latency_ms", "hv_ref
 _HV_REFERENCE_ATTR = "hwprune_hv_reference"
 REGRESSION_EXIT = 6  # tonight is worse than last night, or the device changed
 # Tonight is "worse" only when its hypervolume stays below last night's even with its latencies
-# lowered by their noise: the front's median relative IQR, and never less than this.
+# lowered by both nights' noise (each front's median relative IQR), and never less than this.
 _MIN_TOLERANCE = 0.02
 # How the accuracy floor of the reference point sits below the dense model.
 _ACCURACY_MARGIN = 0.2
@@ -131,12 +131,18 @@ def _compare(last: dict | None, row: dict, pareto: pd.DataFrame,
                         f"(fingerprint {last['fingerprint']} -> {row['fingerprint']}; torch "
                         f"{last['torch']} -> {row['torch']}): latencies of the two nights are "
                         f"not comparable")
-    noise = max(_MIN_TOLERANCE, row["noise"] or 0.0)
-    # The hypervolume tonight's front could have within its measurement noise.
+    # Both nights' latencies are measurements: tonight may have measured high and last night low.
+    noise = max(_MIN_TOLERANCE, _noise(row.get("noise")) + _noise(last.get("noise")))
+    # The hypervolume tonight's front could have within that noise.
     best_case = _front.hypervolume(pareto["latency_ms"] * (1 - noise), pareto["accuracy"],
                                    reference_point["latency_ms"], reference_point["accuracy"])
     if best_case < last["hypervolume"]:
         problems.append(f"nightly: tonight's front is worse than on {last['date']}: hypervolume "
                         f"{row['hypervolume']:.4g} against {last['hypervolume']:.4g}, below it "
-                        f"even with tonight's latencies {100 * noise:.1f}% lower (their noise)")
+                        f"even with tonight's latencies {100 * noise:.1f}% lower (both nights' noise)")
     return problems
+
+
+def _noise(value) -> float:
+    """A night's latency noise from its history row; 0 where it was not recorded."""
+    return 0.0 if value is None or pd.isna(value) else float(value)
