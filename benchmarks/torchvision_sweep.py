@@ -10,6 +10,7 @@ handle), the smallest candidate's share of MACs, and the time taken.
     python benchmarks/torchvision_sweep.py [--models resnet18 ...] [--max-params 100e6]
         [--out benchmarks/results/torchvision_sweep-DATE.txt]
     python benchmarks/torchvision_sweep.py --timm [--models vit_tiny_patch16_224 ...]
+        [--model-timeout 900]
 
 Needs torchvision (pip install 'hwprune[vision]'). On a CPU-only machine there is no CPU build of
 torchvision in the registry: torch 2.14 + torchvision 0.29 (the CUDA wheels) run on CPU.
@@ -21,6 +22,7 @@ import argparse
 import json
 import logging
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -77,21 +79,47 @@ def _torchvision_model(name: str) -> tuple[torch.nn.Module, int]:
 
 
 def _timm_model(name: str) -> tuple[torch.nn.Module, int]:
-    """A timm model at 64 px where it takes an image size, else at its own default size."""
+    """A timm model at 64 px (96 for Inception v3) where it takes an image size, else at its own
+    default size."""
     import timm
 
+    size = 96 if name == "inception_v3" else 64
     try:
-        return timm.create_model(name, pretrained=False, num_classes=10, img_size=64), 64
+        return timm.create_model(name, pretrained=False, num_classes=10, img_size=size), size
     except TypeError:  # a convnet: no img_size argument, takes any size
         model = timm.create_model(name, pretrained=False, num_classes=10)
         fixed = getattr(model, "default_cfg", {}).get("fixed_input_size", False)
-        return model, model.default_cfg["input_size"][-1] if fixed else 64
+        return model, model.default_cfg["input_size"][-1] if fixed else size
 
 
-def check(name: str, max_params: float = 100e6, zoo: str = "torchvision") -> dict[str, object]:
-    """Space, probe, prune and rebuild of one torchvision (or timm) model; what happened, as a
-    row."""
+class _TooLong(BaseException):
+    """A model's check ran past --model-timeout (a BaseException, so that no handler on the way
+    that records a model's own failures takes it for one)."""
+
+
+def _too_long(signum, frame):
+    raise _TooLong
+
+
+def check(name: str, max_params: float = 100e6, zoo: str = "torchvision",
+          timeout: int = 0) -> dict[str, object]:
+    """Space, probe, prune and rebuild of one torchvision (or timm) model, stopped after
+    ``timeout`` seconds (0: never); what happened, as a row."""
     began = time.perf_counter()
+    previous = signal.signal(signal.SIGALRM, _too_long)
+    signal.alarm(timeout)
+    try:
+        return _check(name, max_params, zoo, began)
+    except _TooLong:
+        return {"model": name, "status": "timed out",
+                "detail": f"still running after --model-timeout {timeout} s",
+                "seconds": time.perf_counter() - began}
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _check(name: str, max_params: float, zoo: str, began: float) -> dict[str, object]:
     torch.manual_seed(0)
     try:
         model, size = (_timm_model if zoo == "timm" else _torchvision_model)(name)
@@ -145,6 +173,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--with-fixed-224", action="store_true",
                         help="also the ViT, Swin and MaxViT models (224 px only): tracing and "
                              "probing them took over 20 GB on a 24 GB machine, which killed the run")
+    parser.add_argument("--model-timeout", type=int, default=900,
+                        help="seconds one model may take before its row says 'timed out' and the "
+                             "sweep goes on (0: no limit)")
     parser.add_argument("--out", help="also write the table here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
@@ -156,7 +187,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                 args.with_fixed_224 or args.models):
             rows.append({"model": name, "status": "skipped (memory)"})
             continue
-        rows.append(check(name, args.max_params, zoo))
+        rows.append(check(name, args.max_params, zoo, args.model_timeout))
         # Each row as it comes: a run killed on a later model keeps the earlier ones.
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     table = pd.DataFrame(rows)

@@ -111,10 +111,9 @@ def test_a_signal_during_a_deferred_step_lands_after_it():
     done = []
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(Terminated()))
     try:
-        with pytest.raises(Terminated):
-            with interrupts_deferred():
-                os.kill(os.getpid(), signal.SIGTERM)
-                done.append("the step finished")
+        with pytest.raises(Terminated), interrupts_deferred():
+            os.kill(os.getpid(), signal.SIGTERM)
+            done.append("the step finished")
         assert done == ["the step finished"]
         assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # handler restored
         with interrupts_deferred():  # no signal: nothing raised

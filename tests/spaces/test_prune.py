@@ -183,3 +183,48 @@ def test_attention_heads_are_pruned_whole_and_the_rest_computes_as_before(import
         assert torch.allclose(pruned(x), masked(x), atol=1e-5)
     with pytest.raises(ValueError, match="not a whole number of attention heads"):
         prune(net, x[:1], {"blocks.0.attn.qkv": 100})
+
+
+class _ShuffleChain(nn.Module):
+    """A chain of 12 convolutions with a channel shuffle in 4 groups after block 5: that block's
+    width must stay a multiple of 4, every other width of every block works."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 24, 3, padding=1)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(24, 24, 3, padding=1), nn.BatchNorm2d(24), nn.ReLU())
+            for _ in range(12))
+        self.fc = nn.Linear(24, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i == 5:
+                n, c, h, w = x.shape
+                x = x.view(n, 4, c // 4, h, w).transpose(1, 2).reshape(n, c, h, w)
+        return self.fc(x.mean((2, 3)))
+
+
+def test_the_probe_finds_the_breaking_group_by_halving_not_by_trying_every_width(monkeypatch):
+    import math
+
+    import spaces._prune as pruning
+    from spaces import breaking_widths
+
+    torch.manual_seed(0)
+    model, x = _ShuffleChain().eval(), torch.randn(1, 3, 8, 8)
+    space = SearchSpace(tuple(discover_groups(model, x)[0]), round_to=1)
+    shuffled = space.widths(next(g for g in space.searchable if g.name == "blocks.5.0"))
+    assert shuffled[0] % 4 and len(space.searchable) == 12
+    calls = []
+    real_prune = pruning.prune
+    monkeypatch.setattr(pruning, "prune", lambda *a, **k: calls.append(1) or real_prune(*a, **k))
+    found = breaking_widths(model, x, space)
+    assert list(found) == ["blocks.5.0"]
+    working, reason = found["blocks.5.0"]
+    assert working == [w for w in shuffled[1:-1] if w % 4 == 0] and "invalid" in reason
+    # The smallest candidate, two halves per level down to the group, then its other widths;
+    # trying every group at every width would take 1 + 12 x 6.
+    assert len(calls) <= 1 + 2 * math.ceil(math.log2(12)) + len(shuffled) - 2
