@@ -133,7 +133,9 @@ def _check(name: str, max_params: float, zoo: str, began: float) -> dict[str, ob
     if params > max_params:
         return {**row, "status": "skipped (size)", "seconds": time.perf_counter() - began}
     try:
-        built = build_space(model, x, model_name=name, space="per-layer", round_to=8)
+        # The sweep's own --model-timeout bounds tracing too (one alarm at a time).
+        built = build_space(model, x, model_name=name, space="per-layer", round_to=8,
+                            trace_timeout=0)
     except UsageError as exc:
         return {**row, "status": "no space", "detail": str(exc)[:160],
                 "seconds": time.perf_counter() - began}

@@ -133,11 +133,15 @@ def _inspect(args: argparse.Namespace) -> None:
 
     if args.round_to < 1:
         raise UsageError(f"--round-to must be at least 1, got {args.round_to}")
+    if args.trace_timeout < 0:
+        raise UsageError(f"--trace-timeout must be 0 (no limit) or more seconds, got "
+                         f"{args.trace_timeout}")
     if args.space not in SPACES and not args.space.endswith(".toml"):
         raise UsageError(f"unknown --space {args.space!r}; valid: {', '.join(SPACES)}, or a "
                          f"spaces file PATH.toml")
     report = inspect_model(model=args.model, data=args.data, image_size=args.image_size,
-                           space=args.space, round_to=args.round_to)
+                           space=args.space, round_to=args.round_to,
+                           trace_timeout=args.trace_timeout)
     print(json.dumps(report, indent=2) if args.json else render(report))
 
 

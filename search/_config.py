@@ -23,6 +23,9 @@ STUDY_IDENTITY = ("model", "data", "checkpoint", "image_size", "space", "round_t
                   "batch_size", "threads", "precision", "channels_last", "runtime", "cuda_graphs",
                   "finetune_steps", "seed")
 
+# How long torch-pruning may take to build a model's dependency graph (it takes hours on a few).
+TRACE_TIMEOUT_S = 300.0
+
 
 @dataclass(frozen=True)
 class SearchConfig:
@@ -62,6 +65,7 @@ class SearchConfig:
     finetune_steps: int = 20
     final_finetune_steps: int = 100
     round_to: int | str = 8
+    trace_timeout: float = TRACE_TIMEOUT_S
     storage: str | None = None
     study_name: str | None = None
     seed: int = 0
@@ -90,6 +94,9 @@ class SearchConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if self.finetune_steps < 0:
             raise UsageError(f"--finetune-steps must be 0 or more, got {self.finetune_steps}")
+        if not self.trace_timeout >= 0:
+            raise UsageError(f"--trace-timeout must be 0 (no limit) or more seconds, got "
+                             f"{self.trace_timeout}")
         if self.final_finetune_steps < 0:
             raise UsageError(f"--final-finetune-steps must be 0 or more, got "
                              f"{self.final_finetune_steps}")

@@ -70,6 +70,33 @@ def interrupts_deferred() -> Iterator[None]:
         raise Terminated() if caught[0] == signal.SIGTERM else KeyboardInterrupt()
 
 
+class TimeLimitReached(BaseException):
+    """Raised by ``time_limit`` (a BaseException, so that handlers that record a model's own
+    failures on the way do not take it for one)."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raises TimeLimitReached in the block after ``seconds`` (0: no limit). For steps of other
+    libraries that can run for hours on some models, such as torch-pruning's dependency graph.
+    Outside the main thread (where SIGALRM cannot be handled) the block runs without a limit.
+    It owns SIGALRM while it runs: not for use inside another alarm."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeLimitReached()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 class SearchInterrupted(KeyboardInterrupt):
     """Ctrl-C (exit 130) or SIGTERM (exit 143): finished trials and the partial front were
     written."""

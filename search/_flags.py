@@ -11,6 +11,9 @@ from search._errors import UsageError
 from spaces import IMPORTANCES
 
 SUBCOMMANDS = ("run", "nightly", "profile", "pick", "report", "inspect")
+TRACE_TIMEOUT_HELP = ("seconds torch-pruning may take to build the model's dependency graph "
+                      "before the command stops with exit 2; it takes hours on a few models "
+                      "(0: no limit; default %(default)s)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -100,6 +103,9 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--round-to", type=_round_to, default=d["round_to"].default,
                      help="kept channels are multiples of this, or 'auto': the multiple the "
                           "device's measured width steps recommend (default %(default)s)")
+    run.add_argument("--trace-timeout", type=_positive_float,
+                     default=d["trace_timeout"].default, metavar="S",
+                     help=TRACE_TIMEOUT_HELP)
     run.add_argument("--storage",
                      help="Optuna storage URL, e.g. postgresql://... (default: the journal "
                           "file study.journal in the run folder)")
@@ -172,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="per-layer, per-stage, uniform or a spaces file PATH.toml")
     insp.add_argument("--round-to", type=int, default=8, metavar="N",
                       help="kept channels are multiples of N (default %(default)s)")
+    insp.add_argument("--trace-timeout", type=_positive_float,
+                      default=SearchConfig.__dataclass_fields__["trace_timeout"].default,
+                      metavar="S", help=TRACE_TIMEOUT_HELP)
     insp.add_argument("--json", action="store_true", help="print JSON instead of text")
     report = sub.add_parser("report", help="rebuild a run's reports, or compare several runs",
                             description="With one run folder: rewrite its report.md, pareto.png "

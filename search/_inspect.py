@@ -9,20 +9,23 @@ takes seconds.
 from __future__ import annotations
 
 from profilers import count_cost
+from search._config import TRACE_TIMEOUT_S
 from search._registry import build_model, load_data
 from search._space import build_space
 from spaces import prune, unhandled_parts
 
 
 def inspect_model(*, model: str, data: str = "digits", image_size: int | None = None,
-                  space: str = "per-layer", round_to: int = 8, seed: int = 0) -> dict:
+                  space: str = "per-layer", round_to: int = 8, seed: int = 0,
+                  trace_timeout: float = TRACE_TIMEOUT_S) -> dict:
     """Everything ``inspect`` prints, as plain data (what ``--json`` writes)."""
     if data == "digits" and image_size is None:
         image_size = 16
     splits = load_data(data, image_size=image_size, seed=seed)
     net = build_model(model, splits.num_classes).eval()
     example = splits.val_x[:1].clone()
-    built = build_space(net, example, model_name=model, space=space, round_to=round_to)
+    built = build_space(net, example, model_name=model, space=space, round_to=round_to,
+                        trace_timeout=trace_timeout)
     searched = built.space
     by_group = {name: dim.name for dim in searched.dimensions for name in dim.groups}
     dense = count_cost(net, example)

@@ -194,7 +194,7 @@ def _search_in(config: SearchConfig, helper: bool,
     if round_to == "auto":
         round_to = _auto_round_to(untrained, example, config, device, cache)
     built = build_space(untrained, example, model_name=config.model, space=config.space,
-                        round_to=round_to)
+                        round_to=round_to, trace_timeout=config.trace_timeout)
     space = built.space
     # The study opens before anything is written: an unreachable database (or Ray cluster)
     # leaves no run folder.

@@ -10,7 +10,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from search._errors import UsageError
+from search._config import TRACE_TIMEOUT_S
+from search._errors import TimeLimitReached, UsageError, time_limit
 from spaces import (
     ExcludedGroup,
     GroupChoices,
@@ -34,15 +35,24 @@ class BuiltSpace:
 
 
 def build_space(model: nn.Module, example: torch.Tensor, *, model_name: str, space: str,
-                round_to: int, probe: bool = True) -> BuiltSpace:
+                round_to: int, probe: bool = True,
+                trace_timeout: float = TRACE_TIMEOUT_S) -> BuiltSpace:
     """The space ``--space`` describes on ``model``; UsageError (exit 2) for a model that
-    cannot be traced, a bad spaces file, or nothing left to prune.
+    cannot be traced (or whose dependency graph takes over ``trace_timeout`` seconds, 0: no
+    limit), a bad spaces file, or nothing left to prune.
 
     With ``probe``, groups whose pruning breaks the model are kept dense and reported instead of
     failing every trial that touches them.
     """
     try:
-        groups, excluded = discover_groups(model, example[:1])
+        with time_limit(trace_timeout):
+            groups, excluded = discover_groups(model, example[:1])
+    except TimeLimitReached:
+        # torch-pruning's grouping can take hours on some models (RexNet; VainF/Torch-Pruning
+        # issues 474 and 527): better one line now than a search that never starts.
+        raise UsageError(f"--model {model_name}: torch-pruning did not finish its dependency "
+                         f"graph in --trace-timeout {trace_timeout:g} s (it can take hours on "
+                         f"some models); give it longer, or prune another model") from None
     except Exception as exc:  # tracing a user's model can fail in any way; say which model
         raise UsageError(f"--model {model_name}: cannot trace it for pruning "
                          f"({type(exc).__name__}: {exc})".splitlines()[0]) from None

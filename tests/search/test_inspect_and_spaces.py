@@ -77,6 +77,10 @@ def test_inspect_reports_groups_that_break_and_free_parameters(capsys, modules):
     (["--model", "resnet20", "--round-to", "0"], "--round-to must be at least 1"),
     (["--model", "nosuchmodel"], "unknown model 'nosuchmodel'"),
     (["--model", "pickymodels:nope"], "module 'pickymodels' has no 'nope'"),
+    (["--model", "resnet20", "--trace-timeout", "-1"], "--trace-timeout must be 0 (no limit)"),
+    # A dependency graph that takes longer than allowed (as RexNet's takes hours) stops cleanly.
+    (["--model", "resnet20", "--trace-timeout", "0.001"],
+     "torch-pruning did not finish its dependency graph in --trace-timeout 0.001 s"),
 ])
 def test_inspect_bad_input_is_one_line_and_exit_2(capsys, modules, args, message):
     code, _, err = inspect(capsys, *args)
