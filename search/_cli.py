@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
+import select
 import signal
 import sys
 import threading
@@ -226,11 +228,31 @@ def _main(argv: list[str] | None) -> int:
     except Exception as exc:  # the last line of defence: one line, traceback only with --debug
         from search._faults import is_machine_error, machine_message
 
+        if isinstance(exc, BrokenPipeError) and _stdout_closed():
+            return _PIPE_CLOSED
+
         if is_machine_error(exc):
             return _fail(StorageFailed(machine_message(exc)), StorageFailed.exit_code, debug)
         line = f"{type(exc).__name__}: {exc}".splitlines()[0]
         return _fail(RuntimeError(f"unexpected {line} (rerun with --debug for the traceback)"),
                      1, debug)
+
+
+_PIPE_CLOSED = 141  # 128 + SIGPIPE: what a shell reports for a program whose reader went away
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout's reader went away (``... | head``): then the command stops quietly, and
+    stdout is pointed at /dev/null so Python's own flush at exit does not complain again."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLERR)
+        gone = bool(poller.poll(0))  # a pipe with no reader left reports an error
+    except (AttributeError, OSError, ValueError):  # no poll here, or stdout is not a file
+        return False
+    if gone:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return gone
 
 
 def _fail(exc: BaseException, code: int, debug: bool) -> int:

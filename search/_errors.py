@@ -2,7 +2,7 @@
 
 Exit codes: 0 done; 1 a bug; 2 bad input; 3 budget unreachable; 4 most early trials failed;
 5 disk full or storage failed/damaged; 6 nightly got worse or the device changed;
-130 Ctrl-C; 143 SIGTERM.
+130 Ctrl-C; 141 stdout's reader went away (``| head``); 143 SIGTERM.
 """
 
 from __future__ import annotations

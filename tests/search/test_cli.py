@@ -294,3 +294,18 @@ def test_ctrl_c_writes_finished_trials_and_exits_130(workdir):
     assert (trials["state"] == "COMPLETE").sum() >= 1
     assert (run_dir / "pareto.csv").exists()
     assert "interrupted" in (run_dir / "report.md").read_text()
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly(tmp_path):
+    """`python -m search inspect ... | head`: once the reader has gone, exit 141 as a shell
+    reports such a pipe, without an error line or a traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before anything is written
+    try:
+        result = subprocess.run([sys.executable, "-m", "search", "inspect", "--model", "resnet20"],
+                                cwd=tmp_path, stdout=write_end, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141, result.stderr
+    assert "error" not in result.stderr and "Traceback" not in result.stderr
