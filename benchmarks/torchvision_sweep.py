@@ -22,7 +22,6 @@ import argparse
 import json
 import logging
 import platform
-import signal
 import sys
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from profilers import count_cost  # noqa: E402
-from search._errors import UsageError  # noqa: E402
+from search._errors import TimeLimitReached, UsageError, time_limit  # noqa: E402
 from search._space import build_space  # noqa: E402
 from spaces import prune, rebuild  # noqa: E402
 
@@ -92,31 +91,18 @@ def _timm_model(name: str) -> tuple[torch.nn.Module, int]:
         return model, model.default_cfg["input_size"][-1] if fixed else size
 
 
-class _TooLong(BaseException):
-    """A model's check ran past --model-timeout (a BaseException, so that no handler on the way
-    that records a model's own failures takes it for one)."""
-
-
-def _too_long(signum, frame):
-    raise _TooLong
-
-
 def check(name: str, max_params: float = 100e6, zoo: str = "torchvision",
-          timeout: int = 0) -> dict[str, object]:
+          timeout: float = 0) -> dict[str, object]:
     """Space, probe, prune and rebuild of one torchvision (or timm) model, stopped after
     ``timeout`` seconds (0: never); what happened, as a row."""
     began = time.perf_counter()
-    previous = signal.signal(signal.SIGALRM, _too_long)
-    signal.alarm(timeout)
     try:
-        return _check(name, max_params, zoo, began)
-    except _TooLong:
+        with time_limit(timeout):
+            return _check(name, max_params, zoo, began)
+    except TimeLimitReached:
         return {"model": name, "status": "timed out",
-                "detail": f"still running after --model-timeout {timeout} s",
+                "detail": f"still running after --model-timeout {timeout:g} s",
                 "seconds": time.perf_counter() - began}
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def _check(name: str, max_params: float, zoo: str, began: float) -> dict[str, object]:
@@ -133,7 +119,7 @@ def _check(name: str, max_params: float, zoo: str, began: float) -> dict[str, ob
     if params > max_params:
         return {**row, "status": "skipped (size)", "seconds": time.perf_counter() - began}
     try:
-        # The sweep's own --model-timeout bounds tracing too (one alarm at a time).
+        # --model-timeout bounds tracing too (time_limit does not nest).
         built = build_space(model, x, model_name=name, space="per-layer", round_to=8,
                             trace_timeout=0)
     except UsageError as exc:
@@ -175,7 +161,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--with-fixed-224", action="store_true",
                         help="also the ViT, Swin and MaxViT models (224 px only): tracing and "
                              "probing them took over 20 GB on a 24 GB machine, which killed the run")
-    parser.add_argument("--model-timeout", type=int, default=900,
+    parser.add_argument("--model-timeout", type=float, default=900,
                         help="seconds one model may take before its row says 'timed out' and the "
                              "sweep goes on (0: no limit)")
     parser.add_argument("--out", help="also write the table here")

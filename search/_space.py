@@ -48,6 +48,8 @@ def build_space(model: nn.Module, example: torch.Tensor, *, model_name: str, spa
         with time_limit(trace_timeout):
             groups, excluded = discover_groups(model, example[:1])
     except TimeLimitReached:
+        if not trace_timeout:  # a caller's own time limit, not ours
+            raise
         # torch-pruning's grouping can take hours on some models (RexNet; VainF/Torch-Pruning
         # issues 474 and 527): better one line now than a search that never starts.
         raise UsageError(f"--model {model_name}: torch-pruning did not finish its dependency "
