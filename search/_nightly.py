@@ -134,7 +134,9 @@ def _compare(last: dict | None, row: dict, pareto: pd.DataFrame,
     # Both nights' latencies are measurements: tonight may have measured high and last night low.
     noise = max(_MIN_TOLERANCE, _noise(row.get("noise")) + _noise(last.get("noise")))
     # The hypervolume tonight's front could have within that noise.
-    best_case = _front.hypervolume(pareto["latency_ms"] * (1 - noise), pareto["accuracy"],
+    # (A noise of 100% or more would make latencies negative: the best case is then 0 ms.)
+    best_case = _front.hypervolume((pareto["latency_ms"] * (1 - noise)).clip(lower=0.0),
+                                   pareto["accuracy"],
                                    reference_point["latency_ms"], reference_point["accuracy"])
     if best_case < last["hypervolume"]:
         problems.append(f"nightly: tonight's front is worse than on {last['date']}: hypervolume "

@@ -2,8 +2,10 @@
 exit 6 when tonight is worse or the device changed."""
 
 import pandas as pd
+import pytest
 
 import search
+from search import _front
 from tests.search.runs import TINY, cli
 
 # The default final stage: a front's accuracy must clear the reference point (dense - 0.2), which
@@ -19,11 +21,12 @@ def test_nights_append_history_rescore_the_last_front_and_flag_regressions(workd
     front_1 = pd.read_csv(run_dir / "pareto.csv")["trial"].tolist()
     night_1 = len(pd.read_csv(run_dir / "trials.csv"))
     # Whether tonight's measured front really beats last night's is up to a noisy 2-core machine,
-    # where latencies near the dense one move the hypervolume a lot. So last night's row is made
-    # one that any front beats; the regression case is checked on the third night.
+    # where latencies near the dense one move the hypervolume a lot (a slow phase can push the
+    # whole front past the reference latency: hypervolume 0). So last night's row is made one
+    # that no front is worse than; the regression case is checked on the third night.
     history = pd.read_csv(run_dir / "history.csv")
     assert len(history) == 1 and history.loc[0, "hypervolume"] > 0
-    history.loc[0, "hypervolume"] = 1e-12
+    history.loc[0, "hypervolume"] = 0.0
     history.to_csv(run_dir / "history.csv", index=False)
     second = cli(workdir, *NIGHT)
     assert second.returncode == 0, second.stderr
@@ -31,7 +34,13 @@ def test_nights_append_history_rescore_the_last_front_and_flag_regressions(workd
     assert len(history) == 2 and history["trials"].is_monotonic_increasing
     # One reference point for every night, stored with the study.
     assert history["hv_ref_latency_ms"].nunique() == 1
-    assert (history["hypervolume"] > 0).all()
+    # Tonight's row is its final front's hypervolume against that stored point.
+    pareto = pd.read_csv(run_dir / "pareto.csv")
+    tonight = history.iloc[1]
+    assert tonight["front_size"] == len(pareto) > 0
+    assert tonight["hypervolume"] == pytest.approx(_front.hypervolume(
+        pareto["latency_ms"], pareto["accuracy"], tonight["hv_ref_latency_ms"],
+        tonight["hv_ref_accuracy"]), rel=1e-9, abs=1e-12)
     assert history["fingerprint"].nunique() == 1
     # Tonight began by scoring last night's front again; those new scores supersede the old.
     trials = pd.read_csv(run_dir / "trials.csv")
@@ -43,8 +52,10 @@ def test_nights_append_history_rescore_the_last_front_and_flag_regressions(workd
     old = trials.set_index("trial")["accuracy"]
     assert [old[int(n)] for n in rescored["reevaluates"]] == rescored["accuracy"].tolist()
 
-    # Last night looked far better, on another device: tonight says so and exits 6.
-    history.loc[1, "hypervolume"] *= 10
+    # Last night was better than any front can be (more than the whole box), on another
+    # device: tonight says so and exits 6.
+    history.loc[1, "hypervolume"] = 1.01 * history.loc[1, "hv_ref_latency_ms"] * (
+        1 - history.loc[1, "hv_ref_accuracy"])
     history.loc[1, "fingerprint"] = "0123456789ab"
     history.to_csv(run_dir / "history.csv", index=False)
     third = cli(workdir, *NIGHT)
@@ -72,5 +83,7 @@ def test_a_night_is_worse_only_beyond_both_nights_noise():
     assert not _compare(_night(0.43, 0.05), tonight, front, reference)
     # Unrecorded noise counts as none, and the 2% floor still holds.
     assert not _compare(_night(0.405, float("nan")), _night(0.4, None), front, reference)
+    # However large the noise, no front beats the whole box (2 ms x 0.5): latencies stop at 0.
+    assert _compare(_night(1.01, 0.9), _night(0.4, 0.9), front, reference)
     problems = _compare(_night(0.5, 0.05, "g"), tonight, front, reference)
     assert len(problems) == 2 and "fingerprint g -> f" in problems[0]
