@@ -64,6 +64,7 @@ class SearchConfig:
     latency_cache: bool = True
     finetune_steps: int = 20
     final_finetune_steps: int = 100
+    measure_seconds: float = 3.0
     round_to: int | str = 8
     trace_timeout: float = TRACE_TIMEOUT_S
     storage: str | None = None
@@ -100,6 +101,9 @@ class SearchConfig:
         if self.final_finetune_steps < 0:
             raise UsageError(f"--final-finetune-steps must be 0 or more, got "
                              f"{self.final_finetune_steps}")
+        if not (self.measure_seconds > 0 and math.isfinite(self.measure_seconds)):
+            raise UsageError(f"--measure-seconds must be a positive number of seconds, "
+                             f"got {self.measure_seconds}")
         if self.image_size is not None and self.image_size < 8:
             raise UsageError(f"--image-size must be at least 8 pixels, got {self.image_size}")
         if self.timeout is not None and not self.timeout > 0:

@@ -100,6 +100,12 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
                      default=d["final_finetune_steps"].default, metavar="N",
                      help="at the end, the front's models get N more steps and are scored "
                           "again; 0 skips it (default %(default)s)")
+    run.add_argument("--measure-seconds", type=_positive_float,
+                     default=d["measure_seconds"].default, metavar="S",
+                     help="time cap of one latency comparison (a candidate against the dense "
+                          "model), which stops earlier once its spread is tight and always runs "
+                          "15 rounds; the dense reference and the final re-measurement get 3x "
+                          "(default %(default)s)")
     run.add_argument("--round-to", type=_round_to, default=d["round_to"].default,
                      help="kept channels are multiples of this, or 'auto': the multiple the "
                           "device's measured width steps recommend (default %(default)s)")

@@ -179,7 +179,7 @@ def _search_in(config: SearchConfig, helper: bool,
     context = config.context
     device = device_for(config.device, context)
     recipe = Recipe(finetune_steps=config.finetune_steps)
-    latency = LatencySettings()
+    latency = LatencySettings(max_seconds=config.measure_seconds)
     data = load_data(config.data, image_size=config.image_size, seed=config.seed)
     example = _example_input(data, config.batch_size)
     folder = RunFolder(config.run_dir)
