@@ -3,9 +3,10 @@
 The driver (this process) sets the search up as the local backend does: the dense baseline, the
 reference measured, the budget resolved in milliseconds. Ray's ``OptunaSearch`` then asks the
 study for each trial's widths with our sampler, on our study (the same storage, journal file or
-database), and tells it what the trial recorded. Each Ray trial rebuilds the evaluator once per
-actor from plain data (``search._worker.Spec``), claims its Optuna trial, scores it with the same
-code as the local loop (``_study.score``), and reports the two objectives.
+database), and tells it what the trial recorded. Each Ray trial (``search._ray_trial``, the worker
+side) rebuilds the evaluator once per actor from plain data (``search._worker.Spec``), claims its
+Optuna trial, scores it with the same code as the local loop (``_study.score``), and reports the
+two objectives.
 
 Per trial Ray reserves ``--threads`` CPUs, and on CUDA one GPU: Ray makes that GPU the trial's
 only visible device, so its latency (and the dense model's, measured alongside) is measured on
@@ -19,25 +20,20 @@ followed by a new one, which adds ``--trials`` trials to the study as the local 
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 import json
 import logging
-import math
-import os
 import signal
 import socket
-import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
 import ray
-import torch
 from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.stopper import Stopper
@@ -45,10 +41,8 @@ from ray.tune.stopper import Stopper
 from search import _study
 from search._config import SearchConfig
 from search._errors import StorageFailed, Terminated, TooManyFailures, UsageError
-from search._faults import is_machine_error, machine_message
-from search._liveness import claim, heartbeat
+from search._ray_trial import TRIAL_KEY, job_for, ray_trial
 from search._storage import open_storage
-from search._worker import Spec, rebuild, spec_of
 from spaces import SearchSpace
 
 if TYPE_CHECKING:
@@ -58,7 +52,6 @@ log = logging.getLogger(__name__)
 
 RAY_DIR = "ray"
 _DONE = "hwprune-finished"  # written into an experiment's folder when all its trials ran
-_TRIAL_KEY = "hwprune_trial"  # the Optuna trial number, in each Ray trial's config
 
 
 def _check_reachable(address: str | None) -> None:
@@ -98,69 +91,6 @@ def session(config: SearchConfig) -> Iterator[None]:
     finally:
         if started:
             ray.shutdown()
-
-
-@dataclass(frozen=True)
-class _Job:
-    """What every Ray trial needs, as plain data (Ray sends it once through its object store)."""
-
-    spec: Spec
-    space: SearchSpace
-    storage_url: str
-    study: str
-    device_type: str
-    threads: int
-
-
-_EVALUATORS: dict[str, CandidateEvaluator] = {}  # per actor process: rebuilt once, then reused
-
-
-def _evaluator(job: _Job) -> CandidateEvaluator:
-    key = f"{job.storage_url}|{job.study}|{job.spec.evaluator.reference.latency_ms}"
-    if key not in _EVALUATORS:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-        torch.set_num_threads(job.threads)
-        # Ray makes the trial's GPU its only visible one: cuda:0 is the trial's own device.
-        device = torch.device("cuda", 0) if job.device_type == "cuda" else None
-        _EVALUATORS.clear()
-        _EVALUATORS[key] = rebuild(job.spec, device)
-    return _EVALUATORS[key]
-
-
-def _trial(params: dict[str, Any], job: _Job) -> None:
-    """One Ray trial: scores the Optuna trial the searcher asked for and reports its values."""
-    evaluator = _evaluator(job)
-    study = optuna.load_study(study_name=job.study, storage=open_storage(job.storage_url))
-    trial_id = study._storage.get_trial_id_from_study_id_trial_number(
-        study._study_id, params[_TRIAL_KEY])
-    trial = optuna.trial.Trial(study, trial_id)
-    if trial.user_attrs.get("fail_reason") or \
-            study._storage.get_trial(trial_id).state.is_finished():
-        _report("skipped")  # marked failed while Ray was down: nothing to score
-        return
-    claim(trial)
-    if job.device_type == "cuda":
-        trial.set_user_attr("cuda_visible_devices", os.environ.get("CUDA_VISIBLE_DEVICES"))
-    try:
-        with heartbeat(trial):
-            values, failed = _study.score(study, trial, job.space, evaluator,
-                                          _study.completed_by_allocation(study))
-    except Exception as exc:
-        if not is_machine_error(exc):
-            raise  # a bug of ours: Ray records the error; the searcher marks the trial
-        message = machine_message(exc)
-        _study.give_up(study, trial, f"stopped: {message}")
-        _report("stop", stop=message)
-        return
-    _report("scored", values, failed=failed or "")
-
-
-def _report(outcome: str, values: list[float] | None = None, failed: str = "",
-            stop: str = "") -> None:
-    """Reports to Ray: always both metrics (Ray requires them; NaN when not scored)."""
-    accuracy, latency_ms = values or (math.nan, math.nan)
-    tune.report({"accuracy": accuracy, "latency_ms": latency_ms, "outcome": outcome,
-                 "failed": failed, "stop": stop})
 
 
 @dataclass
@@ -263,12 +193,12 @@ def _define(trial: optuna.Trial, space: SearchSpace, importance: str = "l2") -> 
     allocation = _study.suggest(trial, space)
     _study.suggest_importance(trial, importance)
     trial.set_user_attr("allocation", json.dumps(allocation, sort_keys=True))
-    return {_TRIAL_KEY: trial.number}
+    return {TRIAL_KEY: trial.number}
 
 
 def _trial_name(trial: Any) -> str:
     """A Ray trial's name and folder: the Optuna trial it scores."""
-    return f"optuna-trial-{trial.config[_TRIAL_KEY]}"
+    return f"optuna-trial-{trial.config[TRIAL_KEY]}"
 
 
 class _Stop(Stopper):
@@ -312,11 +242,9 @@ def run_trials(study: optuna.Study, space: SearchSpace, evaluator: CandidateEval
     control = _Control(config.trials, config.workers, evaluator.budget_ms, evaluator.reference.latency_ms,
                        on_trial)
     _CONTROLS[key] = control
-    job = _Job(spec_of(_with_absolute_paths(evaluator), config.data, config.image_size), space,
-               _absolute_storage(config.storage_url), config.study,
-               torch.device(config.device).type, config.threads)
+    job = job_for(evaluator, space, config)
     resources = {"cpu": config.threads, "gpu": 1 if job.device_type == "cuda" else 0}
-    trainable = tune.with_resources(tune.with_parameters(_trial, job=job), resources)
+    trainable = tune.with_resources(tune.with_parameters(ray_trial, job=job), resources)
     if restoring:
         log.info("restoring the unfinished Ray experiment %s", path)
         tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
@@ -351,22 +279,6 @@ def run_trials(study: optuna.Study, space: SearchSpace, evaluator: CandidateEval
         raise control.stopped
     (path / _DONE).touch()  # ran to its end (a trial whose actor died is a recorded failure)
     return control.ran
-
-
-def _with_absolute_paths(evaluator: CandidateEvaluator) -> CandidateEvaluator:
-    """The evaluator with its folders made absolute: a Ray worker's working directory is not
-    this process's."""
-    cache = copy.copy(evaluator.cache)
-    if cache is not None:
-        cache.path = cache.path.resolve()
-    return replace(evaluator, models_dir=evaluator.models_dir.resolve(), cache=cache)
-
-
-def _absolute_storage(url: str) -> str:
-    """The storage URL with a relative journal or SQLite path made absolute."""
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        return "sqlite:///" + Path(url.removeprefix("sqlite:///")).resolve().as_posix()
-    return url if "://" in url else Path(url).resolve().as_posix()
 
 
 def _settle_unfinished(study: optuna.Study, numbers: list[int], dense_ms: float) -> None:

@@ -202,6 +202,7 @@ def test_round_to_auto_uses_the_measured_width_steps_and_keeps_them(workdir):
     (["--budget-ratio", "0.5", "--runtime", "tvm"], 2, "argument --runtime: invalid choice"),
     (["--budget-ratio", "0.5", "--cuda-graphs"], 2, "--cuda-graphs needs a CUDA device"),
     (["--budget-ratio", "0.5", "--round-to", "fine"], 2, "expected a number of channels or 'auto'"),
+    (["--budget-ratio", "0.5", "--measure-seconds", "0"], 2, "--measure-seconds"),
 ])
 def test_bad_input_is_one_line_and_exit_2(workdir, args, code, fragment):
     assert_one_line_error(cli(workdir, *args, "--study-name", "bad"), code, fragment)
