@@ -36,7 +36,7 @@ def test_ray_trials_share_the_study_two_at_a_time_and_a_second_run_adds_trials(w
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     # Scored in Ray's actors (their log lines come back prefixed), each claimed by its actor.
     actors = {line.split("pid=")[1].split(")")[0] for line in result.stderr.splitlines()
-              if line.startswith("(_trial pid=")}
+              if line.startswith("(ray_trial pid=")}
     assert {str(t.user_attrs["worker"]["pid"]) for t in trials} <= actors
     # The warm start went through Ray's searcher like any other trial: uniform 0.25/0.5/0.75.
     table = pd.read_csv(run_dir / "trials.csv")
