@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from profilers import (
 )
 from search._data import DataSplits
 from search._runfolder import save_pruned
+from search._rungs import PROMOTED, RUNG0_ACCURACY, Promotion
 from search._train import Recipe, accuracy, finetune
 from spaces import Allocation, PrunedSpec, prune
 
@@ -181,21 +182,37 @@ class CandidateEvaluator:
         return pruned.cpu(), result
 
     def evaluate(self, number: int, allocation: Allocation, seed_number: int | None = None,
-                 importance: str | None = None) -> CandidateResult:
+                 importance: str | None = None,
+                 promotion: Promotion | None = None) -> CandidateResult:
         """Scores one candidate; a feasible one is fine-tuned, validated and saved as trial-N.
 
         The fine-tune is seeded by ``seed_number`` (default ``number``): scoring trial M's
-        widths again with M's seed gives M's accuracy again, so only latency is measured anew."""
+        widths again with M's seed gives M's accuracy again, so only latency is measured anew.
+        With ``recipe.promote_steps``, a candidate that ``promotion`` promotes is fine-tuned that
+        many steps more and scored again."""
         began = time.perf_counter()
         deadline = None if self.trial_timeout is None else began + self.trial_timeout
         pruned, result = self.measure(allocation, importance)
         if result.feasible:
-            seed_number = number if seed_number is None else seed_number
-            finetune(pruned, self.data, self.recipe, seed=self.seed * 100_003 + seed_number,
-                     deadline=deadline)
+            seed = self.seed * 100_003 + (number if seed_number is None else seed_number)
+            finetune(pruned, self.data, self.recipe, seed=seed, deadline=deadline)
             result.accuracy = accuracy(pruned, self.data.val_x, self.data.val_y)
+            if self.recipe.promote_steps:
+                self._promote(pruned, result, promotion or Promotion(), seed, deadline)
             spec = PrunedSpec(self.model_name, self.data.num_classes, tuple(self.example[:1].shape),
                               dict(allocation), weights=f"trial-{number}.pt")
             save_pruned(pruned, spec, self.models_dir / f"trial-{number}.json")
         result.seconds = time.perf_counter() - began
         return result
+
+    def _promote(self, pruned: nn.Module, result: CandidateResult, promotion: Promotion,
+                 seed: int, deadline: float | None) -> None:
+        """The second rung: more steps from the quick fine-tune's weights (batch-norm statistics
+        are already this candidate's), when its quick accuracy puts it near the front."""
+        quick = result.accuracy
+        promoted = promotion.promotes(quick, result.latency_ms, len(self.data.val_y))
+        if promoted:
+            longer = replace(self.recipe, finetune_steps=self.recipe.promote_steps, bn_batches=0)
+            finetune(pruned, self.data, longer, seed=seed + 7_919, deadline=deadline)
+            result.accuracy = accuracy(pruned, self.data.val_x, self.data.val_y)
+        result.extra.update({RUNG0_ACCURACY: quick, PROMOTED: promoted})

@@ -21,7 +21,7 @@ BACKENDS = ("local", "ray")
 STUDY_IDENTITY = ("model", "data", "checkpoint", "image_size", "space", "round_to", "importance",
                   "device",
                   "batch_size", "threads", "precision", "channels_last", "runtime", "cuda_graphs",
-                  "finetune_steps", "seed")
+                  "finetune_steps", "promote_steps", "seed")
 
 # How long torch-pruning may take to build a model's dependency graph (it takes hours on a few).
 TRACE_TIMEOUT_S = 300.0
@@ -63,6 +63,7 @@ class SearchConfig:
     cuda_graphs: bool = False
     latency_cache: bool = True
     finetune_steps: int = 20
+    promote_steps: int = 0
     final_finetune_steps: int = 100
     measure_seconds: float = 3.0
     round_to: int | str = 8
@@ -95,6 +96,8 @@ class SearchConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if self.finetune_steps < 0:
             raise UsageError(f"--finetune-steps must be 0 or more, got {self.finetune_steps}")
+        if self.promote_steps < 0:
+            raise UsageError(f"--promote-steps must be 0 (none) or more, got {self.promote_steps}")
         if not self.trace_timeout >= 0:
             raise UsageError(f"--trace-timeout must be 0 (no limit) or more seconds, got "
                              f"{self.trace_timeout}")

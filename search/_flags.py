@@ -96,6 +96,11 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
                      help="measure every candidate, even ones an earlier run measured here")
     run.add_argument("--finetune-steps", type=int, default=d["finetune_steps"].default,
                      help="SGD steps of each candidate's quick fine-tune (default %(default)s)")
+    run.add_argument("--promote-steps", type=int, default=d["promote_steps"].default, metavar="N",
+                     help="a candidate whose quick fine-tune puts it on the front found so far "
+                          "(within one validation image) is fine-tuned N steps more and scored "
+                          "again; 0: every candidate gets the quick fine-tune only "
+                          "(default %(default)s)")
     run.add_argument("--final-finetune-steps", type=int,
                      default=d["final_finetune_steps"].default, metavar="N",
                      help="at the end, the front's models get N more steps and are scored "

@@ -38,7 +38,7 @@ from ray import tune
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.stopper import Stopper
 
-from search import _study
+from search import _sampling, _study
 from search._config import SearchConfig
 from search._errors import StorageFailed, Terminated, TooManyFailures, UsageError
 from search._ray_trial import TRIAL_KEY, job_for, ray_trial
@@ -190,8 +190,8 @@ class _Searcher(OptunaSearch):
 def _define(trial: optuna.Trial, space: SearchSpace, importance: str = "l2") -> dict[str, Any]:
     """Ray's define-by-run space: our sampling of the widths (and of the importance criterion
     when it is searched); the Ray trial gets the number."""
-    allocation = _study.suggest(trial, space)
-    _study.suggest_importance(trial, importance)
+    allocation = _sampling.suggest(trial, space)
+    _sampling.suggest_importance(trial, importance)
     trial.set_user_attr("allocation", json.dumps(allocation, sort_keys=True))
     return {TRIAL_KEY: trial.number}
 
@@ -235,7 +235,7 @@ def run_trials(study: optuna.Study, space: SearchSpace, evaluator: CandidateEval
 
     Raises KeyboardInterrupt (after Ray stopped, every finished trial told) on Ctrl-C,
     TooManyFailures and StorageFailed as the local loop does. Returns the trials run."""
-    _study.warm_start(study, space)
+    _sampling.warm_start(study, space)
     root = (run_dir / RAY_DIR).resolve()
     path, restoring = _experiment(root)
     key = f"{root}/{path.name}"
@@ -253,7 +253,7 @@ def run_trials(study: optuna.Study, space: SearchSpace, evaluator: CandidateEval
         storage = open_storage(config.storage_url)
         if isinstance(storage, str):
             storage = optuna.storages.RDBStorage(storage)
-        searcher = _Searcher(space, _study.make_sampler(config.sampler, config.seed),
+        searcher = _Searcher(space, _sampling.make_sampler(config.sampler, config.seed),
                              config.study, storage, key, config.importance)
         log.info("Ray Tune: %d trials, %d at a time, %s per trial; experiment %s",
                  config.trials, config.workers, resources, path)

@@ -77,6 +77,15 @@ def write_reports(run: Run) -> list[Path]:
     return paths
 
 
+def _promoted(trials: pd.DataFrame, config: dict) -> str:
+    """How many trials the second fidelity fine-tuned longer (empty without --promote-steps)."""
+    if not config.get("promote_steps") or "promoted" not in trials:
+        return ""
+    scored = trials[trials["repeat_of"].isna() & trials["promoted"].notna()]
+    return (f"; {int(scored['promoted'].eq(True).sum())} of {len(scored)} fine-tuned candidates "
+            f"promoted to {config['promote_steps']} more steps")
+
+
 def write_report(path: Path, run: Run) -> None:
     """Writes ``report.md``."""
     config, env, reference = run.config, run.env, run.reference
@@ -105,7 +114,8 @@ def write_report(path: Path, run: Run) -> None:
         _drift_line(reference.get("drift")),
         f"- trials: {len(trials)} ({', '.join(f'{n} {s}' for s, n in counts.items())}); "
         f"{feasible} feasible, {over} over budget; "
-        f"{int((trials['latency_cached'] == True).sum())} latencies reused from the cache",  # noqa: E712
+        f"{int((trials['latency_cached'] == True).sum())} latencies reused from the cache"  # noqa: E712
+        + _promoted(trials, config),
         "",
         "## Pareto front (re-measured)" if run.final else "## Pareto front (search-time latencies)",
         "",

@@ -1,4 +1,5 @@
-"""The Optuna study: sampling allocations, recording results, resuming, and the trials table.
+"""The Optuna study: scoring trials, recording results, resuming, and the trials table (what
+each trial draws is ``search._sampling``).
 
 The loop uses Optuna's ask-and-tell interface rather than ``study.optimize`` so that a failing
 candidate is told as FAIL with its reason, an interrupt leaves every finished trial stored, and a
@@ -24,8 +25,10 @@ from search._config import SearchConfig
 from search._errors import StorageFailed, TooManyFailures, UsageError, interrupts_deferred
 from search._faults import failure_kind, failure_reason, is_machine_error, machine_message
 from search._liveness import HEARTBEAT_ATTR, WORKER_ATTR, claim, fail_abandoned, heartbeat
+from search._rungs import PROMOTED, RUNG0_ACCURACY, promotion_for
+from search._sampling import make_sampler, suggest, suggest_importance, warm_start
 from search._storage import open_storage, redacted, scrub
-from spaces import SEARCHED_IMPORTANCES, Allocation, SearchSpace
+from spaces import SearchSpace
 
 if TYPE_CHECKING:
     from search._worker import IsolatedEvaluator
@@ -37,29 +40,15 @@ TRIAL_COLUMNS = ["trial", "state", "feasible", "latency_ms", "latency_iqr_ms", "
 # After the contract columns (DESIGN.md) trials.csv carries these: why a trial failed, which
 # earlier trial it repeats, whether its latency came from the cache, and the dense model's median
 # measured with it (the reference's drift during the run), and which earlier trial's widths it
-# scored again (a nightly run's first trials).
+# scored again (a nightly run's first trials), the criterion, and with --promote-steps the quick
+# fine-tune's accuracy and whether the longer one followed.
 TRIAL_EXTRA_COLUMNS = ["repeat_of", "fail_reason", "latency_cached", "dense_ms_now",
-                       "reevaluates", "importance"]
+                       "reevaluates", "importance", RUNG0_ACCURACY, PROMOTED]
 _CONFIG_ATTR = "hwprune_config"
 REEVALUATES = "reevaluates"  # user attribute: the trial whose widths this one scores again
 _CONSTRAINT = "latency_over_budget_ms"  # ≤ 0 is feasible, as Optuna's constraints read
 # When more than half of a run's first trials fail, the model, data or space is broken: stop.
 _EARLY_TRIALS = 8
-# Uniform candidates tried first in a new study: they anchor the front across the latency range
-# that random start-up trials (whose per-group fractions average out near the middle) rarely reach.
-_WARM_START_FRACTIONS = (0.25, 0.5, 0.75)
-
-
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
-    """The sampler by name. Each trial carries its budget constraint (``Trial.set_constraint``),
-    which TPE, NSGA-II and GP read; random sampling ignores it."""
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
-    if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=10)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=8)
-    return optuna.samplers.RandomSampler(seed=seed)
 
 
 # Errors of two processes creating the same schema or study at once; the loser retries and then
@@ -123,28 +112,6 @@ def open_study(config: SearchConfig) -> optuna.Study:
     return study
 
 
-def suggest(trial: optuna.Trial, space: SearchSpace) -> Allocation:
-    """The trial's widths: one value per dimension of the space, drawn by the sampler."""
-    params = {}
-    for dim in space.dimensions:
-        grid = dim.choices
-        steps = {round(b - a, 9) for a, b in zip(grid, grid[1:], strict=False)}
-        if dim.unit == "fraction" and len(steps) == 1:
-            # An even grid: a stepped float keeps the order for the sampler.
-            params[dim.name] = trial.suggest_float(dim.name, grid[0], grid[-1], step=steps.pop())
-        else:
-            params[dim.name] = trial.suggest_categorical(dim.name, grid)
-    return space.decode(params)
-
-
-def suggest_importance(trial: optuna.Trial, importance: str) -> str | None:
-    """The trial's importance criterion when ``--importance search`` makes it a dimension too;
-    None when the study has one criterion."""
-    if importance != "search":
-        return None
-    return trial.suggest_categorical("importance", SEARCHED_IMPORTANCES)
-
-
 def candidate_key(allocation_key: str, importance: str | None) -> str:
     """What makes two trials the same candidate: the widths, and the criterion when searched."""
     return allocation_key if importance is None else f"{allocation_key} {importance}"
@@ -197,7 +164,10 @@ def _progress(number: int, result: CandidateResult, budget_ms: float) -> str:
             f"{result.macs / 1e6:7.2f} MMACs")
     if not result.feasible:
         return f"{head}  over budget ({budget_ms:.3f} ms): not fine-tuned  {result.seconds:5.1f} s"
-    return f"{head}  accuracy {100 * result.accuracy:5.1f}%  {result.seconds:5.1f} s"
+    line = f"{head}  accuracy {100 * result.accuracy:5.1f}%  {result.seconds:5.1f} s"
+    if result.extra.get(PROMOTED):
+        line += f"  (promoted: {100 * result.extra[RUNG0_ACCURACY]:.1f}% after the quick fine-tune)"
+    return line
 
 
 def run_trials(study: optuna.Study, space: SearchSpace,
@@ -277,17 +247,19 @@ def score(study: optuna.Study, trial: optuna.Trial, space: SearchSpace,
         trial.set_user_attr("importance", importance)
     allocation_key = json.dumps(allocation, sort_keys=True)
     key = candidate_key(allocation_key, importance)
-    earlier = study.get_trials(deepcopy=False)[seen[key]] if key in seen else None
+    trials = study.get_trials(deepcopy=False)
+    earlier = trials[seen[key]] if key in seen else None
     # A re-evaluation (the nightly's last front) is scored again, never reused.
     if earlier is not None and REEVALUATES not in trial.user_attrs \
             and _still_valid(earlier, evaluator.budget_ms):
         values = _repeat(trial, earlier, evaluator.budget_ms)
         reason = earlier.user_attrs.get("fail_reason")
         return values, (reason.split(":", 1)[0] if reason else None)
+    seed_number = trial.user_attrs.get(REEVALUATES)
+    promotion = promotion_for(trials, trials[seed_number] if seed_number is not None else None)
     try:
-        result = evaluator.evaluate(trial.number, allocation,
-                                    seed_number=trial.user_attrs.get(REEVALUATES),
-                                    importance=importance)
+        result = evaluator.evaluate(trial.number, allocation, seed_number=seed_number,
+                                    importance=importance, promotion=promotion)
     except Exception as exc:  # any candidate may break; record why and go on
         if is_machine_error(exc):
             raise
@@ -329,19 +301,6 @@ def enqueue_reevaluation(study: optuna.Study, numbers: list[int]) -> None:
     trials = study.get_trials(deepcopy=False)
     for number in numbers:
         study.enqueue_trial(trials[number].params, user_attrs={REEVALUATES: number})
-
-
-def warm_start(study: optuna.Study, space: SearchSpace) -> None:
-    """Queues the uniform warm-start candidates in a new study."""
-    if not study.trials:
-        for fraction in _warm_start(space.fractions):
-            study.enqueue_trial(space.params_at(fraction))
-
-
-def _warm_start(grid: tuple[float, ...]) -> list[float]:
-    """The grid's fractions nearest to the warm-start ones, below 1 (the dense model is known)."""
-    nearest = {min(grid, key=lambda f: abs(f - target)) for target in _WARM_START_FRACTIONS}
-    return sorted(f for f in nearest if f < 1.0)
 
 
 def _still_valid(earlier: optuna.trial.FrozenTrial, budget_ms: float) -> bool:
@@ -393,6 +352,8 @@ def trials_frame(study: optuna.Study, budget_ms: float) -> pd.DataFrame:
             "dense_ms_now": None if "repeat_of" in a else a.get("dense_ms_now"),
             "reevaluates": a.get(REEVALUATES),
             "importance": a.get("importance"),
+            RUNG0_ACCURACY: a.get(RUNG0_ACCURACY),
+            PROMOTED: a.get(PROMOTED),
         })
     frame = pd.DataFrame(rows, columns=[*TRIAL_COLUMNS, *TRIAL_EXTRA_COLUMNS])
     for column in ("macs", "params", "repeat_of", "reevaluates"):

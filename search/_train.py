@@ -29,6 +29,8 @@ class Recipe:
     Attributes:
         batch_size: training batch size (not the latency batch size).
         finetune_steps: SGD steps of a candidate's quick fine-tune (``--finetune-steps``).
+        promote_steps: SGD steps more for a candidate the quick fine-tune puts near the front
+            (``--promote-steps``; 0: none).
         finetune_lr: peak learning rate of the fine-tune (cosine to zero).
         bn_batches: training batches whose statistics replace a candidate's batch-norm statistics.
         dense_epochs: epochs of the dense baseline when no checkpoint is given.
@@ -37,6 +39,7 @@ class Recipe:
 
     batch_size: int = 64
     finetune_steps: int = 20
+    promote_steps: int = 0
     finetune_lr: float = 0.02
     bn_batches: int = 8
     dense_epochs: int = 10

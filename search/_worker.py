@@ -24,6 +24,7 @@ import torch
 
 from search._candidates import CandidateEvaluator, CandidateResult
 from search._faults import TrialTimeLimit, failure_kind, failure_reason, is_machine_error
+from search._rungs import Promotion
 from spaces import Allocation
 
 log = logging.getLogger(__name__)
@@ -84,9 +85,10 @@ def _serve(conn: Connection, spec: Spec) -> None:
         request = conn.recv()
         if request is None:
             return
-        number, allocation, seed_number, importance = request
+        number, allocation, seed_number, importance, promotion = request
         try:
-            conn.send(("ok", evaluator.evaluate(number, allocation, seed_number, importance)))
+            conn.send(("ok", evaluator.evaluate(number, allocation, seed_number, importance,
+                                                promotion)))
         except Exception as exc:
             errno = getattr(exc, "errno", None) if is_machine_error(exc) else None
             conn.send(("error", failure_kind(exc), failure_reason(exc), errno,
@@ -125,10 +127,11 @@ class IsolatedEvaluator:
         self._conn = parent
 
     def evaluate(self, number: int, allocation: Allocation, seed_number: int | None = None,
-                 importance: str | None = None) -> CandidateResult:
+                 importance: str | None = None,
+                 promotion: Promotion | None = None) -> CandidateResult:
         if self._process is None or not self._process.is_alive():
             self._start()
-        self._conn.send((number, allocation, seed_number, importance))
+        self._conn.send((number, allocation, seed_number, importance, promotion))
         grace = None if self._timeout is None else _grace_s(self._timeout)
         deadline = None if grace is None else time.monotonic() + self._timeout + grace
         while not self._conn.poll(0.2):  # a dead worker's pipe polls as readable (EOF)

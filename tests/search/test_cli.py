@@ -28,8 +28,11 @@ def test_run_writes_every_file_with_the_named_columns(first_run):
     contract = ["trial", "state", "feasible", "latency_ms", "latency_iqr_ms", "macs", "params",
                 "accuracy", "seconds", "allocation"]
     assert list(trials.columns) == contract + ["repeat_of", "fail_reason", "latency_cached",
-                                               "dense_ms_now", "reevaluates", "importance"]
+                                               "dense_ms_now", "reevaluates", "importance",
+                                               "rung0_accuracy", "promoted"]
     assert trials["importance"].isna().all()  # one criterion for the study: no column values
+    # Without --promote-steps there is one fidelity: no quick score apart, nothing promoted.
+    assert trials[["rung0_accuracy", "promoted"]].isna().all().all()
     assert trials["trial"].tolist() == [0, 1, 2, 3, 4]
     pareto = pd.read_csv(run_dir / "pareto.csv")
     assert list(pareto.columns) == contract + ["test_accuracy", "model_path", "quick_accuracy"]
@@ -203,6 +206,7 @@ def test_round_to_auto_uses_the_measured_width_steps_and_keeps_them(workdir):
     (["--budget-ratio", "0.5", "--cuda-graphs"], 2, "--cuda-graphs needs a CUDA device"),
     (["--budget-ratio", "0.5", "--round-to", "fine"], 2, "expected a number of channels or 'auto'"),
     (["--budget-ratio", "0.5", "--measure-seconds", "0"], 2, "--measure-seconds"),
+    (["--budget-ratio", "0.5", "--promote-steps", "-1"], 2, "--promote-steps"),
 ])
 def test_bad_input_is_one_line_and_exit_2(workdir, args, code, fragment):
     assert_one_line_error(cli(workdir, *args, "--study-name", "bad"), code, fragment)

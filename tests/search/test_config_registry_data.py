@@ -20,6 +20,7 @@ from search._zoo import BUILTIN_MODELS
     ({"budget_ratio": 0.5, "importance": "l3"}, "unknown --importance 'l3'"),
     ({"budget_ratio": 0.5, "space": "per-block"}, "unknown --space 'per-block'"),
     ({"budget_ratio": 0.5, "measure_seconds": 0}, "--measure-seconds must be a positive"),
+    ({"budget_ratio": 0.5, "promote_steps": -3}, r"--promote-steps must be 0 \(none\) or more, got -3"),
     ({"budget_ratio": 0.5, "measure_seconds": float("nan")}, "--measure-seconds must be a positive"),
 ])
 def test_config_errors_name_the_flag(kwargs, message):

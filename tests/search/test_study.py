@@ -75,7 +75,7 @@ def test_over_budget_candidates_are_not_fine_tuned_then_are_once_the_budget_allo
 
 
 def test_warm_start_fractions_snap_to_the_grid():
-    from search._study import _warm_start
+    from search._sampling import _warm_start
 
     assert _warm_start((0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)) == [0.25, 0.5, 0.75]
     assert _warm_start((0.5, 1.0)) == [0.5]

@@ -1,0 +1,59 @@
+"""What a study proposes: the sampler, the widths it draws for a trial, and the uniform
+candidates a new study starts with."""
+
+from __future__ import annotations
+
+import optuna
+
+from spaces import SEARCHED_IMPORTANCES, Allocation, SearchSpace
+
+# Uniform candidates tried first in a new study: they anchor the front across the latency range
+# that random start-up trials (whose per-group fractions average out near the middle) rarely reach.
+_WARM_START_FRACTIONS = (0.25, 0.5, 0.75)
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler by name. Each trial carries its budget constraint (``Trial.set_constraint``),
+    which TPE, NSGA-II and GP read; random sampling ignores it."""
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=10)
+    if name == "gp":
+        return optuna.samplers.GPSampler(seed=seed, n_startup_trials=8)
+    return optuna.samplers.RandomSampler(seed=seed)
+
+
+def suggest(trial: optuna.Trial, space: SearchSpace) -> Allocation:
+    """The trial's widths: one value per dimension of the space, drawn by the sampler."""
+    params = {}
+    for dim in space.dimensions:
+        grid = dim.choices
+        steps = {round(b - a, 9) for a, b in zip(grid, grid[1:], strict=False)}
+        if dim.unit == "fraction" and len(steps) == 1:
+            # An even grid: a stepped float keeps the order for the sampler.
+            params[dim.name] = trial.suggest_float(dim.name, grid[0], grid[-1], step=steps.pop())
+        else:
+            params[dim.name] = trial.suggest_categorical(dim.name, grid)
+    return space.decode(params)
+
+
+def suggest_importance(trial: optuna.Trial, importance: str) -> str | None:
+    """The trial's importance criterion when ``--importance search`` makes it a dimension too;
+    None when the study has one criterion."""
+    if importance != "search":
+        return None
+    return trial.suggest_categorical("importance", SEARCHED_IMPORTANCES)
+
+
+def warm_start(study: optuna.Study, space: SearchSpace) -> None:
+    """Queues the uniform warm-start candidates in a new study."""
+    if not study.trials:
+        for fraction in _warm_start(space.fractions):
+            study.enqueue_trial(space.params_at(fraction))
+
+
+def _warm_start(grid: tuple[float, ...]) -> list[float]:
+    """The grid's fractions nearest to the warm-start ones, below 1 (the dense model is known)."""
+    nearest = {min(grid, key=lambda f: abs(f - target)) for target in _WARM_START_FRACTIONS}
+    return sorted(f for f in nearest if f < 1.0)
