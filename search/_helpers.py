@@ -1,24 +1,33 @@
 """``--workers N``: N processes on one study, on this machine.
 
 The first process sets the search up (the dense baseline trained and cached, the reference
-measured, the budget resolved in milliseconds) and starts N-1 helper processes on the same study
-and run folder. Helpers only run trials; the first process waits for them and then writes the
-front, re-measured, and the reports. Every worker judges feasibility against the one budget.
-The study's storage (a journal file or a database) is what they share; each trial records which
-process ran it.
+measured, the budget resolved in milliseconds, the width rounding chosen) and starts N-1 helper
+processes on the same study and run folder, handing them that setup (``FirstProcess``): every
+worker searches one space, scales latencies by one measurement of the dense model and judges
+feasibility against one budget, however loaded the machine is when a helper starts. Helpers only
+run trials; the first process waits for them, runs itself the trials of a helper that died
+before finishing its share, and then writes the front, re-measured, and the reports. The study's
+storage (a journal file or a database) is what they share; each trial records which process ran
+it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import multiprocessing
 import os
 import signal
+import socket
 import sys
 
+import optuna
+
+from search._candidates import Reference
 from search._config import SearchConfig
 from search._errors import raise_terminated
+from search._liveness import WORKER_ATTR
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +43,16 @@ def shares(trials: int, workers: int) -> list[int]:
     return [base + (i < extra) for i in range(workers)]
 
 
-def _helper(config: SearchConfig, number: int) -> None:
+@dataclasses.dataclass(frozen=True)
+class FirstProcess:
+    """What the first process measured and decided, handed to every helper."""
+
+    reference: Reference
+    budget_ms: float
+    round_to: int
+
+
+def _helper(config: SearchConfig, number: int, first: FirstProcess) -> None:
     """A helper process: runs its trials on the shared study, then exits."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the first process stops helpers itself
     signal.signal(signal.SIGTERM, raise_terminated)  # ... with SIGTERM: the running trial is marked
@@ -42,19 +60,20 @@ def _helper(config: SearchConfig, number: int) -> None:
                         format=f"[worker {number}] %(message)s")
     from search._run import run_trials_only
 
-    run_trials_only(config)
+    run_trials_only(config, first)
 
 
-def start(config: SearchConfig, budget_ms: float) -> list[multiprocessing.process.BaseProcess]:
+def start(config: SearchConfig,
+          first: FirstProcess) -> list[multiprocessing.process.BaseProcess]:
     """Starts the helpers (spawned) with their share of the trials; returns them."""
     context = multiprocessing.get_context("spawn")
     processes = []
     for number, count in enumerate(shares(config.trials, config.workers)[1:], start=2):
         if count == 0:
             continue
-        helper = dataclasses.replace(config, trials=count, workers=1, budget_ms=budget_ms,
+        helper = dataclasses.replace(config, trials=count, workers=1, budget_ms=first.budget_ms,
                                      budget_ratio=None)
-        process = context.Process(target=_helper, args=(helper, number),
+        process = context.Process(target=_helper, args=(helper, number, first),
                                   name=f"hwprune-worker-{number}")
         process.start()
         processes.append(process)
@@ -63,14 +82,30 @@ def start(config: SearchConfig, budget_ms: float) -> list[multiprocessing.proces
     return processes
 
 
-def wait(processes: list[multiprocessing.process.BaseProcess], stop: bool = False) -> None:
+def wait(processes: list[multiprocessing.process.BaseProcess], stop: bool = False) -> bool:
     """Waits for the helpers; with ``stop``, asks them to stop first (SIGTERM: each writes what
-    it finished to the study and exits)."""
+    it finished to the study and exits). Returns whether every helper ended well."""
     for process in processes:
         if stop and process.is_alive():
             os.kill(process.pid, signal.SIGTERM)
+    well = True
     for process in processes:
         process.join()
         if process.exitcode not in (0, 130, 143, -signal.SIGTERM):
-            log.warning("worker process %d ended with exit code %s; its finished trials are in "
-                        "the study", process.pid, process.exitcode)
+            well = False
+            log.warning("worker process %d ended with exit code %s (its error is above); its "
+                        "finished trials are in the study", process.pid, process.exitcode)
+    return well
+
+
+def shortfall(study: optuna.Study, trials: int, processes: list[multiprocessing.process.BaseProcess],
+              since: datetime.datetime) -> int:
+    """How many of the run's ``trials`` its processes (this one and the helpers) did not start:
+    the share of a helper that died early, which the first process then runs itself."""
+    ours = {os.getpid(), *(p.pid for p in processes)}
+    host = socket.gethostname()
+    started = sum(1 for t in study.get_trials(deepcopy=False)
+                  if t.datetime_start is not None and t.datetime_start >= since
+                  and (worker := t.user_attrs.get(WORKER_ATTR)) is not None
+                  and worker["host"] == host and worker["pid"] in ours)
+    return max(0, trials - started)

@@ -235,7 +235,6 @@ def run_trials(study: optuna.Study, space: SearchSpace, evaluator: CandidateEval
 
     Raises KeyboardInterrupt (after Ray stopped, every finished trial told) on Ctrl-C,
     TooManyFailures and StorageFailed as the local loop does. Returns the trials run."""
-    _sampling.warm_start(study, space)
     root = (run_dir / RAY_DIR).resolve()
     path, restoring = _experiment(root)
     key = f"{root}/{path.name}"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -47,10 +50,12 @@ from search._runfolder import (
     save_state,
 )
 from search._runs import load_run
+from search._sampling import warm_start
 from search._space import build_space, smallest_model
 from search._storage import redacted
 from search._train import Recipe, accuracy, train_dense
 from search._worker import IsolatedEvaluator
+from spaces import SearchSpace
 
 log = logging.getLogger(__name__)
 
@@ -136,21 +141,22 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
     """
     if config is not None and options:
         raise TypeError("give run() a SearchConfig or keyword options, not both")
-    return _search(config or SearchConfig(**options), helper=False)
+    return _search(config or SearchConfig(**options))
 
 
-def run_trials_only(config: SearchConfig) -> None:
+def run_trials_only(config: SearchConfig, first: _helpers.FirstProcess) -> None:
     """A ``--workers`` helper process: the search's trials, without its end (the first process
     writes the front and the reports once every worker is done)."""
     with contextlib.suppress(KeyboardInterrupt):  # SIGTERM from the first process: stop quietly
-        _search(config, helper=True)
+        _search(config, helper=first)
 
 
-def _search(config: SearchConfig, helper: bool,
+def _search(config: SearchConfig, helper: _helpers.FirstProcess | None = None,
             reevaluate: list[int] | None = None) -> pd.DataFrame | None:
-    """The search; a ``helper`` runs trials only; ``reevaluate`` lists trials whose widths are
-    scored again first (the nightly's last front). With ``--backend ray`` it runs connected to
-    Ray (joined, or a local instance started and stopped here)."""
+    """The search; a ``helper`` (given what the first process measured) runs trials only;
+    ``reevaluate`` lists trials whose widths are scored again first (the nightly's last front).
+    With ``--backend ray`` it runs connected to Ray (joined, or a local instance started and
+    stopped here)."""
     if config.backend != "ray" or helper:
         return _search_in(config, helper, reevaluate)
     with _ray_backend().session(config):
@@ -174,7 +180,7 @@ def _ray_backend() -> ModuleType:
     return _ray
 
 
-def _search_in(config: SearchConfig, helper: bool,
+def _search_in(config: SearchConfig, helper: _helpers.FirstProcess | None,
                reevaluate: list[int] | None) -> pd.DataFrame | None:
     context = config.context
     device = device_for(config.device, context)
@@ -190,7 +196,8 @@ def _search_in(config: SearchConfig, helper: bool,
     env = fingerprint(device, config.threads)
     cache = (LatencyCache(Path(config.results_dir) / "latency-cache", env)
              if config.latency_cache else None)
-    round_to = config.round_to
+    # A helper searches the first process's space, whatever the machine's load says now.
+    round_to = helper.round_to if helper else config.round_to
     if round_to == "auto":
         round_to = _auto_round_to(untrained, example, config, device, cache)
     built = build_space(untrained, example, model_name=config.model, space=config.space,
@@ -206,20 +213,11 @@ def _search_in(config: SearchConfig, helper: bool,
     if not helper:
         folder.write_json("config.json", resolved)
         folder.write_json("env.json", env)
-    log.info("measuring the dense model and the smallest candidate on %s (%s)...", device,
-             context.describe())
-    reference = measure_reference(untrained, smallest_model(untrained, example, space), example,
-                                  device, latency, context)
-    budget_ms = config.budget_ms or config.budget_ratio * reference.latency_ms
-    log.info("dense %.3f ms, smallest candidate %s ms, budget %.3f ms", reference.latency_ms,
-             _ms(reference.smallest_latency_ms), budget_ms)
-    if reference.smallest_latency_ms is not None and reference.smallest_latency_ms > budget_ms:
-        if not helper:
-            folder.write_reference(reference, budget_ms=budget_ms)
-        raise BudgetUnreachable(
-            f"budget {budget_ms:.3f} ms is below the smallest candidate the space allows "
-            f"({reference.smallest_latency_ms:.3f} ms measured; dense {reference.latency_ms:.3f} "
-            f"ms); raise the budget or lower --round-to")
+    if helper:  # every worker's latencies are ratios to one measurement of the dense model
+        reference, budget_ms = helper.reference, helper.budget_ms
+    else:
+        reference, budget_ms = _measure_reference(untrained, example, space, config, device,
+                                                  latency, folder)
 
     dense = _dense_model(config, data, recipe)
     dense_accuracy = accuracy(dense, data.val_x, data.val_y)
@@ -236,10 +234,13 @@ def _search_in(config: SearchConfig, helper: bool,
     def checkpoint() -> None:
         folder.write_csv("trials.csv", _study.trials_frame(study, budget_ms))
 
-    if reevaluate:
-        _study.enqueue_reevaluation(study, reevaluate)
+    if not helper:  # before any helper starts, so that the study is queued once
+        if reevaluate:
+            _study.enqueue_reevaluation(study, reevaluate)
+        warm_start(study, space)
     local = config.backend == "local"
-    others = _helpers.start(config, budget_ms) \
+    began = datetime.datetime.now()  # the clock Optuna stamps trials with
+    others = _helpers.start(config, _helpers.FirstProcess(reference, budget_ms, round_to)) \
         if local and not helper and config.workers > 1 else []
     own = dataclasses.replace(config, trials=_helpers.shares(config.trials, config.workers)[0])
     trials = IsolatedEvaluator(evaluator, config.data, config.image_size) \
@@ -248,6 +249,8 @@ def _search_in(config: SearchConfig, helper: bool,
         try:
             if local:
                 _study.run_trials(study, space, trials, own, on_trial=checkpoint)
+                if others and not _helpers.wait(others):
+                    _run_missed(study, space, trials, config, others, began, checkpoint)
             else:  # each Ray trial runs in its own actor process: isolated already
                 _ray_backend().run_trials(study, space, evaluator, config, folder.path,
                                           on_trial=checkpoint)
@@ -275,9 +278,52 @@ def _search_in(config: SearchConfig, helper: bool,
         raise
     if helper:
         return None
-    _helpers.wait(others)
     return _finish(study, folder, reference, reference_extra, evaluator, built.notes,
                    final_steps=config.final_finetune_steps)
+
+
+def _run_missed(study: optuna.Study, space: SearchSpace,
+                evaluator: CandidateEvaluator | IsolatedEvaluator, config: SearchConfig,
+                others: list[multiprocessing.process.BaseProcess], began: datetime.datetime,
+                checkpoint: Callable[[], None]) -> None:
+    """Runs here the trials that helpers which died did not start, so that ``--trials`` holds."""
+    missed = _helpers.shortfall(study, config.trials, others, since=began)
+    if not missed:
+        return
+    left = None
+    if config.timeout is not None:
+        left = config.timeout - (datetime.datetime.now() - began).total_seconds()
+        if left <= 0:
+            log.warning("%d trial(s) of the helpers that ended early were not run: the timeout "
+                        "has passed", missed)
+            return
+    log.warning("running the %d trial(s) that the helpers which ended early did not start",
+                missed)
+    _study.run_trials(study, space, evaluator,
+                      dataclasses.replace(config, trials=missed, timeout=left),
+                      on_trial=checkpoint)
+
+
+def _measure_reference(untrained: nn.Module, example: torch.Tensor, space: SearchSpace,
+                       config: SearchConfig, device: torch.device, latency: LatencySettings,
+                       folder: RunFolder) -> tuple[Reference, float]:
+    """Measures the dense model and the smallest candidate; returns them and the budget in ms.
+    BudgetUnreachable (with reference.json written) when even the smallest is over the budget."""
+    context = config.context
+    log.info("measuring the dense model and the smallest candidate on %s (%s)...", device,
+             context.describe())
+    reference = measure_reference(untrained, smallest_model(untrained, example, space), example,
+                                  device, latency, context)
+    budget_ms = config.budget_ms or config.budget_ratio * reference.latency_ms
+    log.info("dense %.3f ms, smallest candidate %s ms, budget %.3f ms", reference.latency_ms,
+             _ms(reference.smallest_latency_ms), budget_ms)
+    if reference.smallest_latency_ms is not None and reference.smallest_latency_ms > budget_ms:
+        folder.write_reference(reference, budget_ms=budget_ms)
+        raise BudgetUnreachable(
+            f"budget {budget_ms:.3f} ms is below the smallest candidate the space allows "
+            f"({reference.smallest_latency_ms:.3f} ms measured; dense {reference.latency_ms:.3f} "
+            f"ms); raise the budget or lower --round-to")
+    return reference, budget_ms
 
 
 def _finish(study: optuna.Study, folder: RunFolder, reference: Reference, reference_extra: dict,

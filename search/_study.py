@@ -26,7 +26,7 @@ from search._errors import StorageFailed, TooManyFailures, UsageError, interrupt
 from search._faults import failure_kind, failure_reason, is_machine_error, machine_message
 from search._liveness import HEARTBEAT_ATTR, WORKER_ATTR, claim, fail_abandoned, heartbeat
 from search._rungs import PROMOTED, RUNG0_ACCURACY, promotion_for
-from search._sampling import make_sampler, suggest, suggest_importance, warm_start
+from search._sampling import make_sampler, suggest, suggest_importance
 from search._storage import open_storage, redacted, scrub
 from spaces import SearchSpace
 
@@ -180,7 +180,6 @@ def run_trials(study: optuna.Study, space: SearchSpace,
     storage error raises StorageFailed. KeyboardInterrupt propagates after the running trial is
     told FAIL. Returns the number of trials run.
     """
-    warm_start(study, space)
     seen = completed_by_allocation(study)
     began, ran, failures = time.perf_counter(), 0, Counter()
     while ran < config.trials:

@@ -94,7 +94,8 @@ def test_workers_flag_runs_n_processes_on_one_postgresql_study(postgres_url, wor
     assert "[worker 2]" in result.stderr and "[worker 3]" in result.stderr
     study = optuna.load_study(study_name="pg-workers", storage=postgres_url)
     ran = [t for t in study.trials if t.state != optuna.trial.TrialState.WAITING]
-    assert len(ran) == 7 and all(t.state == optuna.trial.TrialState.COMPLETE for t in ran)
+    assert len(ran) == 7 and all(t.state == optuna.trial.TrialState.COMPLETE for t in ran), \
+        result.stderr
     per_pid = pd.Series([t.user_attrs["worker"]["pid"] for t in ran]).value_counts()
     assert sorted(per_pid.tolist()) == [2, 2, 3]  # the first process takes the remainder
     # One budget for all: a trial is feasible exactly when its latency is within it.

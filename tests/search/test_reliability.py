@@ -193,3 +193,41 @@ def test_a_hung_candidate_is_killed_at_its_time_limit_and_the_search_goes_on(wor
     assert trials["state"].tolist() == ["COMPLETE", "FAIL", "COMPLETE"]
     assert trials["fail_reason"][1].startswith("over the trial time limit: still running 10 s "
                                                "after --trial-timeout: its worker was killed")
+
+
+def test_a_helper_killed_at_start_has_its_trials_run_by_the_first_process(workdir):
+    proc = _start(workdir, "--budget-ratio", "1", "--trials", "4", "--workers", "2",
+                  "--study-name", "helper-killed", *TINY)
+    seen = []
+    for line in proc.stderr:  # the first process names its helper as it starts it
+        seen.append(line)
+        if "more worker process(es)" in line:
+            os.kill(int(line.rsplit(":", 1)[1]), signal.SIGKILL)
+            break
+    _, rest = proc.communicate(timeout=300)
+    stderr = "".join(seen) + rest
+    assert proc.returncode == 0, stderr
+    assert "running the 2 trial(s) that the helpers which ended early did not start" in stderr
+    ran = [t for t in _study_trials(workdir / "results" / "helper-killed", "helper-killed")
+           if t.state != optuna.trial.TrialState.WAITING]
+    assert len(ran) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in ran)
+    assert {t.user_attrs["worker"]["pid"] for t in ran} == {proc.pid}
+
+
+def test_shortfall_counts_only_this_runs_trials_by_its_own_processes():
+    import datetime
+
+    from search._helpers import shortfall
+    from search._liveness import WORKER_ATTR, this_worker
+
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    before = study.ask()
+    before.set_user_attr(WORKER_ATTR, this_worker())
+    began = datetime.datetime.now()
+    ours = study.ask()
+    ours.set_user_attr(WORKER_ATTR, this_worker())
+    theirs = study.ask()  # another machine's process on the same study
+    theirs.set_user_attr(WORKER_ATTR, {**this_worker(), "host": "elsewhere"})
+    study.enqueue_trial({})  # queued, not started
+    assert shortfall(study, 3, [], since=began) == 2
+    assert shortfall(study, 1, [], since=began) == 0

@@ -8,6 +8,7 @@ from profilers import Context, LatencyCache, LatencySettings, fingerprint
 from search import SearchConfig
 from search._candidates import CandidateEvaluator, measure_reference
 from search._data import digits
+from search._sampling import warm_start
 from search._study import TRIAL_COLUMNS, open_study, run_trials, trials_frame
 from search._train import Recipe
 from search._zoo import resnet20
@@ -42,6 +43,7 @@ def test_trials_are_stored_and_read_back_with_the_named_columns(tmp_path):
     # candidate as wide as dense can measure a little over it and is then not fine-tuned).
     evaluator.budget_ms = 3 * evaluator.reference.latency_ms
     study = open_study(config)
+    warm_start(study, space)
     assert run_trials(study, space, evaluator, config) == 5
     frame = trials_frame(study, evaluator.budget_ms)
     assert list(frame.columns[:len(TRIAL_COLUMNS)]) == TRIAL_COLUMNS
