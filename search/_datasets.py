@@ -1,5 +1,5 @@
-"""Data from disk or from a user's package: ``cifar10:PATH``, ``imagefolder:PATH`` and
-``pkg.module:function``, each turned into the same in-memory :class:`DataSplits` as ``digits``.
+"""Data from disk or from a user's package: ``cifar10:PATH``, ``mnist:PATH``, ``imagefolder:PATH``
+and ``pkg.module:function``, each turned into the same in-memory :class:`DataSplits` as ``digits``.
 
 Input shape and class count come from the data. Images are held in memory as float tensors (the
 quick fine-tune samples batches from them), so a data set must fit in memory; pass a subset
@@ -8,6 +8,7 @@ through ``pkg.module:function`` when it does not.
 
 from __future__ import annotations
 
+import gzip
 import io
 import pickle
 from collections import Counter
@@ -23,6 +24,9 @@ from search._data import DataSplits, stratified_splits
 from search._errors import UsageError
 
 _CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
+# MNIST's IDX files (Fashion-MNIST and KMNIST use the same names and format), each maybe gzipped.
+_IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+              "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 # What a CIFAR python batch may reference when unpickled: numpy arrays, nothing that runs code.
 _NUMPY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
@@ -97,6 +101,60 @@ def cifar10(path: str, *, image_size: int | None = None, seed: int = 0) -> DataS
     train_x, val_x, test_x = _normalise(*(_resized(x, image_size)
                                           for x in (images[train], images[val], test_x)))
     return DataSplits(train_x, labels[train], val_x, labels[val], test_x, test_y, num_classes=10)
+
+
+def _idx(root: Path, name: str, what: str) -> np.ndarray:
+    """One IDX file (``name`` or ``name.gz`` under ``root``) as an array of its shape."""
+    plain, packed = root / name, root / f"{name}.gz"
+    path = plain if plain.exists() else packed
+    try:
+        raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{what}: {name}[.gz] is missing; expected MNIST's IDX files "
+                         f"({', '.join(n for pair in _IDX_FILES.values() for n in pair)})") from None
+    except (OSError, EOFError) as exc:  # a damaged gzip
+        raise UsageError(f"{what}: {path.name} cannot be read ({exc})") from None
+    # The header: two zero bytes, the type (0x08: unsigned bytes), the number of dimensions, then
+    # each dimension as a big-endian int32.
+    dims = raw[3] if len(raw) >= 4 else 0
+    header = 4 + 4 * dims
+    if raw[:3] != b"\x00\x00\x08" or dims not in (1, 3) or len(raw) < header:
+        raise UsageError(f"{what}: {path.name} is not an IDX file of unsigned bytes")
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">i4", count=dims, offset=4))
+    if len(raw) - header != int(np.prod(shape)):
+        raise UsageError(f"{what}: {path.name} holds {len(raw) - header} bytes after its header, "
+                         f"not the {int(np.prod(shape))} its shape {shape} needs")
+    return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
+
+
+def _idx_split(root: Path, split: str, what: str) -> tuple[Tensor, Tensor]:
+    images, labels = (_idx(root, name, what) for name in _IDX_FILES[split])
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+        raise UsageError(f"{what}: {_IDX_FILES[split][0]} must hold N images (N x H x W) and "
+                         f"{_IDX_FILES[split][1]} their N labels")
+    # Grey to three channels, as digits: every built-in model takes RGB input.
+    x = torch.from_numpy(images.copy()).float().div(255).unsqueeze(1).repeat(1, 3, 1, 1)
+    return x, torch.from_numpy(labels.astype(np.int64))
+
+
+def mnist(path: str, *, image_size: int | None = None, seed: int = 0) -> DataSplits:
+    """MNIST, Fashion-MNIST or KMNIST from their IDX files (gzipped or not): ``train-*`` give
+    train and val (a stratified tenth, by ``seed``), ``t10k-*`` the test split. Native size is
+    28 px; grey images are repeated to three channels."""
+    what = f"--data mnist:{path}"
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise UsageError(f"{what}: no such folder")
+    images, labels = _idx_split(root, "train", what)
+    test_x, test_y = _idx_split(root, "test", what)
+    num_classes = int(max(labels.max(), test_y.max())) + 1
+    if num_classes < 2 or len(labels.unique()) < num_classes:
+        raise UsageError(f"{what}: the training labels must name every class 0..{num_classes - 1}")
+    train, val = stratified_splits(labels, (0.9, 0.1), seed)
+    train_x, val_x, test_x = _normalise(*(_resized(x, image_size)
+                                          for x in (images[train], images[val], test_x)))
+    return DataSplits(train_x, labels[train], val_x, labels[val], test_x, test_y,
+                      num_classes=num_classes)
 
 
 def _image_files(root: Path) -> list[tuple[Path, str]]:
@@ -229,4 +287,4 @@ def from_function(function: Callable[[], object], path: str, *, image_size: int 
     return DataSplits(tx, ty, vx, vy, sx, sy, num_classes=num_classes, notes=notes)
 
 
-DATA_PREFIXES = {"cifar10": cifar10, "imagefolder": imagefolder}
+DATA_PREFIXES = {"cifar10": cifar10, "mnist": mnist, "imagefolder": imagefolder}

@@ -54,8 +54,9 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
                           "timm:NAME or pkg.module:factory (default %(default)s)")
     run.add_argument("--data", default=d["data"].default,
                      help="digits (default; offline), cifar10:PATH (the python batches), "
-                          "imagefolder:PATH (CLASS/IMAGE files, optionally under train/ val/ "
-                          "test/) or pkg.module:function returning (train, val[, test])")
+                          "mnist:PATH (MNIST/Fashion-MNIST IDX files), imagefolder:PATH "
+                          "(CLASS/IMAGE files, optionally under train/ val/ test/) or "
+                          "pkg.module:function returning (train, val[, test])")
     run.add_argument("--checkpoint", help="state dict of the trained model (weights_only load); "
                                           "without it a dense baseline is trained and cached")
     run.add_argument("--image-size", type=int, metavar="PX",

@@ -2,7 +2,7 @@
 
 Models: the built-ins, ``torchvision:NAME`` and ``timm:NAME`` when installed, and
 ``pkg.module:factory`` (called as ``factory(num_classes=N)``). Data: ``digits`` (offline default),
-``cifar10:PATH``, ``imagefolder:PATH`` and ``pkg.module:function``.
+``cifar10:PATH``, ``mnist:PATH``, ``imagefolder:PATH`` and ``pkg.module:function``.
 Devices: ``cpu``, ``cuda``, ``cuda:N``, checked together with the deployment context.
 """
 
@@ -142,4 +142,4 @@ def load_data(name: str, *, image_size: int | None, seed: int) -> DataSplits:
         return from_function(_import_attr(name, "--data"), name, image_size=image_size,
                              seed=seed)
     raise UsageError(f"unknown data {name!r}; valid: {_closest_first(name, list(DATASETS))}, "
-                     f"cifar10:PATH, imagefolder:PATH, or pkg.module:function")
+                     f"cifar10:PATH, mnist:PATH, imagefolder:PATH, or pkg.module:function")

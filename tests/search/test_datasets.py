@@ -1,8 +1,10 @@
-"""``cifar10:PATH``, ``imagefolder:PATH`` and ``pkg.module:function``, on small files written here
-in each real format."""
+"""``cifar10:PATH``, ``mnist:PATH``, ``imagefolder:PATH`` and ``pkg.module:function``, on small
+files written here in each real format."""
 
+import gzip
 import json
 import pickle
+import struct
 import sys
 import textwrap
 
@@ -72,6 +74,65 @@ def test_cifar10_bad_files_say_which(tmp_path, damage, message):
         load_data(f"cifar10:{root}", image_size=None, seed=0)
     with pytest.raises(UsageError, match="no such folder"):
         load_data(f"cifar10:{tmp_path}/nowhere", image_size=None, seed=0)
+
+
+def _idx_bytes(array):
+    """The IDX format MNIST ships in: 0, 0, type 0x08 (unsigned bytes), the number of
+    dimensions, each dimension as a big-endian int32, then the bytes."""
+    header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}i", *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_mnist(root, train=100, test=20, size=28, zipped=True):
+    """The four files of MNIST (and Fashion-MNIST), gzipped as they are downloaded."""
+    root.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", train), ("t10k", test)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 60, (n, size, size))
+        images[:, :4, :] = labels[:, None, None] * 25  # the top rows tell the class
+        for kind, array in (("images-idx3", images), ("labels-idx1", labels)):
+            name, data = f"{prefix}-{kind}-ubyte", _idx_bytes(array)
+            if zipped:
+                (root / f"{name}.gz").write_bytes(gzip.compress(data))
+            else:
+                (root / name).write_bytes(data)
+    return root
+
+
+@pytest.mark.parametrize("zipped", [True, False])
+def test_mnist_reads_the_idx_files(tmp_path, zipped):
+    write_mnist(tmp_path, zipped=zipped)
+    splits = load_data(f"mnist:{tmp_path}", image_size=None, seed=0)
+    assert splits.input_shape == (3, 28, 28) and splits.num_classes == 10
+    assert len(splits.train_y) + len(splits.val_y) == 100 and len(splits.val_y) == 10
+    assert len(splits.test_y) == 20 and splits.test_y.tolist() == [i % 10 for i in range(20)]
+    assert torch.equal(splits.train_x[:, 0], splits.train_x[:, 2])  # grey, repeated
+    assert splits.train_x.mean().abs() < 1e-4  # normalised by the training images
+    # The class is still in the top rows after normalising: the label maps to one pixel value.
+    top = splits.test_x[:, 0, 0, 0]
+    assert len(set(zip(splits.test_y.tolist(), top.round(decimals=4).tolist(), strict=True))) == 10
+    assert load_data(f"mnist:{tmp_path}", image_size=16, seed=0).input_shape == (3, 16, 16)
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda root: (root / "t10k-labels-idx1-ubyte.gz").unlink(),
+     r"t10k-labels-idx1-ubyte\[.gz\] is missing"),
+    (lambda root: (root / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip"), "cannot be read"),
+    (lambda root: (root / "train-images-idx3-ubyte.gz").write_bytes(
+        gzip.compress(b"\x00\x00\x0d\x03" + b"\x00" * 20)), "not an IDX file of unsigned bytes"),
+    (lambda root: (root / "t10k-images-idx3-ubyte.gz").write_bytes(
+        gzip.compress(_idx_bytes(np.zeros((20, 28, 28)))[:-5])), "not the 15680 its shape"),
+    (lambda root: (root / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(_idx_bytes(np.zeros(19)))), "their N labels"),
+])
+def test_mnist_bad_files_say_which(tmp_path, damage, message):
+    root = write_mnist(tmp_path)
+    damage(root)
+    with pytest.raises(UsageError, match=message):
+        load_data(f"mnist:{root}", image_size=None, seed=0)
+    with pytest.raises(UsageError, match="no such folder"):
+        load_data(f"mnist:{tmp_path}/nowhere", image_size=None, seed=0)
 
 
 def write_images(root, classes=("cat", "dog", "owl"), per_class=5, size=(20, 12)):
