@@ -46,12 +46,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--candidates", type=int, default=24)
     parser.add_argument("--long-steps", type=int, default=200)
     parser.add_argument("--model", default=SearchConfig.model)
+    parser.add_argument("--data", default=SearchConfig.data,
+                        help="as the search's --data; mnist:benchmarks/data/fashion-mnist after "
+                             "python benchmarks/fashion_mnist.py is a harder task than digits")
+    parser.add_argument("--image-size", type=int, default=SearchConfig.image_size)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     rows, seconds = [], {name: 0.0 for name in [*PROXIES, "long"]}
     with tempfile.TemporaryDirectory() as tmp:
-        config = SearchConfig(budget_ratio=1.0, model=args.model, seed=args.seed,
-                              results_dir=str(Path(tmp) / "results"))
+        config = SearchConfig(budget_ratio=1.0, model=args.model, seed=args.seed, data=args.data,
+                              image_size=args.image_size, results_dir=str(Path(tmp) / "results"))
         setup = _setup(config)
         rng = random.Random(args.seed)
         for number in range(args.candidates):
@@ -77,14 +81,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     env = fingerprint(torch.device("cpu"), 1)
     stamp = datetime.date.today().isoformat()
     text = (f"# proxy_correlation, {stamp}, {env['cpu_model']} ({env['cpu_count']} CPUs), torch "
-            f"{env['torch']}, model {args.model}, digits 16 px, {len(scores)} random "
-            f"candidates, long = {args.long_steps} steps\n"
+            f"{env['torch']}, model {args.model}, {args.data} {setup.data.input_shape[-1]} px, "
+            f"{len(setup.data.val_y)} validation images, {len(scores)} random candidates, "
+            f"long = {args.long_steps} steps\n"
             f"# python benchmarks/proxy_correlation.py "
             f"{' '.join(sys.argv[1:] if argv is None else argv)}\n"
             + table.round(3).to_string(index=False) + "\n\n"
             + scores.round(4).to_string(index=False) + "\n")
     print(text)
-    out = Path(__file__).parent / "results" / f"proxy_correlation-{stamp}-{args.model}.txt"
+    data = "" if args.data == SearchConfig.data else "-" + Path(args.data.split(":")[-1]).name
+    out = Path(__file__).parent / "results" / f"proxy_correlation-{stamp}-{args.model}{data}.txt"
     out.write_text(text)
     print(f"wrote {out}")
     return table

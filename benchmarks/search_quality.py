@@ -319,6 +319,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--budget-ratio", type=float,
                         help="default 0.5; quick 0.85 (ResNet-20's smallest candidate at 8 px "
                              "measured 0.62-0.65 of the dense latency)")
+    parser.add_argument("--model", help="default: the search's (vgg16_bn); quick: resnet20")
+    parser.add_argument("--data", default=SearchConfig.data,
+                        help="as the search's --data; mnist:benchmarks/data/fashion-mnist after "
+                             "python benchmarks/fashion_mnist.py is a harder task than digits")
+    parser.add_argument("--image-size", type=int, help="default 16 (digits), the data's own size "
+                        "otherwise; quick: 8")
     parser.add_argument("--out", help="results file (default benchmarks/results/...)")
     args = parser.parse_args(argv)
     n = args.evaluations or (5 if args.quick else 40)
@@ -329,8 +335,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         root = Path(tmp)
         quick = {"model": "resnet20", "image_size": 8, "finetune_steps": 2,
                  "final_finetune_steps": 5, "measure_seconds": 0.5}
+        chosen = {"model": args.model, "image_size": args.image_size}
         config = SearchConfig(budget_ratio=args.budget_ratio, results_dir=str(root / "results"),
-                              **(quick if args.quick else {}))
+                              data=args.data, **{**(quick if args.quick else {}),
+                                                 **{k: v for k, v in chosen.items() if v}})
         setup = _setup(config)
         if args.quick:
             setup = replace(setup, eagleeye_pool=3)
@@ -377,7 +385,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     print(text)
     if not args.quick or args.out:
         out = Path(args.out) if args.out else Path(__file__).parent / "results" / (
-            f"search_quality-{stamp}-{config.model}.txt")
+            f"search_quality-{stamp}-{config.model}"
+            f"{'' if args.data == SearchConfig.data else '-' + Path(args.data.split(':')[-1]).name}.txt")
         out.write_text(text)
         print(f"wrote {out}")
     return table
