@@ -11,9 +11,8 @@ import pandas as pd
 from profilers import compare
 from search._candidates import CandidateEvaluator, Reference
 from search._errors import UsageError
-from search._runfolder import RunFolder, load_pruned, save_pruned
+from search._runfolder import RunFolder, load_pruned_with_spec, save_pruned
 from search._train import accuracy, finetune
-from spaces import PrunedSpec
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +25,14 @@ def final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEval
     then those of the model they export. ``quick_accuracy`` keeps the search-time score.
 
     Another worker on the same study, finishing later, may have found a trial dominated and
-    removed its model since ``front`` was read: such a trial is left off (it is dominated)."""
-    models, kept = [], []
+    removed its model since ``front`` was read: such a trial is left off (it is dominated). One
+    removed after it was loaded here is fine-tuned and saved as ``final-N`` all the same."""
+    specs, models, kept = [], [], []
     for number in front["trial"]:
         try:
-            models.append(load_pruned(folder.model_json(number)))
+            spec, model = load_pruned_with_spec(folder.model_json(number))
+            specs.append(spec)
+            models.append(model)
             kept.append(number)
         except (FileNotFoundError, UsageError):
             log.info("trial %d: model removed by another worker that found it dominated", number)
@@ -42,9 +44,8 @@ def final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEval
         log.info("final stage: fine-tuning the %d models of the front for %d more steps...",
                  len(models), steps)
         recipe = dataclasses.replace(evaluator.recipe, finetune_steps=steps)
-        for number, model in zip(kept, models, strict=True):
+        for number, spec, model in zip(kept, specs, models, strict=True):
             finetune(model, evaluator.data, recipe, seed=evaluator.seed * 100_003 + number)
-            spec = PrunedSpec.read(folder.model_json(number))
             save_pruned(model, dataclasses.replace(spec, weights=f"final-{number}.pt"),
                         folder.model_json(number, final=True))
         front["accuracy"] = [accuracy(m, evaluator.data.val_x, evaluator.data.val_y)

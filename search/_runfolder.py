@@ -55,11 +55,17 @@ def load_pruned(json_path: str | Path) -> nn.Module:
         >>> model(torch.randn(1, 3, 16, 16)).shape  # doctest: +SKIP
         torch.Size([1, 10])
     """
+    return load_pruned_with_spec(json_path)[1]
+
+
+def load_pruned_with_spec(json_path: str | Path) -> tuple[PrunedSpec, nn.Module]:
+    """``load_pruned``, with the widths JSON it read: reading the JSON a second time could find
+    it gone (another worker on the study removes models it finds dominated)."""
     json_path = Path(json_path)
     spec = PrunedSpec.read(json_path)
     state = load_weights(json_path.with_name(spec.weights), f"{json_path.with_name(spec.weights)}")
     base = build_model(spec.model, spec.num_classes)
-    return rebuild(base, torch.zeros(spec.input_shape), spec.allocation, state)
+    return spec, rebuild(base, torch.zeros(spec.input_shape), spec.allocation, state)
 
 
 class RunFolder:
