@@ -24,6 +24,7 @@ from search._datasets import DATA_PREFIXES, from_function
 from search._errors import UsageError
 from search._patterns import PATTERN_MODELS
 from search._zoo import BUILTIN_MODELS
+from spaces import convert_attention
 
 
 def device_for(name: str, context: Context) -> torch.device:
@@ -69,12 +70,20 @@ def _hub_model(prefix: str, name: str, num_classes: int) -> nn.Module:
 
 
 def build_model(name: str, num_classes: int) -> nn.Module:
-    """A freshly initialised model by the name a user typed (``--model``).
+    """A freshly initialised model by the name a user typed (``--model``), with every
+    ``nn.MultiheadAttention`` swapped for the equivalent ``HeadsAttention`` whose heads can be
+    pruned (it loads the original's state dict names too).
 
     Example:
         >>> build_model("resnet20", 10).fc.out_features
         10
     """
+    model = _model(name, num_classes)
+    convert_attention(model)
+    return model
+
+
+def _model(name: str, num_classes: int) -> nn.Module:
     if name in BUILTIN_MODELS:
         return BUILTIN_MODELS[name](num_classes=num_classes)
     if name in PATTERN_MODELS:

@@ -4,6 +4,7 @@ The only package that imports torch_pruning; what leaves it is plain data (group
 counts, JSON) and ordinary ``nn.Module`` objects.
 """
 
+from spaces._attention import HeadsAttention, convert_attention
 from spaces._file import SpaceFile, read_space_file
 from spaces._groups import ChannelGroup, ExcludedGroup, discover_groups, unhandled_parts
 from spaces._prune import IMPORTANCES, SEARCHED_IMPORTANCES, breaking_widths, layer_widths, prune, rebuild
@@ -17,12 +18,14 @@ __all__ = [
     "ChannelGroup",
     "Dimension",
     "GroupChoices",
+    "HeadsAttention",
     "ExcludedGroup",
     "SearchSpace",
     "PrunedSpec",
     "SEARCHED_IMPORTANCES",
     "SpaceFile",
     "breaking_widths",
+    "convert_attention",
     "discover_groups",
     "kept_channels",
     "layer_widths",

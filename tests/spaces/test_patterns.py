@@ -6,6 +6,7 @@ import torch
 
 from search import load_pruned
 from search._patterns import PATTERN_MODELS
+from search._registry import build_model
 from search._runfolder import save_pruned
 from search._space import build_space
 from search._zoo import BUILTIN_MODELS
@@ -16,7 +17,7 @@ SEARCHED = {
     "pattern-concat": {"layers.0.0", "layers.1.0", "layers.2.0", "transition.0"},
     "pattern-grouped-se": {"blocks.0.0.0", "blocks.0.1.0"},  # the grouped conv's width, by 4s
     "pattern-depthwise-ln": {"blocks.0.pwconv1", "blocks.1.pwconv1"},  # the MLP width
-    "pattern-attention": {"blocks.0.fc1", "blocks.1.fc1"},  # the MLP width
+    "pattern-attention": {"blocks.0.attn.qkv", "blocks.1.fc1"},  # torch's attention: heads + MLP
     "pattern-heads": {"blocks.0.attn.qkv", "blocks.1.attn.qkv", "blocks.0.fc1"},  # heads + MLP
     "pattern-split-cat": {"branches.0.0.0", "branches.1.0.0"},
     "pattern-hardswish": {"blocks.0.0", "blocks.1.0", "head.0"},
@@ -27,7 +28,7 @@ SEARCHED = {
 @pytest.mark.parametrize("name", sorted(PATTERN_MODELS))
 def test_a_pattern_prunes_keeps_its_output_and_round_trips(name, tmp_path):
     torch.manual_seed(0)
-    model = PATTERN_MODELS[name](num_classes=10).eval()
+    model = build_model(name, 10).eval()  # as the search builds it
     x = torch.randn(4, 3, 16, 16)
     built = build_space(model, x, model_name=name, space="per-layer", round_to=8)
     space = built.space
