@@ -3,6 +3,8 @@ candidates a new study starts with."""
 
 from __future__ import annotations
 
+import math
+
 import optuna
 
 from spaces import SEARCHED_IMPORTANCES, Allocation, SearchSpace
@@ -10,6 +12,8 @@ from spaces import SEARCHED_IMPORTANCES, Allocation, SearchSpace
 # Uniform candidates tried first in a new study: they anchor the front across the latency range
 # that random start-up trials (whose per-group fractions average out near the middle) rarely reach.
 _WARM_START_FRACTIONS = (0.25, 0.5, 0.75)
+_DRAWN = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
+          optuna.trial.TrialState.FAIL)
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -25,17 +29,33 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def suggest(trial: optuna.Trial, space: SearchSpace) -> Allocation:
-    """The trial's widths: one value per dimension of the space, drawn by the sampler."""
+    """The trial's widths: one value per dimension of the space, drawn by the sampler.
+
+    Fractions are drawn as ordered numbers, so the sampler can learn that fewer channels are
+    faster: an even grid as a stepped float; an uneven one (a spaces file's, such as 1/16, 1/8,
+    1/4, 1/2, 1) as a log-scaled float snapped to the nearest choice (it was a category, which
+    tells the sampler nothing of order). A study that drew a dimension as a category keeps
+    drawing it so, since a parameter cannot change kind within a study."""
+    categorical = _categorical_params(trial)
     params = {}
     for dim in space.dimensions:
         grid = dim.choices
         steps = {round(b - a, 9) for a, b in zip(grid, grid[1:], strict=False)}
-        if dim.unit == "fraction" and len(steps) == 1:
-            # An even grid: a stepped float keeps the order for the sampler.
+        if dim.unit != "fraction" or dim.name in categorical or len(grid) < 2:
+            params[dim.name] = trial.suggest_categorical(dim.name, grid)
+        elif len(steps) == 1:
             params[dim.name] = trial.suggest_float(dim.name, grid[0], grid[-1], step=steps.pop())
         else:
-            params[dim.name] = trial.suggest_categorical(dim.name, grid)
+            drawn = trial.suggest_float(dim.name, grid[0], grid[-1], log=True)
+            params[dim.name] = min(grid, key=lambda c, d=drawn: abs(math.log(c / d)))
     return space.decode(params)
+
+
+def _categorical_params(trial: optuna.Trial) -> set[str]:
+    """Parameters this trial's study has drawn as categories before."""
+    return {name for earlier in trial.study.get_trials(deepcopy=False, states=_DRAWN)
+            for name, dist in earlier.distributions.items()
+            if isinstance(dist, optuna.distributions.CategoricalDistribution)}
 
 
 def suggest_importance(trial: optuna.Trial, importance: str) -> str | None:
@@ -54,6 +74,8 @@ def warm_start(study: optuna.Study, space: SearchSpace) -> None:
 
 
 def _warm_start(grid: tuple[float, ...]) -> list[float]:
-    """The grid's fractions nearest to the warm-start ones, below 1 (the dense model is known)."""
+    """The grid's fractions nearest to the warm-start ones and its smallest, below 1 (the dense
+    model is known). The smallest anchors the fast end of the front when a spaces file's grid
+    goes below a quarter."""
     nearest = {min(grid, key=lambda f: abs(f - target)) for target in _WARM_START_FRACTIONS}
-    return sorted(f for f in nearest if f < 1.0)
+    return sorted(f for f in {*nearest, min(grid)} if f < 1.0)

@@ -1,5 +1,6 @@
 """The study loop on a real (small) model and real Optuna storage, without the CLI."""
 
+import optuna
 import pandas as pd
 import pytest
 import torch
@@ -8,11 +9,11 @@ from profilers import Context, LatencyCache, LatencySettings, fingerprint
 from search import SearchConfig
 from search._candidates import CandidateEvaluator, measure_reference
 from search._data import digits
-from search._sampling import warm_start
+from search._sampling import suggest, warm_start
 from search._study import TRIAL_COLUMNS, open_study, run_trials, trials_frame
 from search._train import Recipe
 from search._zoo import resnet20
-from spaces import SearchSpace, discover_groups, prune
+from spaces import ChannelGroup, SearchSpace, discover_groups, prune
 
 FAST = LatencySettings(min_rounds=3, max_seconds=0.3, warmup_s=0.02, warmup_calls=2)
 
@@ -83,6 +84,45 @@ def test_warm_start_fractions_snap_to_the_grid():
     assert _warm_start((0.5, 1.0)) == [0.5]
     assert _warm_start((0.2, 0.45, 0.8, 1.0)) == [0.2, 0.45, 0.8]
     assert _warm_start((1.0,)) == []
+    # A grid below a quarter (a spaces file's) also starts from its smallest: the fast end.
+    assert _warm_start((0.0625, 0.125, 0.25, 0.375, 0.5, 0.75, 1.0)) == [0.0625, 0.25, 0.5, 0.75]
+
+
+UNEVEN = (0.0625, 0.125, 0.25, 0.5, 1.0)
+
+
+def _uneven_space():
+    groups = tuple(ChannelGroup(f"g{i}", 64, (f"g{i}",)) for i in range(3))
+    return SearchSpace(groups, fractions=UNEVEN, round_to=1)
+
+
+def test_an_uneven_grid_is_drawn_in_order_and_snapped_to_its_choices():
+    space = _uneven_space()
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    kept = set()
+    for _ in range(40):
+        trial = study.ask()
+        allocation = suggest(trial, space)
+        # Ordered (a log-scaled float), not a category: the sampler can learn that less is faster.
+        assert all(isinstance(d, optuna.distributions.FloatDistribution) and d.log
+                   for d in trial.distributions.values())
+        kept |= set(allocation.values())
+        study.tell(trial, [0.5, 1.0])
+    assert kept == {int(64 * f) for f in UNEVEN}  # every choice is reached, nothing between
+
+
+def test_a_study_that_drew_a_dimension_as_a_category_keeps_drawing_it_so():
+    space = _uneven_space()
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    older = study.ask()  # as the search drew uneven grids before they were ordered
+    for dim in space.dimensions:
+        older.suggest_categorical(dim.name, dim.choices)
+    study.tell(older, [0.5, 1.0])
+    trial = study.ask()
+    suggest(trial, space)  # a changed kind would raise here
+    assert all(isinstance(d, optuna.distributions.CategoricalDistribution)
+               for d in trial.distributions.values())
 
 
 def test_latency_cache_reuses_an_earlier_runs_ratio_and_says_so(tmp_path):
