@@ -34,6 +34,8 @@ from runs minutes apart (``hv_own_run`` is the hypervolume by each run's own re-
 
     python benchmarks/search_quality.py              # VGG-16-BN, digits 16 px, N=40 (~20 min)
     python benchmarks/search_quality.py --quick      # ResNet-20 at 8 px, N=5, 2 fine-tune steps (~70 s)
+    python benchmarks/search_quality.py --data mnist:benchmarks/data/fashion-mnist \
+        --space benchmarks/deep_space.toml           # a task and space where pruning costs accuracy
 """
 
 from __future__ import annotations
@@ -325,6 +327,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                              "python benchmarks/fashion_mnist.py is a harder task than digits")
     parser.add_argument("--image-size", type=int, help="default 16 (digits), the data's own size "
                         "otherwise; quick: 8")
+    parser.add_argument("--space", default=SearchConfig.space,
+                        help="as the search's --space: benchmarks/deep_space.toml lets every "
+                             "group keep down to a sixteenth, where pruning costs accuracy")
     parser.add_argument("--out", help="results file (default benchmarks/results/...)")
     args = parser.parse_args(argv)
     n = args.evaluations or (5 if args.quick else 40)
@@ -337,7 +342,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                  "final_finetune_steps": 5, "measure_seconds": 0.5}
         chosen = {"model": args.model, "image_size": args.image_size}
         config = SearchConfig(budget_ratio=args.budget_ratio, results_dir=str(root / "results"),
-                              data=args.data, **{**(quick if args.quick else {}),
+                              data=args.data, space=args.space, **{**(quick if args.quick else {}),
                                                  **{k: v for k, v in chosen.items() if v}})
         setup = _setup(config)
         if args.quick:
@@ -368,7 +373,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     stamp = datetime.date.today().isoformat()
     text = (f"# search_quality, {stamp}, {env['cpu_model']} ({env['cpu_count']} CPUs), torch "
             f"{env['torch']}, model {config.model}, data {config.data} {config.image_size} px, "
-            f"{config.finetune_steps} fine-tune steps, budget ratio {args.budget_ratio}, "
+            f"{config.finetune_steps} fine-tune steps, space {config.space}, budget ratio "
+            f"{args.budget_ratio}, "
             f"{n} evaluations per strategy\n"
             f"# latencies: every front and the smallest candidate measured again side by side in "
             f"one comparison; hv_own_run: by each run's own final re-measurement\n"
@@ -386,7 +392,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     if not args.quick or args.out:
         out = Path(args.out) if args.out else Path(__file__).parent / "results" / (
             f"search_quality-{stamp}-{config.model}"
-            f"{'' if args.data == SearchConfig.data else '-' + Path(args.data.split(':')[-1]).name}.txt")
+            f"{'' if args.data == SearchConfig.data else '-' + Path(args.data.split(':')[-1]).name}"
+            f"{'' if args.space == SearchConfig.space else '-' + Path(args.space).stem}.txt")
         out.write_text(text)
         print(f"wrote {out}")
     return table
