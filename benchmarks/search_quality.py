@@ -34,8 +34,7 @@ from runs minutes apart (``hv_own_run`` is the hypervolume by each run's own re-
 
     python benchmarks/search_quality.py              # VGG-16-BN, digits 16 px, N=40 (~20 min)
     python benchmarks/search_quality.py --quick      # ResNet-20 at 8 px, N=5, 2 fine-tune steps (~70 s)
-    python benchmarks/search_quality.py --data mnist:benchmarks/data/fashion-mnist \
-        --space benchmarks/deep_space.toml           # a task and space where pruning costs accuracy
+    python benchmarks/search_quality.py --data mnist:PATH --space benchmarks/deep_space.toml
 """
 
 from __future__ import annotations
@@ -327,9 +326,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                              "python benchmarks/fashion_mnist.py is a harder task than digits")
     parser.add_argument("--image-size", type=int, help="default 16 (digits), the data's own size "
                         "otherwise; quick: 8")
-    parser.add_argument("--space", default=SearchConfig.space,
-                        help="as the search's --space: benchmarks/deep_space.toml lets every "
-                             "group keep down to a sixteenth, where pruning costs accuracy")
+    parser.add_argument("--space", default=SearchConfig.space, help="as the search's --space")
     parser.add_argument("--out", help="results file (default benchmarks/results/...)")
     args = parser.parse_args(argv)
     n = args.evaluations or (5 if args.quick else 40)
