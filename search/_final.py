@@ -27,16 +27,14 @@ def final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEval
     Another worker on the same study, finishing later, may have found a trial dominated and
     removed its model since ``front`` was read: such a trial is left off (it is dominated). One
     removed after it was loaded here is fine-tuned and saved as ``final-N`` all the same."""
-    specs, models, kept = [], [], []
+    loaded = []  # (trial, spec, model) of the front's models still saved
     for number in front["trial"]:
         try:
-            spec, model = load_pruned_with_spec(folder.model_json(number))
-            specs.append(spec)
-            models.append(model)
-            kept.append(number)
+            loaded.append((number, *load_pruned_with_spec(folder.model_json(number))))
         except (FileNotFoundError, UsageError):
             log.info("trial %d: model removed by another worker that found it dominated", number)
-    front = front[front["trial"].isin(kept)].copy()
+    front = front[front["trial"].isin([number for number, _, _ in loaded])].copy()
+    models = [model for _, _, model in loaded]
     front["quick_accuracy"] = front["accuracy"]
     if not models:
         return front.assign(test_accuracy=float("nan")), reference.latency_ms
@@ -44,7 +42,7 @@ def final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEval
         log.info("final stage: fine-tuning the %d models of the front for %d more steps...",
                  len(models), steps)
         recipe = dataclasses.replace(evaluator.recipe, finetune_steps=steps)
-        for number, spec, model in zip(kept, specs, models, strict=True):
+        for number, spec, model in loaded:
             finetune(model, evaluator.data, recipe, seed=evaluator.seed * 100_003 + number)
             save_pruned(model, dataclasses.replace(spec, weights=f"final-{number}.pt"),
                         folder.model_json(number, final=True))

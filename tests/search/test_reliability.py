@@ -15,6 +15,7 @@ import torch
 
 import search
 from search._config import SearchConfig
+from search._runfolder import RunFolder
 from search._storage import open_storage
 from search._study import open_study
 from tests.search.runs import ROOT, SMALL, TINY, assert_one_line_error, cli
@@ -112,12 +113,10 @@ def test_a_front_model_removed_by_another_worker_during_the_final_stage_is_not_a
     removed = []
 
     def finetune_as_another_worker_removes(model, data, recipe, seed, deadline=None):
-        if not removed:  # the final stage's first model: the other worker removes its files now
-            models = tmp_path / "gone" / "models"
-            removed.extend(sorted(models.glob("trial-*.json")))
-            for json_path in removed:
-                json_path.with_suffix(".pt").unlink()
-                json_path.unlink()
+        if not removed:  # the final stage's first model: the other worker removes it now
+            folder = RunFolder(tmp_path / "gone")
+            saved = {int(p.stem.split("-")[1]) for p in folder.models.glob("trial-*.json")}
+            removed.extend(folder.remove_models(saved))
         return real_finetune(model, data, recipe, seed=seed, deadline=deadline)
 
     config = SearchConfig(budget_ratio=1, trials=3, model="resnet20", image_size=16,
