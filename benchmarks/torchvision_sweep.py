@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from profilers import count_cost  # noqa: E402
 from search._errors import TimeLimitReached, UsageError, time_limit  # noqa: E402
 from search._space import build_space  # noqa: E402
-from spaces import prune, rebuild  # noqa: E402
+from spaces import convert_attention, prune, rebuild  # noqa: E402
 
 # Models that only take one input size (fixed position embeddings or window grids); left out by
 # default, see --with-fixed-224.
@@ -112,10 +112,12 @@ def _check(name: str, max_params: float, zoo: str, began: float) -> dict[str, ob
     except Exception as exc:  # a model this version cannot build at this size
         return {"model": name, "status": "not built", "detail": f"{type(exc).__name__}: {exc}"
                 .splitlines()[0][:200], "seconds": time.perf_counter() - began}
+    converted = convert_attention(model)  # as the search builds it: torch's attention, heads searched
     model.eval()
     x = torch.randn(2, 3, size, size)
     params = sum(p.numel() for p in model.parameters())
-    row: dict[str, object] = {"model": name, "input": size, "params_M": params / 1e6}
+    row: dict[str, object] = {"model": name, "input": size, "params_M": params / 1e6,
+                              "heads_converted": len(converted)}
     if params > max_params:
         return {**row, "status": "skipped (size)", "seconds": time.perf_counter() - began}
     try:
@@ -128,6 +130,7 @@ def _check(name: str, max_params: float, zoo: str, began: float) -> dict[str, ob
     space = built.space
     probed = {g: r for g, r in space.excluded.items()}
     row.update(groups=len(space.searchable), left_dense_by_probe=len(probed),
+               head_groups=sum(g.head_size > 0 for g in space.searchable),
                detail="; ".join(f"{g}: {r}" for g, r in list(probed.items())[:2])[:200])
     dense_macs = count_cost(model, x[:1]).macs
     try:

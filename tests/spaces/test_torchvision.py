@@ -32,3 +32,30 @@ def test_a_torchvision_model_prunes_and_rebuilds(name):
         pytest.skip(f"{name} has {row['params_M']:.0f}M parameters: too large for this test")
     assert row["status"] in ("prunes", "partly unpruned"), row.get("detail")
     assert row["groups"] > 0 and 0 < row["smallest_macs_share"] < 1
+
+
+def test_torchvisions_vit_is_converted_and_its_heads_are_searched():
+    """torchvision's own VisionTransformer class (small, so that it runs in seconds): converted as
+    the search builds it, it computes the same, and each block's heads become a group."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    from search._space import build_space
+    from spaces import HeadsAttention, convert_attention, prune
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = VisionTransformer(image_size=32, patch_size=8, num_layers=3, num_heads=4,
+                              hidden_dim=64, mlp_dim=128, num_classes=10).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        want = model(x)
+    assert len(convert_attention(model)) == 3
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), want, atol=1e-5, rtol=1e-4)
+    space = build_space(model, x[:1], model_name="vit", space="per-layer", round_to=8).space
+    heads = [g for g in space.searchable if g.head_size > 0]
+    assert len(heads) == 3 and all(g.width == 3 * 64 for g in heads)
+    pruned = prune(model, x[:1], space.smallest())
+    attention = [m for m in pruned.modules() if isinstance(m, HeadsAttention)]
+    assert [m.num_heads for m in attention] == [1, 1, 1]
+    assert pruned(x).shape == (2, 10)
