@@ -71,6 +71,7 @@ VARIANTS = ("ours-rungs",)  # of ours, run when asked for
 # "Best accuracy at a budget", at these shares of the search's budget (0.3, 0.4, 0.5 of the dense
 # latency for the default budget ratio 0.5).
 BUDGETS = (0.6, 0.8, 1.0)
+BASELINES = Path(__file__).parent / "data" / "baselines"  # dense baselines kept between runs
 
 
 @dataclass
@@ -86,7 +87,11 @@ class Setup:
     eagleeye_pool: int = 10  # EagleEye's candidates scored by adaptive BN, per evaluation
 
 
-def _setup(config: SearchConfig) -> Setup:
+def _setup(config: SearchConfig, baselines: Path | None = None) -> Setup:
+    if baselines:  # the search caches its baseline in results/baselines: make that one lasting
+        baselines.mkdir(parents=True, exist_ok=True)
+        Path(config.results_dir).mkdir(parents=True, exist_ok=True)
+        (Path(config.results_dir) / "baselines").symlink_to(baselines.resolve())
     data = load_data(config.data, image_size=config.image_size, seed=config.seed)
     example = _example_input(data, 1)
     recipe = Recipe(finetune_steps=config.finetune_steps)
@@ -97,14 +102,11 @@ def _setup(config: SearchConfig) -> Setup:
     return Setup(config, dense, space, example, data, recipe)
 
 
-def _nearest(grid: tuple[float, ...], fraction: float) -> float:
-    return min(grid, key=lambda f: abs(f - fraction))
-
-
 def _fractions_of(setup: Setup, model: torch.nn.Module) -> dict[str, float]:
     """A pruned model's kept share per group (its root layer's output channels), on the grid."""
     modules = dict(model.named_modules())
-    return {g.name: _nearest(setup.space.fractions, modules[g.name].out_channels / g.width)
+    return {g.name: min(setup.space.fractions,
+                        key=lambda f, g=g: abs(f - modules[g.name].out_channels / g.width))
             for g in setup.space.searchable}
 
 
@@ -198,8 +200,7 @@ def _front(out: Path) -> pd.DataFrame:
 
 
 def _smallest_ratio(out: Path) -> float:
-    """The smallest allowed candidate's latency over the dense model's, as the run measured them
-    (NaN when the run could not build it)."""
+    """The smallest allowed candidate's latency / the dense one's, as measured (NaN: not built)."""
     reference = json.loads((out / "reference.json").read_text())
     smallest = reference.get("smallest_latency_ms")
     return smallest / reference["latency_ms"] if smallest else float("nan")
@@ -341,9 +342,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         config = SearchConfig(budget_ratio=args.budget_ratio, results_dir=str(root / "results"),
                               data=args.data, space=args.space, **{**(quick if args.quick else {}),
                                                  **{k: v for k, v in chosen.items() if v}})
-        setup = _setup(config)
-        if args.quick:
-            setup = replace(setup, eagleeye_pool=3)
+        setup = _setup(config, None if args.quick else BASELINES)
+        setup = replace(setup, eagleeye_pool=3) if args.quick else setup
         dense_accuracy = accuracy(setup.dense, setup.data.val_x, setup.data.val_y)
         reference = {"ratio": args.budget_ratio, "accuracy": dense_accuracy - 0.2}
         fronts, counts = {}, {}
@@ -371,8 +371,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     text = (f"# search_quality, {stamp}, {env['cpu_model']} ({env['cpu_count']} CPUs), torch "
             f"{env['torch']}, model {config.model}, data {config.data} {config.image_size} px, "
             f"{config.finetune_steps} fine-tune steps, space {config.space}, budget ratio "
-            f"{args.budget_ratio}, "
-            f"{n} evaluations per strategy\n"
+            f"{args.budget_ratio}, {n} evaluations per strategy\n"
             f"# latencies: every front and the smallest candidate measured again side by side in "
             f"one comparison; hv_own_run: by each run's own final re-measurement\n"
             f"# reference point: latency ratio {reference['ratio']}, accuracy "

@@ -62,8 +62,19 @@ def _check(deadline: float | None) -> None:
         raise TrialTimeLimit("still fine-tuning at --trial-timeout")
 
 
+def distillation_loss(logits: Tensor, teacher_logits: Tensor, y: Tensor,
+                      temperature: float = 4.0) -> Tensor:
+    """Cross-entropy plus Hinton's soft-target term: KL divergence from the teacher's softened
+    outputs, scaled by T^2 so that its gradients keep their size as T changes."""
+    soft = F.kl_div(F.log_softmax(logits / temperature, dim=1),
+                    F.log_softmax(teacher_logits / temperature, dim=1), log_target=True,
+                    reduction="batchmean")
+    return F.cross_entropy(logits, y) + temperature ** 2 * soft
+
+
 def _sgd_steps(model: nn.Module, data: DataSplits, steps: int, lr: float, batch_size: int,
-               generator: torch.Generator, schedule: str, deadline: float | None = None) -> None:
+               generator: torch.Generator, schedule: str, deadline: float | None = None,
+               teacher: nn.Module | None = None) -> None:
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4,
                                 nesterov=True)
@@ -75,7 +86,12 @@ def _sgd_steps(model: nn.Module, data: DataSplits, steps: int, lr: float, batch_
     for _ in range(steps):
         _check(deadline)
         x, y = next(batches)
-        loss = F.cross_entropy(model(x), y)
+        if teacher is None:
+            loss = F.cross_entropy(model(x), y)
+        else:
+            with torch.no_grad():
+                target = teacher(x)
+            loss = distillation_loss(model(x), target, y)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()}")
         optimizer.zero_grad(set_to_none=True)
@@ -114,8 +130,10 @@ def recalibrate_bn(model: nn.Module, data: DataSplits, batches: int, batch_size:
 
 
 def finetune(model: nn.Module, data: DataSplits, recipe: Recipe, seed: int,
-             deadline: float | None = None) -> None:
-    """The quick fine-tune of a pruned candidate, in place: BN recalibration, then N steps.
+             deadline: float | None = None, teacher: nn.Module | None = None) -> None:
+    """The quick fine-tune of a pruned candidate, in place: BN recalibration, then N steps;
+    with a ``teacher`` (the dense model, in eval mode), the steps learn its outputs too
+    (:func:`distillation_loss`).
 
     Raises TrialTimeLimit between steps once ``time.perf_counter()`` passes ``deadline``."""
     generator = torch.Generator().manual_seed(seed)
@@ -124,4 +142,4 @@ def finetune(model: nn.Module, data: DataSplits, recipe: Recipe, seed: int,
     recalibrate_bn(model, data, recipe.bn_batches, recipe.batch_size, generator)
     if recipe.finetune_steps > 0:
         _sgd_steps(model, data, recipe.finetune_steps, recipe.finetune_lr, recipe.batch_size,
-                   generator, "cosine", deadline)
+                   generator, "cosine", deadline, teacher)
