@@ -11,6 +11,7 @@ own study. What differs is only how the widths are chosen:
 - ours-rungs (on request, ``--strategies``): ours with two fidelities, half the quick fine-tune
   steps for every candidate and ``--promote-steps`` of twice them for those it puts near the front
   so far; ``sgd_steps`` shows what that costs against the others.
+- ours-distill (on request): ours with ``--distill``, fine-tunes that learn the dense outputs too.
 - uniform: one keep fraction for every group, every fraction of the grid below 1 (the classic
   baseline; the grid has fewer than N).
 - tp-global: Torch-Pruning's global magnitude ranking (``MagnitudePruner(global_pruning=True)``,
@@ -32,8 +33,8 @@ model: at the end every strategy's front (and the smallest allowed candidate) is
 one interleaved comparison, so all strategies' latencies come from the same rounds rather than
 from runs minutes apart (``hv_own_run`` is the hypervolume by each run's own re-measurement).
 
-    python benchmarks/search_quality.py              # VGG-16-BN, digits 16 px, N=40 (~20 min)
-    python benchmarks/search_quality.py --quick      # ResNet-20 at 8 px, N=5, 2 fine-tune steps (~70 s)
+    python benchmarks/search_quality.py            # VGG-16-BN, digits 16 px, N=40 (~20 min)
+    python benchmarks/search_quality.py --quick    # ResNet-20, 8 px, N=5, 2 fine-tune steps (~70 s)
     python benchmarks/search_quality.py --data mnist:PATH --space benchmarks/deep_space.toml
 """
 
@@ -67,7 +68,7 @@ from search._train import Recipe, accuracy, recalibrate_bn
 from spaces import SearchSpace, prune
 
 STRATEGIES = ("ours", "uniform", "tp-global", "eagleeye", "netadapt")
-VARIANTS = ("ours-rungs",)  # of ours, run when asked for
+VARIANTS = ("ours-rungs", "ours-distill")  # of ours, run when asked for
 # "Best accuracy at a budget", at these shares of the search's budget (0.3, 0.4, 0.5 of the dense
 # latency for the default budget ratio 0.5).
 BUDGETS = (0.6, 0.8, 1.0)
@@ -221,8 +222,8 @@ def _run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataF
         run(replace(config, trials=len(candidates)))
         evaluations += len(candidates)
 
-    if name == "ours":
-        run(replace(base, trials=n))
+    if name in ("ours", "ours-distill"):
+        run(replace(base, trials=n, distill=name == "ours-distill"))
         evaluations = n
     elif name == "ours-rungs":
         steps = setup.config.finetune_steps

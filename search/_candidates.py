@@ -120,6 +120,11 @@ class CandidateEvaluator:
     importance: str = "l2"
     _dense_runner: Runner | None = field(default=None, init=False, repr=False)
 
+    @property
+    def teacher(self) -> nn.Module | None:
+        """The dense model when fine-tunes learn its outputs too (``--distill``), else None."""
+        return self.dense if self.recipe.distill else None
+
     def dense_runner(self) -> Runner:
         """The dense model prepared once (compiling or exporting it is the slow part)."""
         if self._dense_runner is None:
@@ -195,7 +200,8 @@ class CandidateEvaluator:
         pruned, result = self.measure(allocation, importance)
         if result.feasible:
             seed = self.seed * 100_003 + (number if seed_number is None else seed_number)
-            finetune(pruned, self.data, self.recipe, seed=seed, deadline=deadline)
+            finetune(pruned, self.data, self.recipe, seed=seed, deadline=deadline,
+                     teacher=self.teacher)
             result.accuracy = accuracy(pruned, self.data.val_x, self.data.val_y)
             if self.recipe.promote_steps:
                 self._promote(pruned, result, promotion or Promotion(), seed, deadline)
@@ -213,6 +219,7 @@ class CandidateEvaluator:
         promoted = promotion.promotes(quick, result.latency_ms, len(self.data.val_y))
         if promoted:
             longer = replace(self.recipe, finetune_steps=self.recipe.promote_steps, bn_batches=0)
-            finetune(pruned, self.data, longer, seed=seed + 7_919, deadline=deadline)
+            finetune(pruned, self.data, longer, seed=seed + 7_919, deadline=deadline,
+                     teacher=self.teacher)
             result.accuracy = accuracy(pruned, self.data.val_x, self.data.val_y)
         result.extra.update({RUNG0_ACCURACY: quick, PROMOTED: promoted})

@@ -21,7 +21,7 @@ BACKENDS = ("local", "ray")
 STUDY_IDENTITY = ("model", "data", "checkpoint", "image_size", "space", "round_to", "importance",
                   "device",
                   "batch_size", "threads", "precision", "channels_last", "runtime", "cuda_graphs",
-                  "finetune_steps", "promote_steps", "seed")
+                  "finetune_steps", "promote_steps", "distill", "seed")
 
 # How long torch-pruning may take to build a model's dependency graph (it takes hours on a few).
 TRACE_TIMEOUT_S = 300.0
@@ -64,6 +64,7 @@ class SearchConfig:
     latency_cache: bool = True
     finetune_steps: int = 20
     promote_steps: int = 0
+    distill: bool = False
     final_finetune_steps: int = 100
     measure_seconds: float = 3.0
     round_to: int | str = 8

@@ -43,7 +43,8 @@ def final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEval
                  len(models), steps)
         recipe = dataclasses.replace(evaluator.recipe, finetune_steps=steps)
         for number, spec, model in loaded:
-            finetune(model, evaluator.data, recipe, seed=evaluator.seed * 100_003 + number)
+            finetune(model, evaluator.data, recipe, seed=evaluator.seed * 100_003 + number,
+                     teacher=evaluator.teacher)
             save_pruned(model, dataclasses.replace(spec, weights=f"final-{number}.pt"),
                         folder.model_json(number, final=True))
         front["accuracy"] = [accuracy(m, evaluator.data.val_x, evaluator.data.val_y)

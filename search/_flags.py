@@ -102,6 +102,10 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
                           "(within one validation image) is fine-tuned N steps more and scored "
                           "again; 0: every candidate gets the quick fine-tune only "
                           "(default %(default)s)")
+    run.add_argument("--distill", action="store_true",
+                     help="fine-tunes also learn the dense model's outputs (knowledge "
+                          "distillation: cross-entropy plus soft targets at T=4); each step "
+                          "costs a dense forward pass more")
     run.add_argument("--final-finetune-steps", type=int,
                      default=d["final_finetune_steps"].default, metavar="N",
                      help="at the end, the front's models get N more steps and are scored "

@@ -184,7 +184,8 @@ def _search_in(config: SearchConfig, helper: _helpers.FirstProcess | None,
                reevaluate: list[int] | None) -> pd.DataFrame | None:
     context = config.context
     device = device_for(config.device, context)
-    recipe = Recipe(finetune_steps=config.finetune_steps, promote_steps=config.promote_steps)
+    recipe = Recipe(finetune_steps=config.finetune_steps, promote_steps=config.promote_steps,
+                    distill=config.distill)
     latency = LatencySettings(max_seconds=config.measure_seconds)
     data = load_data(config.data, image_size=config.image_size, seed=config.seed)
     example = _example_input(data, config.batch_size)

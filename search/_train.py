@@ -31,6 +31,8 @@ class Recipe:
         finetune_steps: SGD steps of a candidate's quick fine-tune (``--finetune-steps``).
         promote_steps: SGD steps more for a candidate the quick fine-tune puts near the front
             (``--promote-steps``; 0: none).
+        distill: whether candidates' fine-tunes learn the dense model's outputs too
+            (``--distill``; :func:`distillation_loss`); the caller passes the dense model.
         finetune_lr: peak learning rate of the fine-tune (cosine to zero).
         bn_batches: training batches whose statistics replace a candidate's batch-norm statistics.
         dense_epochs: epochs of the dense baseline when no checkpoint is given.
@@ -40,6 +42,7 @@ class Recipe:
     batch_size: int = 64
     finetune_steps: int = 20
     promote_steps: int = 0
+    distill: bool = False
     finetune_lr: float = 0.02
     bn_batches: int = 8
     dense_epochs: int = 10

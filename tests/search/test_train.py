@@ -1,14 +1,19 @@
-"""The fine-tune's distillation from the dense model (an accuracy proxy measured by
+"""The fine-tune's distillation from the dense model (``--distill``; an accuracy proxy measured by
 benchmarks/proxy_correlation.py)."""
 
 import copy
+from dataclasses import replace
 
+import pytest
 import torch
 import torch.nn.functional as F
 
 from search._data import digits
+from search._errors import UsageError
 from search._registry import build_model
+from search._study import open_study
 from search._train import Recipe, distillation_loss, finetune
+from tests.search.test_study import make
 
 
 def test_distillation_adds_nothing_when_the_student_matches_the_teacher_and_pulls_towards_it():
@@ -40,3 +45,22 @@ def test_a_fine_tune_with_a_teacher_learns_from_it():
         assert not torch.allclose(plain(x), distilled(x))
         torch.testing.assert_close(distilled(x), again(x))  # same seed, same result
     assert not teacher.training  # the teacher is only read
+
+
+def test_a_search_with_distill_fine_tunes_candidates_from_the_dense_model(tmp_path):
+    _, space, evaluator = make(tmp_path / "plain", 1.0, 1)
+    config, _, distilled = make(tmp_path / "distilled", 1.0, 1, distill=True)
+    assert evaluator.teacher is None
+    distilled.recipe = replace(distilled.recipe, distill=True)
+    assert distilled.teacher is distilled.dense
+    allocation = space.allocation({g.name: 0.5 for g in space.searchable})
+    for e in (evaluator, distilled):
+        e.budget_ms = 1e9
+        e.evaluate(0, allocation)
+    weights = [torch.load(path / "run" / "models" / "trial-0.pt", weights_only=True)
+               for path in (tmp_path / "plain", tmp_path / "distilled")]
+    assert not all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    # Resuming the study without --distill would mix trials fine-tuned two ways.
+    open_study(config)
+    with pytest.raises(UsageError, match="was run with --distill True, not False"):
+        open_study(replace(config, distill=False))
