@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         help="as the search's --space; benchmarks/deep_space.toml keeps down to 1/16")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--baselines", type=Path, default=BASELINES,
-                        help="where trained dense baselines are kept between runs")
+                        help="where trained dense baselines are kept between runs (keyed by "
+                             "model, --data, size and seed: delete it after changing data files)")
     parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/...)")
     args = parser.parse_args(argv)
     runs = {**{name: (*proxy, 0) for name, proxy in PROXIES.items()},  # ..., seed offset

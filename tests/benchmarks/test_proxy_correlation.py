@@ -1,27 +1,14 @@
 """The proxy-correlation benchmark at its smallest: every proxy scores the same candidates, the
 reference ranks itself perfectly, and the dense baseline is kept where it is told to."""
 
-import importlib.util
-import sys
-
 import pytest
 
-from tests.search.runs import ROOT
-
-
-def _benchmark():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports search_quality, as when run
-    spec = importlib.util.spec_from_file_location("proxy_correlation",
-                                                  ROOT / "benchmarks" / "proxy_correlation.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from tests.search.runs import benchmark
 
 
 @pytest.mark.slow
 def test_every_proxy_and_both_references_score_the_same_candidates(tmp_path):
-    bench = _benchmark()
+    bench = benchmark("proxy_correlation")
     out = tmp_path / "proxies.txt"
     table = bench.main(["--candidates", "3", "--long-steps", "3", "--model", "resnet20",
                         "--image-size", "8", "--baselines", str(tmp_path / "baselines"),

@@ -1,29 +1,18 @@
 """The search-quality benchmark's --quick mode: every strategy runs through the real search with
 the same number of evaluations, and the table it prints is consistent with the runs."""
 
-import importlib.util
 import math
 import re
-import sys
 
 import pytest
 
-from tests.search.runs import ROOT
-
-
-def _benchmark():
-    spec = importlib.util.spec_from_file_location("search_quality",
-                                                  ROOT / "benchmarks" / "search_quality.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+from tests.search.runs import benchmark
 
 
 @pytest.mark.slow
 def test_quick_mode_runs_every_strategy_on_the_same_evaluation_budget(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    bench = _benchmark()
+    bench = benchmark("search_quality")
     out = tmp_path / "quality.txt"
     table = bench.main(["--quick", "--out", str(out)])
     assert table["strategy"].tolist() == list(bench.STRATEGIES)
@@ -54,7 +43,7 @@ def test_quick_mode_runs_every_strategy_on_the_same_evaluation_budget(tmp_path, 
 
 @pytest.mark.slow
 def test_netadapt_proposes_one_cut_per_group_that_removes_the_target_share(tmp_path):
-    bench = _benchmark()
+    bench = benchmark("search_quality")
     from search import SearchConfig
 
     config = SearchConfig(budget_ratio=0.5, model="resnet20", finetune_steps=0,

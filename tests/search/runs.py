@@ -1,5 +1,6 @@
 """Running the CLI as a user does, for the tests: a real subprocess, real files, real exit codes."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -69,6 +70,16 @@ def crash_at_16(num_classes):
 def hang_at_16(num_classes):
     return Picky(num_classes, fails=(), hang=16)
 '''
+
+
+def benchmark(name):
+    """A script of benchmarks/ imported as a module, registered under its name (dataclasses
+    look their module up by name)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def cli(workdir, *args, timeout=300):

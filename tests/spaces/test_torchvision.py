@@ -1,27 +1,15 @@
 """Every torchvision classification model prunes and rebuilds (runs where torchvision is
 installed: ``pip install 'hwprune[vision]'``). benchmarks/torchvision_sweep.py prints the table."""
 
-import importlib.util
-import sys
-
 import pytest
 
-from tests.search.runs import ROOT
+from tests.search.runs import benchmark
 
 torchvision = pytest.importorskip("torchvision", reason="torchvision is not installed (an optional "
                                                          "extra: pip install 'hwprune[vision]')")
 
 
-def _sweep():
-    spec = importlib.util.spec_from_file_location("torchvision_sweep",
-                                                  ROOT / "benchmarks" / "torchvision_sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-SWEEP = _sweep()
+SWEEP = benchmark("torchvision_sweep")
 
 
 @pytest.mark.slow
