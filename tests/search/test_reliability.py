@@ -112,12 +112,12 @@ def test_a_front_model_removed_by_another_worker_during_the_final_stage_is_not_a
     real_finetune = search._final.finetune
     removed = []
 
-    def finetune_as_another_worker_removes(model, data, recipe, seed, deadline=None):
+    def finetune_as_another_worker_removes(model, data, recipe, seed, **options):
         if not removed:  # the final stage's first model: the other worker removes it now
             folder = RunFolder(tmp_path / "gone")
             saved = {int(p.stem.split("-")[1]) for p in folder.models.glob("trial-*.json")}
             removed.extend(folder.remove_models(saved))
-        return real_finetune(model, data, recipe, seed=seed, deadline=deadline)
+        return real_finetune(model, data, recipe, seed=seed, **options)
 
     config = SearchConfig(budget_ratio=1, trials=3, model="resnet20", image_size=16,
                           finetune_steps=2, final_finetune_steps=4, study_name="gone",
