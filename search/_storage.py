@@ -11,6 +11,8 @@ from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock
 
 log = logging.getLogger(__name__)
 
+LOCK_GRACE_S = 10
+
 
 def _journal(path: Path) -> JournalStorage:
     """The journal file storage: appends under a file lock, safe for several processes on one
@@ -25,8 +27,12 @@ def _journal(path: Path) -> JournalStorage:
                 f.truncate(keep)
                 log.warning("%s: dropped %d bytes of an append that never completed", path,
                             len(data) - keep)
-    # A lock left by a killed process is broken after 10 s (appends take milliseconds).
-    lock = JournalFileSymlinkLock(str(path), grace_period=10)
+    # A lock left by a killed process is broken after LOCK_GRACE_S (appends take milliseconds).
+    # The path must be absolute: Optuna's lock is a symlink to the journal and judges its age
+    # by stat()ing through it, and a relative target resolves from the symlink's own folder,
+    # so the stat fails and the stale lock is never broken (the waiter spins forever).
+    path = path.resolve()
+    lock = JournalFileSymlinkLock(str(path), grace_period=LOCK_GRACE_S)
     return JournalStorage(JournalFileBackend(str(path), lock_obj=lock))
 
 

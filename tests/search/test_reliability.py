@@ -144,6 +144,32 @@ def test_a_cut_short_last_journal_line_is_dropped_and_the_study_opens(tmp_path, 
     assert "dropped" in caplog.text and journal.read_bytes().endswith(b"\n")
 
 
+
+def test_a_lock_left_by_a_killed_process_is_broken_when_the_path_is_relative(tmp_path):
+    """CI saw a kill -9 test hang 300 s: Optuna's symlink lock pointed at a relative path, so
+    its age could not be read and the lock was never broken. The CLI's paths are relative."""
+    def create_study(name, *, dies_holding_the_lock=False):
+        code = ("import optuna, sys\n"
+                "from optuna.storages.journal import JournalFileSymlinkLock\n"
+                "from search import _storage\n"
+                "_storage.LOCK_GRACE_S = 3\n"
+                f"if {dies_holding_the_lock}: JournalFileSymlinkLock.release = lambda self: None\n"
+                "optuna.create_study(storage=_storage.open_storage(sys.argv[1]),"
+                " study_name=sys.argv[2])")
+        return subprocess.run(  # in a process: a thread that spins forever cannot be stopped
+            [sys.executable, "-c", code, "results/held/study.journal", name], cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+            timeout=60)
+
+    create_study("first", dies_holding_the_lock=True)
+    assert (tmp_path / "results/held/study.journal.lock").is_symlink()
+    waiter = create_study("second")
+    assert waiter.returncode == 0, waiter.stderr
+    assert "Forcibly releasing" in waiter.stderr
+    storage = open_storage(str(tmp_path / "results/held/study.journal"))
+    assert {s.study_name for s in optuna.get_all_study_summaries(storage)} == {"first", "second"}
+
+
 @pytest.mark.parametrize("storage", ["study.journal", "study.db"])
 def test_damaged_storage_stops_with_exit_5_and_says_how_to_recover(workdir, storage):
     run_dir = workdir / "results" / f"damaged-{storage}"
