@@ -8,10 +8,9 @@ own study. What differs is only how the widths are chosen:
 
 - ours: the default search (TPE on per-group keep fractions, budget constraint, uniform warm
   start), N trials.
-- ours-rungs (on request, ``--strategies``): ours with two fidelities, half the quick fine-tune
-  steps for every candidate and ``--promote-steps`` of twice them for those it puts near the front
-  so far; ``sgd_steps`` shows what that costs against the others.
-- ours-distill (on request): ours with ``--distill``, fine-tunes that learn the dense outputs too.
+- ours-rungs, ours-distill (on request, ``--strategies``): ours with two fidelities (half the
+  quick fine-tune steps for all, ``--promote-steps`` of twice them near the front so far; see
+  ``sgd_steps``), and ours with ``--distill`` (fine-tunes learn the dense outputs too).
 - uniform: one keep fraction for every group, every fraction of the grid below 1 (the classic
   baseline; the grid has fewer than N).
 - tp-global: Torch-Pruning's global magnitude ranking (``MagnitudePruner(global_pruning=True)``,
@@ -35,7 +34,7 @@ from runs minutes apart (``hv_own_run`` is the hypervolume by each run's own re-
 
     python benchmarks/search_quality.py            # VGG-16-BN, digits 16 px, N=40 (~20 min)
     python benchmarks/search_quality.py --quick    # ResNet-20, 8 px, N=5, 2 fine-tune steps (~70 s)
-    python benchmarks/search_quality.py --data mnist:PATH --space benchmarks/deep_space.toml
+    python benchmarks/search_quality.py --data mnist:PATH --space benchmarks/deep_space.toml [--seed 1]
 """
 
 from __future__ import annotations
@@ -59,7 +58,7 @@ import torch_pruning as tp
 
 from profilers import LatencySettings, compare, count_cost, fingerprint
 from search import SearchConfig, load_pruned, run
-from search._front import hypervolume  # noqa: E402
+from search._front import hypervolume
 from search._registry import build_model, load_data
 from search._run import _dense_model, _example_input
 from search._space import build_space
@@ -312,10 +311,9 @@ def side_by_side(setup: Setup, fronts: dict[str, pd.DataFrame],
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="ResNet-20 at 8 px, 5 evaluations, 2 fine-tune steps (5 in the final stage), "
-                             "0.5 s latency comparisons, EagleEye's pool 3 x N, budget ratio 0.85: a "
-                             "smoke run")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: ResNet-20 at 8 px, 5 "
+                        "evaluations, 2 fine-tune steps (5 final), 0.5 s latency comparisons, "
+                        "EagleEye's pool 3 x N, budget ratio 0.85")
     parser.add_argument("--evaluations", type=int, help="per strategy (default 40; quick 5)")
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
                         choices=STRATEGIES + VARIANTS)
@@ -329,6 +327,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--image-size", type=int, help="default 16 (digits), the data's own size "
                         "otherwise; quick: 8")
     parser.add_argument("--space", default=SearchConfig.space, help="as the search's --space")
+    parser.add_argument("--seed", type=int, default=0, help="data split, dense model, samplers")
     parser.add_argument("--out", help="results file (default benchmarks/results/...)")
     args = parser.parse_args(argv)
     n = args.evaluations or (5 if args.quick else 40)
@@ -338,11 +337,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         quick = {"model": "resnet20", "image_size": 8, "finetune_steps": 2,
-                 "final_finetune_steps": 5, "measure_seconds": 0.5}
+                 "final_finetune_steps": 5, "measure_seconds": 0.5} if args.quick else {}
         chosen = {"model": args.model, "image_size": args.image_size}
         config = SearchConfig(budget_ratio=args.budget_ratio, results_dir=str(root / "results"),
-                              data=args.data, space=args.space, **{**(quick if args.quick else {}),
-                                                 **{k: v for k, v in chosen.items() if v}})
+                              data=args.data, space=args.space, seed=args.seed,
+                              **{**quick, **{k: v for k, v in chosen.items() if v}})
         setup = _setup(config, None if args.quick else BASELINES)
         setup = replace(setup, eagleeye_pool=3) if args.quick else setup
         dense_accuracy = accuracy(setup.dense, setup.data.val_x, setup.data.val_y)
@@ -372,7 +371,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     text = (f"# search_quality, {stamp}, {env['cpu_model']} ({env['cpu_count']} CPUs), torch "
             f"{env['torch']}, model {config.model}, data {config.data} {config.image_size} px, "
             f"{config.finetune_steps} fine-tune steps, space {config.space}, budget ratio "
-            f"{args.budget_ratio}, {n} evaluations per strategy\n"
+            f"{args.budget_ratio}, {n} evaluations per strategy, seed {args.seed}\n"
             f"# latencies: every front and the smallest candidate measured again side by side in "
             f"one comparison; hv_own_run: by each run's own final re-measurement\n"
             f"# reference point: latency ratio {reference['ratio']}, accuracy "
@@ -390,7 +389,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         out = Path(args.out) if args.out else Path(__file__).parent / "results" / (
             f"search_quality-{stamp}-{config.model}"
             f"{'' if args.data == SearchConfig.data else '-' + Path(args.data.split(':')[-1]).name}"
-            f"{'' if args.space == SearchConfig.space else '-' + Path(args.space).stem}.txt")
+            f"{'' if args.space == SearchConfig.space else '-' + Path(args.space).stem}"
+            f"{f'-seed{args.seed}' if args.seed else ''}.txt")
         out.write_text(text)
         print(f"wrote {out}")
     return table
