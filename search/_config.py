@@ -25,6 +25,9 @@ STUDY_IDENTITY = ("model", "data", "checkpoint", "image_size", "space", "round_t
 
 # How long torch-pruning may take to build a model's dependency graph (it takes hours on a few).
 TRACE_TIMEOUT_S = 300.0
+# And how much of the memory available when it starts (it can fill any machine on a few: the
+# out-of-memory killer would end the run with no word said).
+TRACE_MEMORY_SHARE = 0.8
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,12 @@ Exit codes: 0 done; 1 a bug; 2 bad input; 3 budget unreachable; 4 most early tri
 
 from __future__ import annotations
 
+import _thread
 import contextlib
+import os
+import resource
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -104,3 +108,71 @@ class SearchInterrupted(KeyboardInterrupt):
     def __init__(self, exit_code: int = 130) -> None:
         super().__init__()
         self.exit_code = exit_code
+
+
+class MemoryLimitReached(BaseException):
+    """Raised by ``memory_limit`` (a BaseException, as TimeLimitReached); ``rss``: the resident
+    bytes when it was seen."""
+
+    def __init__(self, rss: int) -> None:
+        super().__init__(rss)
+        self.rss = rss
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux), else its peak."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
+
+
+def available_bytes() -> int:
+    """Memory the machine can still give (MemAvailable on Linux, else all of it)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+@contextlib.contextmanager
+def memory_limit(max_rss: int, every_s: float = 0.05) -> Iterator[None]:
+    """Raises MemoryLimitReached in the block once this process's resident memory passes
+    ``max_rss`` bytes (0: no limit), before the kernel's out-of-memory killer ends the process
+    with no word said. A thread looks every ``every_s`` and interrupts the main thread, so it
+    stops Python code that keeps allocating (torch-pruning's index mappings on some models),
+    not one native call. Main thread only, as ``time_limit``; it owns SIGUSR1 while it runs."""
+    if not max_rss or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    armed, stop, seen = [True], threading.Event(), [0]
+
+    def interrupted(signum: int, frame: object) -> None:
+        if armed[0]:  # not once the block has ended
+            raise MemoryLimitReached(seen[0])
+
+    def watch() -> None:
+        while not stop.wait(every_s):
+            seen[0] = resident_bytes()
+            if seen[0] > max_rss and armed[0]:
+                _thread.interrupt_main(signal.SIGUSR1)
+                return
+
+    previous = signal.signal(signal.SIGUSR1, interrupted)
+    watcher = threading.Thread(target=watch, name="memory-limit", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        try:
+            armed[0] = False
+        finally:  # even when the handler raised just before
+            stop.set()
+            watcher.join()
+            signal.signal(signal.SIGUSR1, previous)

@@ -10,8 +10,16 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from search._config import TRACE_TIMEOUT_S
-from search._errors import TimeLimitReached, UsageError, time_limit
+from search._config import TRACE_MEMORY_SHARE, TRACE_TIMEOUT_S
+from search._errors import (
+    MemoryLimitReached,
+    TimeLimitReached,
+    UsageError,
+    available_bytes,
+    memory_limit,
+    resident_bytes,
+    time_limit,
+)
 from spaces import (
     ExcludedGroup,
     GroupChoices,
@@ -36,17 +44,29 @@ class BuiltSpace:
 
 def build_space(model: nn.Module, example: torch.Tensor, *, model_name: str, space: str,
                 round_to: int, probe: bool = True,
-                trace_timeout: float = TRACE_TIMEOUT_S) -> BuiltSpace:
+                trace_timeout: float = TRACE_TIMEOUT_S,
+                trace_memory: int | None = None) -> BuiltSpace:
     """The space ``--space`` describes on ``model``; UsageError (exit 2) for a model that
     cannot be traced (or whose dependency graph takes over ``trace_timeout`` seconds, 0: no
-    limit), a bad spaces file, or nothing left to prune.
+    limit, or grows this process past ``trace_memory`` resident bytes, by default its memory
+    now plus TRACE_MEMORY_SHARE of what the machine has available), a bad spaces file, or
+    nothing left to prune.
 
     With ``probe``, groups whose pruning breaks the model are kept dense and reported instead of
     failing every trial that touches them.
     """
+    if trace_memory is None:
+        trace_memory = resident_bytes() + int(TRACE_MEMORY_SHARE * available_bytes())
     try:
-        with time_limit(trace_timeout):
+        with time_limit(trace_timeout), memory_limit(trace_memory):
             groups, excluded = discover_groups(model, example[:1])
+    except MemoryLimitReached as reached:
+        # torchvision's Swin and MaxViT: torch-pruning's index mappings through their reshapes
+        # fill 20 GB and more; better one line than the out-of-memory killer.
+        raise UsageError(f"--model {model_name}: torch-pruning's dependency graph grew this "
+                         f"process to {reached.rss / 2**30:.1f} GB without finishing, and was "
+                         f"stopped before the machine ran out of memory; prune another model, "
+                         f"or use a machine with more memory") from None
     except TimeLimitReached:
         if not trace_timeout:  # a caller's own time limit, not ours
             raise

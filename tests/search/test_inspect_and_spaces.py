@@ -1,12 +1,17 @@
 """``inspect`` and ``--space``: what users see before a search, and what the search then samples."""
 
 import json
+import signal
 import sys
+import time
 
 import pandas as pd
 import pytest
+import torch
 
 from search._cli import main
+from search._errors import UsageError, memory_limit, resident_bytes
+from search._space import build_space
 from tests.search.runs import PICKY_MODEL, TINY, assert_one_line_error, cli
 
 
@@ -101,6 +106,51 @@ def test_a_model_that_cannot_be_traced_is_one_line_and_exit_2(capsys, modules):
     assert code == 2
     assert err.strip().splitlines()[-1].startswith(
         "error: --model twoinputs:Pair: cannot trace it for pruning (TypeError: ")
+
+
+_MB = 2**20
+
+
+class _Hoarder(torch.nn.Module):
+    """Its forward keeps allocating, as torch-pruning's index mappings do while tracing
+    torchvision's Swin; 2 GB at most, so a limit that never fires fails the test, not the
+    machine."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3)
+        self.held: list[bytes] = []
+
+    def forward(self, x):
+        for _ in range(200):
+            self.held.append(b"\1" * (10 * _MB))  # touched pages: resident, not just reserved
+            time.sleep(0.005)
+        return self.conv(x).mean((2, 3))
+
+
+def test_tracing_that_fills_memory_is_stopped_with_one_line_before_the_machine_runs_out():
+    limit = resident_bytes() + 200 * _MB
+    model, handler = _Hoarder(), signal.getsignal(signal.SIGUSR1)
+    with pytest.raises(UsageError) as error:
+        build_space(model, torch.randn(1, 3, 8, 8), model_name="hoarder", space="per-layer",
+                    round_to=8, trace_memory=limit)
+    held = len(model.held) * 10 * _MB
+    model.held.clear()
+    assert str(error.value).startswith("--model hoarder: torch-pruning's dependency graph grew "
+                                       "this process to ")
+    assert "stopped before the machine ran out of memory" in str(error.value)
+    assert 150 * _MB < held < 1024 * _MB  # stopped soon after the limit, long before 2 GB
+    assert signal.getsignal(signal.SIGUSR1) is handler  # the one before it is put back
+
+
+def test_a_memory_limit_that_is_not_reached_changes_nothing():
+    handler = signal.getsignal(signal.SIGUSR1)
+    with memory_limit(resident_bytes() + 1024 * _MB, every_s=0.01):
+        total = sum(range(10**6))
+        time.sleep(0.1)
+    time.sleep(0.1)  # nothing arrives late either
+    assert total == 499999500000
+    assert signal.getsignal(signal.SIGUSR1) is handler
 
 
 def test_a_spaces_file_pattern_that_matches_nothing_is_exit_2(tmp_path):
