@@ -162,8 +162,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--max-params", type=float, default=100e6,
                         help="skip models with more parameters (memory and time on small machines)")
     parser.add_argument("--with-fixed-224", action="store_true",
-                        help="also the ViT, Swin and MaxViT models (224 px only): tracing and "
-                             "probing them took over 20 GB on a 24 GB machine, which killed the run")
+                        help="also the ViT, Swin and MaxViT models (224 px only): tracing "
+                             "Swin and MaxViT fills 80%% of the memory (the limit that stops it), "
+                             "3.5-8.5 min each on a 24 GB machine")
     parser.add_argument("--model-timeout", type=float, default=900,
                         help="seconds one model may take before its row says 'timed out' and the "
                              "sweep goes on (0: no limit)")

@@ -10,14 +10,24 @@ torchvision = pytest.importorskip("torchvision", reason="torchvision is not inst
 
 
 SWEEP = benchmark("torchvision_sweep")
+# What the sweep found torch-pruning cannot group (README, torchvision models): one line each.
+NO_SPACE = ("shufflenet_v2_", "swin_b", "swin_s")
+# Tracing these grows until the memory limit stops it (minutes, about 19 GB on a 24 GB machine):
+# `benchmarks/torchvision_sweep.py --models swin_t swin_v2_t maxvit_t` checks them instead.
+FILLS_MEMORY = ("swin_t", "swin_v2_", "maxvit_")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SWEEP.classification_models())
 def test_a_torchvision_model_prunes_and_rebuilds(name):
+    if name.startswith(FILLS_MEMORY):
+        pytest.skip(f"tracing {name} fills 80% of the memory before it is stopped, in minutes")
     row = SWEEP.check(name, max_params=100e6)
     if row["status"] == "skipped (size)":
         pytest.skip(f"{name} has {row['params_M']:.0f}M parameters: too large for this test")
+    if name.startswith(NO_SPACE):  # torch-pruning cannot trace them: one line, not a traceback
+        assert row["status"] == "no space" and row["detail"].startswith(f"--model {name}: ")
+        return
     assert row["status"] in ("prunes", "partly unpruned"), row.get("detail")
     assert row["groups"] > 0 and 0 < row["smallest_macs_share"] < 1
 
