@@ -10,7 +10,6 @@ from __future__ import annotations
 import _thread
 import contextlib
 import os
-import resource
 import signal
 import sys
 import threading
@@ -125,6 +124,8 @@ def resident_bytes() -> int:
         with open("/proc/self/statm", encoding="ascii") as statm:
             return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
+        import resource  # not on Windows, where /proc is not either
+
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak if sys.platform == "darwin" else peak * 1024
 
@@ -147,8 +148,10 @@ def memory_limit(max_rss: int, every_s: float = 0.05) -> Iterator[None]:
     ``max_rss`` bytes (0: no limit), before the kernel's out-of-memory killer ends the process
     with no word said. A thread looks every ``every_s`` and interrupts the main thread, so it
     stops Python code that keeps allocating (torch-pruning's index mappings on some models),
-    not one native call. Main thread only, as ``time_limit``; it owns SIGUSR1 while it runs."""
-    if not max_rss or threading.current_thread() is not threading.main_thread():
+    not one native call. Main thread only, as ``time_limit``; it owns SIGUSR1 while it runs
+    (no limit where there is no SIGUSR1: Windows)."""
+    if (not max_rss or not hasattr(signal, "SIGUSR1")
+            or threading.current_thread() is not threading.main_thread()):
         yield
         return
     armed, stop, seen = [True], threading.Event(), [0]
