@@ -61,8 +61,8 @@ def build_space(model: nn.Module, example: torch.Tensor, *, model_name: str, spa
         with time_limit(trace_timeout), memory_limit(trace_memory):
             groups, excluded = discover_groups(model, example[:1])
     except MemoryLimitReached as reached:
-        # torchvision's Swin and MaxViT: torch-pruning's get_all_groups expands channel indices
-        # through their reshapes without end; better one line than the out-of-memory killer.
+        # torchvision's Swin and MaxViT (shown on Swin-T: torch-pruning's get_all_groups expands
+        # channel indices through its reshapes); better one line than the out-of-memory killer.
         raise UsageError(f"--model {model_name}: torch-pruning's dependency graph grew this "
                          f"process to {reached.rss / 2**30:.1f} GB without finishing, and was "
                          f"stopped before the machine ran out of memory; prune another model, "
