@@ -238,7 +238,7 @@ def _search_in(config: SearchConfig, helper: _helpers.FirstProcess | None,
     if not helper:  # before any helper starts, so that the study is queued once
         if reevaluate:
             _study.enqueue_reevaluation(study, reevaluate)
-        warm_start(study, space)
+        warm_start(study, space, dense, example)
     local = config.backend == "local"
     began = datetime.datetime.now()  # the clock Optuna stamps trials with
     others = _helpers.start(config, _helpers.FirstProcess(reference, budget_ms, round_to)) \

@@ -1,13 +1,19 @@
-"""What a study proposes: the sampler, the widths it draws for a trial, and the uniform
-candidates a new study starts with."""
+"""What a study proposes: the sampler, the widths it draws for a trial, and the uniform and
+globally ranked candidates a new study starts with."""
 
 from __future__ import annotations
 
+import json
+import logging
 import math
+from collections.abc import Mapping
 
 import optuna
+from torch import Tensor, nn
 
-from spaces import SEARCHED_IMPORTANCES, Allocation, SearchSpace
+from spaces import SEARCHED_IMPORTANCES, Allocation, SearchSpace, channel_scores, global_fractions
+
+log = logging.getLogger(__name__)
 
 # Uniform candidates tried first in a new study: they anchor the front across the latency range
 # that random start-up trials (whose per-group fractions average out near the middle) rarely reach.
@@ -66,11 +72,34 @@ def suggest_importance(trial: optuna.Trial, importance: str) -> str | None:
     return trial.suggest_categorical("importance", SEARCHED_IMPORTANCES)
 
 
-def warm_start(study: optuna.Study, space: SearchSpace) -> None:
-    """Queues the uniform warm-start candidates in a new study."""
-    if not study.trials:
-        for fraction in _warm_start(space.fractions):
-            study.enqueue_trial(space.params_at(fraction))
+def warm_start(study: optuna.Study, space: SearchSpace, dense: nn.Module | None = None,
+               example: Tensor | None = None) -> None:
+    """Queues the warm-start candidates in a new study: every group at the grid's fractions
+    nearest 0.25, 0.5 and 0.75 and at its smallest (uniform); then, given the trained ``dense``
+    model, the allocations that keep as many channels in all as the uniform 0.25, 0.5 and 0.75
+    ones but choose them by one ranking across the model (torch-pruning's global pruning by L2
+    magnitude), where they differ from the uniform ones."""
+    if study.trials:
+        return
+    grid = _warm_start(space.fractions)
+    queued = [space.params_at(fraction) for fraction in grid]
+    ranked = _ranked(dense, example, space) if dense is not None and example is not None else {}
+    if ranked and space.kind != "uniform":
+        queued += [space.params_for(global_fractions(ranked, fraction))
+                   for fraction in grid if fraction != min(space.fractions)]
+    for params in {json.dumps(p, sort_keys=True): p for p in queued}.values():
+        study.enqueue_trial(params)
+
+
+def _ranked(dense: nn.Module, example: Tensor, space: SearchSpace) -> Mapping[str, Tensor]:
+    """The groups' channel scores; none (the uniform warm start only) when a model's layers
+    cannot be scored."""
+    try:
+        return channel_scores(dense, example[:1], space)
+    except Exception as exc:  # a user's model may have a group torch-pruning cannot score
+        log.warning("globally ranked warm-start candidates left out: cannot score the channels "
+                    "(%s: %s)", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        return {}
 
 
 def _warm_start(grid: tuple[float, ...]) -> list[float]:

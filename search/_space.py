@@ -49,8 +49,8 @@ def build_space(model: nn.Module, example: torch.Tensor, *, model_name: str, spa
     """The space ``--space`` describes on ``model``; UsageError (exit 2) for a model that
     cannot be traced (or whose dependency graph takes over ``trace_timeout`` seconds, 0: no
     limit, or grows this process past ``trace_memory`` resident bytes, by default its memory
-    now plus TRACE_MEMORY_SHARE of what the machine has available), a bad spaces file, or
-    nothing left to prune.
+    now plus TRACE_MEMORY_SHARE of what the machine has available; the probe too), a bad spaces
+    file, or nothing left to prune.
 
     With ``probe``, groups whose pruning breaks the model are kept dense and reported instead of
     failing every trial that touches them.
@@ -63,10 +63,7 @@ def build_space(model: nn.Module, example: torch.Tensor, *, model_name: str, spa
     except MemoryLimitReached as reached:
         # torchvision's Swin and MaxViT (shown on Swin-T: torch-pruning's get_all_groups expands
         # channel indices through its reshapes); better one line than the out-of-memory killer.
-        raise UsageError(f"--model {model_name}: torch-pruning's dependency graph grew this "
-                         f"process to {reached.rss / 2**30:.1f} GB without finishing, and was "
-                         f"stopped before the machine ran out of memory; prune another model, "
-                         f"or use a machine with more memory") from None
+        raise _out_of_memory(model_name, "torch-pruning's dependency graph", reached) from None
     except TimeLimitReached:
         if not trace_timeout:  # a caller's own time limit, not ours
             raise
@@ -90,7 +87,12 @@ def build_space(model: nn.Module, example: torch.Tensor, *, model_name: str, spa
     options = {"fractions": fractions} if fractions else {}
     built = SearchSpace(tuple(groups), round_to=round_to, kind=kind, own=own, **options)
     if probe:
-        broken = breaking_widths(model, example[:1], built)
+        try:
+            with memory_limit(trace_memory):
+                broken = breaking_widths(model, example[:1], built)
+        except MemoryLimitReached as reached:
+            raise _out_of_memory(model_name, "pruning it to check which widths work",
+                                 reached) from None
         probed = {}
         for group in built.searchable:
             if group.name not in broken:
@@ -120,6 +122,13 @@ def build_space(model: nn.Module, example: torch.Tensor, *, model_name: str, spa
              kind, len(built.dimensions), len(built.searchable), len(left_dense),
              ", ".join(g.name for g in left_dense))
     return BuiltSpace(built, left_dense, tuple(notes))
+
+
+def _out_of_memory(model_name: str, step: str, reached: MemoryLimitReached) -> UsageError:
+    return UsageError(f"--model {model_name}: {step} grew this process to "
+                      f"{reached.rss / 2**30:.1f} GB without finishing, and was stopped before "
+                      f"the machine ran out of memory; prune another model, or use a machine "
+                      f"with more memory")
 
 
 def smallest_model(model: nn.Module, example: torch.Tensor, space: SearchSpace) -> nn.Module | None:

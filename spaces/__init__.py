@@ -6,6 +6,7 @@ counts, JSON) and ordinary ``nn.Module`` objects.
 
 from spaces._attention import HeadsAttention, convert_attention
 from spaces._file import SpaceFile, read_space_file
+from spaces._global import channel_scores, global_fractions
 from spaces._groups import ChannelGroup, ExcludedGroup, discover_groups, unhandled_parts
 from spaces._prune import IMPORTANCES, SEARCHED_IMPORTANCES, breaking_widths, layer_widths, prune, rebuild
 from spaces._space import KINDS, Allocation, Dimension, GroupChoices, SearchSpace, kept_channels, stage_name
@@ -25,8 +26,10 @@ __all__ = [
     "SEARCHED_IMPORTANCES",
     "SpaceFile",
     "breaking_widths",
+    "channel_scores",
     "convert_attention",
     "discover_groups",
+    "global_fractions",
     "kept_channels",
     "layer_widths",
     "prune",

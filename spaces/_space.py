@@ -157,10 +157,18 @@ class SearchSpace:
 
     def params_at(self, fraction: float) -> dict[str, float]:
         """Each dimension's choice nearest to keeping ``fraction`` of every group (warm starts)."""
+        return self.params_for({g.name: fraction for g in self.groups})
+
+    def params_for(self, fractions: Mapping[str, float]) -> dict[str, float]:
+        """Each dimension's choice nearest to per-group keep ``fractions`` (a group not named
+        keeps all): a width nearest to its share of the group, a fraction shared by several
+        groups (a stage's) nearest to their mean."""
         widths = {g.name: g.width for g in self.groups}
         params = {}
         for dim in self.dimensions:
-            target = fraction * widths[dim.groups[0]] if dim.unit == "width" else fraction
+            wanted = [fractions.get(name, 1.0) for name in dim.groups]
+            target = wanted[0] * widths[dim.groups[0]] if dim.unit == "width" else \
+                sum(wanted) / len(wanted)
             params[dim.name] = min(dim.choices, key=lambda c, t=target: (abs(c - t), c))
         return params
 

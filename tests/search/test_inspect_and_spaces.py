@@ -143,6 +143,33 @@ def test_tracing_that_fills_memory_is_stopped_with_one_line_before_the_machine_r
     assert signal.getsignal(signal.SIGUSR1) is handler  # the one before it is put back
 
 
+class _HoarderOncePruned(torch.nn.Module):
+    """Traces in a moment, but its forward keeps allocating once its layers are narrower (as a
+    probe's pruned copies are): the probe runs under the memory limit too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = torch.nn.Conv2d(3, 16, 3), torch.nn.Conv2d(16, 16, 3)
+        self.conv3 = torch.nn.Conv2d(16, 4, 1)  # conv2, between the input and output layers,
+        self.held: list[bytes] = []             # is the one group to prune
+
+    def forward(self, x):
+        if self.conv3.in_channels < 16:
+            for _ in range(200):
+                self.held.append(b"\1" * (10 * _MB))
+                time.sleep(0.005)
+        return self.conv3(self.conv2(self.conv1(x))).mean((2, 3))
+
+
+def test_a_probe_that_fills_memory_is_stopped_with_one_line_too():
+    with pytest.raises(UsageError) as error:
+        build_space(_HoarderOncePruned(), torch.randn(1, 3, 8, 8), model_name="hoarder",
+                    space="per-layer", round_to=8, trace_memory=resident_bytes() + 200 * _MB)
+    assert str(error.value).startswith("--model hoarder: pruning it to check which widths work "
+                                       "grew this process to ")
+    assert "stopped before the machine ran out of memory" in str(error.value)
+
+
 def test_a_memory_limit_that_is_not_reached_changes_nothing():
     handler = signal.getsignal(signal.SIGUSR1)
     with memory_limit(resident_bytes() + 1024 * _MB, every_s=0.01):

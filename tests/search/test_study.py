@@ -1,5 +1,7 @@
 """The study loop on a real (small) model and real Optuna storage, without the CLI."""
 
+import json
+
 import optuna
 import pandas as pd
 import pytest
@@ -162,3 +164,38 @@ def test_a_signal_during_a_deferred_step_lands_after_it():
             done.append("again")
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _waiting(study):
+    return [t.system_attrs["fixed_params"]
+            for t in study.get_trials(states=(optuna.trial.TrialState.WAITING,))]
+
+
+def test_warm_start_adds_globally_ranked_candidates_after_the_uniform_ones(caplog):
+    torch.manual_seed(0)
+    dense = resnet20().eval()
+    x = torch.randn(1, 3, 8, 8)
+    groups, _ = discover_groups(dense, x)
+    space = SearchSpace(tuple(groups))
+    with torch.no_grad():  # the first searchable group: half its channels near zero
+        dense.layer1[0].conv1.weight[8:] *= 1e-3
+        dense.layer1[0].bn1.weight[8:] *= 1e-3
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    warm_start(study, space, dense, x)
+    queued = _waiting(study)
+    uniform = [space.params_at(f) for f in (0.25, 0.5, 0.75)]
+    assert queued[:3] == uniform
+    ranked = queued[3:]
+    assert ranked and all(params not in uniform for params in ranked)
+    assert len(ranked) == len({json.dumps(p, sort_keys=True) for p in ranked})  # no repeats
+    assert all(params[space.searchable[0].name] <= 0.5 for params in ranked)  # the weak group
+    warm_start(study, space, dense, x)  # a study with trials is left as it is
+    assert len(_waiting(study)) == len(queued)
+    # One fraction for the whole model: the ranking has nothing to choose.
+    one = optuna.create_study(directions=["maximize", "minimize"])
+    warm_start(one, SearchSpace(tuple(groups), kind="uniform"), dense, x)
+    assert len(_waiting(one)) == 3
+    # A model whose channels cannot be scored: the uniform ones, and a warning saying why.
+    broken = optuna.create_study(directions=["maximize", "minimize"])
+    warm_start(broken, space, dense, torch.randn(1, 5, 8, 8))
+    assert len(_waiting(broken)) == 3 and "globally ranked" in caplog.text

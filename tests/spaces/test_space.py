@@ -96,3 +96,17 @@ def test_groups_of_one_width_stay_out_of_every_dimension():
         SearchSpace(staged(), kind="per-block")
     with pytest.raises(KeyError, match="nope"):
         SearchSpace(staged(), own={"nope": GroupChoices(exclude="x")})
+
+
+def test_params_for_per_group_fractions_snap_each_dimension():
+    per_layer = SearchSpace(staged())
+    assert per_layer.params_for({"s1a": 0.3, "s2b": 0.6}) == {
+        "s1a": 0.25, "s1b": 1.0, "s2a": 1.0, "s2b": 0.625}  # unnamed groups keep all
+    per_stage = SearchSpace(staged(), kind="per-stage")
+    # A stage's fraction is nearest to its groups' mean; a group's own widths take the width
+    # nearest to its share.
+    assert per_stage.params_for({"s1a": 0.25, "s1b": 0.75, "s2a": 0.5, "s2b": 0.4}) == {
+        "stage-16x16": 0.5, "stage-8x8": 0.5}
+    own = SearchSpace(staged(), kind="per-stage", own={"s2b": GroupChoices(widths=(40, 96))})
+    assert own.params_for({"s2b": 0.7})["s2b"] == 96
+    assert per_layer.params_for({g.name: 0.5 for g in staged()}) == per_layer.params_at(0.5)
