@@ -6,8 +6,8 @@ search (``search.run``: prune, measure latency interleaved with the dense model,
 if within the budget, validation accuracy; the front re-measured at the end), each strategy in its
 own study. What differs is only how the widths are chosen:
 
-- ours: the default search (TPE on per-group keep fractions, budget constraint, uniform warm
-  start), N trials.
+- ours: the default search (TPE on per-group keep fractions, budget constraint, warm start
+  from uniform and globally ranked candidates), N trials.
 - ours-rungs, ours-distill (on request, ``--strategies``): ours with two fidelities (half the
   quick fine-tune steps for all, ``--promote-steps`` of twice them near the front so far; see
   ``sgd_steps``), and ours with ``--distill`` (fine-tunes learn the dense outputs too).
