@@ -326,10 +326,13 @@ def _repeat(trial: optuna.Trial, earlier: optuna.trial.FrozenTrial,
 
 
 def trials_frame(study: optuna.Study, budget_ms: float) -> pd.DataFrame:
-    """One row per trial with ``TRIAL_COLUMNS`` then ``TRIAL_EXTRA_COLUMNS``; feasibility is
-    judged against ``budget_ms``."""
+    """One row per trial that has started, with ``TRIAL_COLUMNS`` then ``TRIAL_EXTRA_COLUMNS``
+    (warm-start candidates that a run with fewer ``--trials`` did not reach stay queued in the
+    study for the next run, not listed); feasibility is judged against ``budget_ms``."""
     rows = []
     for t in study.get_trials(deepcopy=False):
+        if t.state == optuna.trial.TrialState.WAITING:
+            continue
         a = t.user_attrs
         latency = a.get("latency_ms")
         accuracy = a.get("accuracy")
