@@ -21,8 +21,10 @@ RAY = ["--backend", "ray", "--budget-ratio", "1", *TINY]
 
 
 def _trials(run_dir, name):
+    """The study's trials that started (warm-start candidates a run did not reach stay queued)."""
     storage = open_storage(str(run_dir / "study.journal"))
-    return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+    return [t for t in trials if t.state != optuna.trial.TrialState.WAITING]
 
 
 @pytest.mark.slow
