@@ -83,10 +83,11 @@ def warm_start(study: optuna.Study, space: SearchSpace, dense: nn.Module | None 
         return
     grid = _warm_start(space.fractions)
     queued = [space.params_at(fraction) for fraction in grid]
-    ranked = _ranked(dense, example, space) if dense is not None and example is not None else {}
-    if ranked and space.kind != "uniform":
-        queued += [space.params_for(global_fractions(ranked, fraction))
-                   for fraction in grid if fraction != min(space.fractions)]
+    # One fraction for the whole model leaves the ranking nothing to choose: no need to score.
+    scored = dense is not None and example is not None and space.kind != "uniform"
+    ranked = _ranked(dense, example, space) if scored else {}
+    queued += [space.params_for(global_fractions(ranked, fraction))
+               for fraction in grid if ranked and fraction != min(space.fractions)]
     for params in {json.dumps(p, sort_keys=True): p for p in queued}.values():
         study.enqueue_trial(params)
 
