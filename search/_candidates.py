@@ -26,7 +26,9 @@ from profilers import (
     count_cost,
     prepare,
 )
+from search._config import TRACE_MEMORY_SHARE
 from search._data import DataSplits
+from search._errors import MemoryLimitReached, memory_ceiling, memory_limit
 from search._runfolder import save_pruned
 from search._rungs import PROMOTED, RUNG0_ACCURACY, Promotion
 from search._train import Recipe, accuracy, finetune
@@ -118,6 +120,7 @@ class CandidateEvaluator:
     cache: LatencyCache | None = None
     trial_timeout: float | None = None
     importance: str = "l2"
+    max_rss: int | None = None  # resident bytes a trial may grow to; None: memory_ceiling
     _dense_runner: Runner | None = field(default=None, init=False, repr=False)
 
     @property
@@ -194,11 +197,34 @@ class CandidateEvaluator:
         The fine-tune is seeded by ``seed_number`` (default ``number``): scoring trial M's
         widths again with M's seed gives M's accuracy again, so only latency is measured anew.
         With ``recipe.promote_steps``, a candidate that ``promotion`` promotes is fine-tuned that
-        many steps more and scored again."""
+        many steps more and scored again.
+
+        A trial that grows this process past ``max_rss`` resident bytes (by default its memory
+        now plus TRACE_MEMORY_SHARE of what the machine has available) is stopped with a
+        MemoryError, which the study records as the trial's failure."""
         began = time.perf_counter()
         deadline = None if self.trial_timeout is None else began + self.trial_timeout
+        step = ["pruning and measuring"]
+        try:
+            with memory_limit(self.max_rss or memory_ceiling(TRACE_MEMORY_SHARE)):
+                result = self._score(number, allocation, seed_number, importance, promotion,
+                                     deadline, step)
+        except MemoryLimitReached as reached:
+            # torch-pruning's index mappings can grow without end on some models and some
+            # widths (the probe tried only a few): one failed trial, not the out-of-memory killer.
+            raise MemoryError(f"the candidate grew this process to {reached.rss / 2**30:.1f} GB "
+                              f"while {step[0]} it; stopped before the machine ran out of "
+                              f"memory") from None
+        result.seconds = time.perf_counter() - began
+        return result
+
+    def _score(self, number: int, allocation: Allocation, seed_number: int | None,
+               importance: str | None, promotion: Promotion | None, deadline: float | None,
+               step: list[str]) -> CandidateResult:
+        """``evaluate`` under its memory limit; ``step`` is kept naming what it is doing."""
         pruned, result = self.measure(allocation, importance)
         if result.feasible:
+            step[0] = "fine-tuning"
             seed = self.seed * 100_003 + (number if seed_number is None else seed_number)
             finetune(pruned, self.data, self.recipe, seed=seed, deadline=deadline,
                      teacher=self.teacher)
@@ -208,7 +234,6 @@ class CandidateEvaluator:
             spec = PrunedSpec(self.model_name, self.data.num_classes, tuple(self.example[:1].shape),
                               dict(allocation), weights=f"trial-{number}.pt")
             save_pruned(pruned, spec, self.models_dir / f"trial-{number}.json")
-        result.seconds = time.perf_counter() - began
         return result
 
     def _promote(self, pruned: nn.Module, result: CandidateResult, promotion: Promotion,

@@ -142,6 +142,12 @@ def available_bytes() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
+def memory_ceiling(share: float) -> int:
+    """This process's resident bytes now plus ``share`` of what the machine still has available:
+    the limit for a step whose memory may grow without bound."""
+    return resident_bytes() + int(share * available_bytes())
+
+
 @contextlib.contextmanager
 def memory_limit(max_rss: int, every_s: float = 0.05) -> Iterator[None]:
     """Raises MemoryLimitReached in the block once this process's resident memory passes

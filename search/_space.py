@@ -15,9 +15,8 @@ from search._errors import (
     MemoryLimitReached,
     TimeLimitReached,
     UsageError,
-    available_bytes,
+    memory_ceiling,
     memory_limit,
-    resident_bytes,
     time_limit,
 )
 from spaces import (
@@ -56,7 +55,7 @@ def build_space(model: nn.Module, example: torch.Tensor, *, model_name: str, spa
     failing every trial that touches them.
     """
     if trace_memory is None:
-        trace_memory = resident_bytes() + int(TRACE_MEMORY_SHARE * available_bytes())
+        trace_memory = memory_ceiling(TRACE_MEMORY_SHARE)
     try:
         with time_limit(trace_timeout), memory_limit(trace_memory):
             groups, excluded = discover_groups(model, example[:1])

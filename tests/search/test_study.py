@@ -1,6 +1,8 @@
 """The study loop on a real (small) model and real Optuna storage, without the CLI."""
 
 import json
+import signal
+import time
 
 import optuna
 import pandas as pd
@@ -11,11 +13,14 @@ from profilers import Context, LatencyCache, LatencySettings, fingerprint
 from search import SearchConfig
 from search._candidates import CandidateEvaluator, measure_reference
 from search._data import digits
+from search._errors import resident_bytes
 from search._sampling import suggest, warm_start
 from search._study import TRIAL_COLUMNS, open_study, run_trials, trials_frame
 from search._train import Recipe
 from search._zoo import resnet20
 from spaces import ChannelGroup, SearchSpace, discover_groups, prune
+
+_MB = 2**20
 
 FAST = LatencySettings(min_rounds=3, max_seconds=0.3, warmup_s=0.02, warmup_calls=2)
 
@@ -199,3 +204,45 @@ def test_warm_start_adds_globally_ranked_candidates_after_the_uniform_ones(caplo
     broken = optuna.create_study(directions=["maximize", "minimize"])
     warm_start(broken, space, dense, torch.randn(1, 5, 8, 8))
     assert len(_waiting(broken)) == 3 and "globally ranked" in caplog.text
+
+
+class _HoarderAtHalf(torch.nn.Module):
+    """Prunes and runs, except at half its middle layer's width, where its forward keeps
+    allocating (as torch-pruning's index mappings do on some models); 2 GB at most, so a limit
+    that never fires fails the test, not the machine."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = torch.nn.Conv2d(3, 16, 3), torch.nn.Conv2d(16, 16, 3)
+        self.conv3 = torch.nn.Conv2d(16, 10, 1)
+        self.held: list[bytes] = []
+
+    def forward(self, x):
+        if self.conv3.in_channels == 8:
+            for _ in range(200):
+                self.held.append(b"\1" * (10 * _MB))  # touched pages: resident
+                time.sleep(0.005)
+        return self.conv3(self.conv2(self.conv1(x))).mean((2, 3))
+
+
+def test_a_candidate_that_fills_memory_fails_its_trial_and_the_search_goes_on(tmp_path):
+    data, dense = digits(image_size=8), _HoarderAtHalf().eval()
+    example = data.val_x[:1]
+    groups, _ = discover_groups(dense, example)
+    space = SearchSpace(tuple(groups), fractions=(0.5, 1.0), round_to=8)
+    reference = measure_reference(dense, None, example, torch.device("cpu"), FAST, Context())
+    evaluator = CandidateEvaluator(dense, "hoarder", data, example, torch.device("cpu"), FAST,
+                                   Context(), reference, 1e9, Recipe(finetune_steps=1),
+                                   0, tmp_path / "models", max_rss=resident_bytes() + 200 * _MB)
+    config = SearchConfig(budget_ratio=1.0, trials=2, out=str(tmp_path), study_name="s")
+    study, handler = open_study(config), signal.getsignal(signal.SIGUSR1)
+    study.enqueue_trial(space.params_at(0.5))  # the width that fills memory
+    study.enqueue_trial(space.params_at(1.0))
+    assert run_trials(study, space, evaluator, config) == 2
+    frame = trials_frame(study, evaluator.budget_ms)
+    assert frame["state"].tolist() == ["FAIL", "COMPLETE"]
+    assert frame.loc[0, "fail_reason"].startswith("out of memory: the candidate grew this "
+                                                  "process to ")
+    assert "stopped before the machine ran out of memory" in frame.loc[0, "fail_reason"]
+    assert 0 <= frame.loc[1, "accuracy"] <= 1  # the next candidate was scored as usual
+    assert signal.getsignal(signal.SIGUSR1) is handler
