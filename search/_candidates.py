@@ -121,6 +121,7 @@ class CandidateEvaluator:
     trial_timeout: float | None = None
     importance: str = "l2"
     max_rss: int | None = None  # resident bytes a trial may grow to; None: memory_ceiling
+    accuracy_floor: float | None = None  # below it, a candidate is infeasible to the sampler
     _dense_runner: Runner | None = field(default=None, init=False, repr=False)
 
     @property

@@ -58,6 +58,7 @@ class SearchConfig:
     backend: str = "local"
     ray_address: str | None = None
     sampler: str = "tpe"
+    max_accuracy_drop: float | None = None
     batch_size: int = 1
     threads: int = 1
     precision: str = "fp32"
@@ -118,6 +119,9 @@ class SearchConfig:
         if self.trial_timeout is not None and not self.trial_timeout > 0:
             raise UsageError(f"--trial-timeout must be a positive number of seconds, got "
                              f"{self.trial_timeout}")
+        if self.max_accuracy_drop is not None and not 0 < self.max_accuracy_drop <= 100:
+            raise UsageError(f"--max-accuracy-drop must be percentage points in (0, 100], got "
+                             f"{self.max_accuracy_drop}")
         if self.workers < 1:
             raise UsageError(f"--workers must be at least 1, got {self.workers}")
         if self.backend not in BACKENDS:

@@ -92,6 +92,11 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
                      help="score each trial in a worker process, so a candidate that crashes or "
                           "poisons CUDA ends the worker, not the search (default: on CUDA only)")
     run.add_argument("--sampler", default=d["sampler"].default, choices=SAMPLERS)
+    run.add_argument("--max-accuracy-drop", type=_positive_float, metavar="POINTS",
+                     help="steer the sampler away from candidates whose quick fine-tune leaves "
+                          "them more than POINTS percentage points below the dense model's "
+                          "validation accuracy (they are still recorded, and may still be on "
+                          "the front); default: no floor")
     _add_context_flags(run)
     run.add_argument("--no-latency-cache", dest="latency_cache", action="store_false",
                      help="measure every candidate, even ones an earlier run measured here")

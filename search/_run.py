@@ -223,9 +223,11 @@ def _search_in(config: SearchConfig, helper: _helpers.FirstProcess | None,
     dense = _dense_model(config, data, recipe)
     dense_accuracy = accuracy(dense, data.val_x, data.val_y)
     log.info("dense accuracy: val %.2f%%", 100 * dense_accuracy)
+    drop = config.max_accuracy_drop
     evaluator = CandidateEvaluator(dense, config.model, data, example, device, latency, context,
                                    reference, budget_ms, recipe, config.seed, folder.models, cache,
-                                   config.trial_timeout, config.importance)
+                                   config.trial_timeout, config.importance,
+                                   accuracy_floor=None if drop is None else dense_accuracy - drop / 100)
     reference_extra = {"accuracy": dense_accuracy,
                        "test_accuracy": accuracy(dense, data.test_x, data.test_y),
                        "budget_ms": budget_ms, "dense_widths": space.dense()}

@@ -47,6 +47,7 @@ TRIAL_EXTRA_COLUMNS = ["repeat_of", "fail_reason", "latency_cached", "dense_ms_n
 _CONFIG_ATTR = "hwprune_config"
 REEVALUATES = "reevaluates"  # user attribute: the trial whose widths this one scores again
 _CONSTRAINT = "latency_over_budget_ms"  # ≤ 0 is feasible, as Optuna's constraints read
+_FLOOR_CONSTRAINT = "accuracy_under_floor"  # with --max-accuracy-drop
 # When more than half of a run's first trials fail, the model, data or space is broken: stop.
 _EARLY_TRIALS = 8
 
@@ -130,8 +131,19 @@ def _constraint(attrs: dict, budget_ms: float) -> float:
     return attrs["latency_ms"] - budget_ms
 
 
+def _set_constraints(trial: optuna.Trial, attrs: dict, budget_ms: float,
+                     accuracy_floor: float | None) -> None:
+    """What the sampler reads as feasible (every constraint ≤ 0): the latency within the budget
+    and, given a floor, the accuracy of a fine-tuned candidate at or above it. The budget's is
+    set last: ``recorded_values`` takes it as the mark that scoring was recorded."""
+    accuracy = attrs.get("accuracy")
+    if accuracy_floor is not None and accuracy is not None and "fail_reason" not in attrs:
+        trial.set_constraint(_FLOOR_CONSTRAINT, accuracy_floor - accuracy)
+    trial.set_constraint(_CONSTRAINT, _constraint(attrs, budget_ms))
+
+
 def _record_result(trial: optuna.Trial, result: CandidateResult, allocation_key: str,
-                   budget_ms: float) -> list[float]:
+                   budget_ms: float, accuracy_floor: float | None = None) -> list[float]:
     attrs = {"allocation": allocation_key, "latency_ms": result.latency_ms,
              "latency_iqr_ms": result.latency_iqr_ms, "macs": result.macs,
              "params": result.params, "feasible": result.feasible, "accuracy": result.accuracy,
@@ -141,9 +153,8 @@ def _record_result(trial: optuna.Trial, result: CandidateResult, allocation_key:
     # Optuna needs a value for both objectives. A candidate over the budget was never fine-tuned,
     # so it is told 0 accuracy; the constraint already marks it infeasible for the sampler, and
     # the trials table shows its accuracy as empty, never as 0.
-    accuracy = result.accuracy if result.accuracy is not None else 0.0
-    trial.set_constraint(_CONSTRAINT, result.latency_ms - budget_ms)
-    return [accuracy, result.latency_ms]
+    _set_constraints(trial, attrs, budget_ms, accuracy_floor)
+    return [result.accuracy if result.accuracy is not None else 0.0, result.latency_ms]
 
 
 def record_failure(trial: optuna.Trial, reason: str, allocation_key: str | None,
@@ -155,7 +166,7 @@ def record_failure(trial: optuna.Trial, reason: str, allocation_key: str | None,
     if allocation_key is not None:
         trial.set_user_attr("allocation", allocation_key)
     trial.set_user_attr("fail_reason", reason)
-    trial.set_constraint(_CONSTRAINT, _constraint({"fail_reason": reason}, budget_ms))
+    _set_constraints(trial, {"fail_reason": reason}, budget_ms, None)
     return [0.0, dense_ms]
 
 
@@ -251,7 +262,7 @@ def score(study: optuna.Study, trial: optuna.Trial, space: SearchSpace,
     # A re-evaluation (the nightly's last front) is scored again, never reused.
     if earlier is not None and REEVALUATES not in trial.user_attrs \
             and _still_valid(earlier, evaluator.budget_ms):
-        values = _repeat(trial, earlier, evaluator.budget_ms)
+        values = _repeat(trial, earlier, evaluator.budget_ms, evaluator.accuracy_floor)
         reason = earlier.user_attrs.get("fail_reason")
         return values, (reason.split(":", 1)[0] if reason else None)
     seed_number = trial.user_attrs.get(REEVALUATES)
@@ -268,7 +279,8 @@ def score(study: optuna.Study, trial: optuna.Trial, space: SearchSpace,
         seen[key] = trial.number
         log.warning("trial %3d  failed: %s", trial.number, reason)
         return values, failure_kind(exc)
-    values = _record_result(trial, result, allocation_key, evaluator.budget_ms)
+    values = _record_result(trial, result, allocation_key, evaluator.budget_ms,
+                            evaluator.accuracy_floor)
     seen[key] = trial.number
     log.info(_progress(trial.number, result, evaluator.budget_ms))
     return values, None
@@ -311,8 +323,8 @@ def _still_valid(earlier: optuna.trial.FrozenTrial, budget_ms: float) -> bool:
     return attrs.get("accuracy") is not None or attrs["latency_ms"] > budget_ms
 
 
-def _repeat(trial: optuna.Trial, earlier: optuna.trial.FrozenTrial,
-            budget_ms: float) -> list[float]:
+def _repeat(trial: optuna.Trial, earlier: optuna.trial.FrozenTrial, budget_ms: float,
+            accuracy_floor: float | None) -> list[float]:
     """Records a trial whose allocation (after rounding) was already scored, without re-scoring;
     returns the earlier values."""
     for key, value in earlier.user_attrs.items():
@@ -320,7 +332,7 @@ def _repeat(trial: optuna.Trial, earlier: optuna.trial.FrozenTrial,
             trial.set_user_attr(key, value)
     trial.set_user_attr("repeat_of", earlier.number)
     trial.set_user_attr("seconds", 0.0)
-    trial.set_constraint(_CONSTRAINT, _constraint(earlier.user_attrs, budget_ms))
+    _set_constraints(trial, earlier.user_attrs, budget_ms, accuracy_floor)
     log.info("trial %3d  same widths as trial %d: reused its scores", trial.number, earlier.number)
     return list(earlier.values)
 

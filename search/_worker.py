@@ -104,12 +104,13 @@ def _ended(exitcode: int | None) -> str:
 class IsolatedEvaluator:
     """``CandidateEvaluator.evaluate`` run in a worker process, which is restarted after it dies.
 
-    Only what the study loop uses is offered: ``evaluate``, ``budget_ms``, ``reference`` and
-    ``importance``.
+    Only what the study loop uses is offered: ``evaluate``, ``budget_ms``, ``accuracy_floor``,
+    ``reference`` and ``importance``.
     """
 
     def __init__(self, evaluator: CandidateEvaluator, data_name: str, image_size: int) -> None:
         self.budget_ms = evaluator.budget_ms
+        self.accuracy_floor = evaluator.accuracy_floor
         self.reference = evaluator.reference
         self.importance = evaluator.importance
         self._timeout = evaluator.trial_timeout

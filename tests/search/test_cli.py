@@ -207,6 +207,8 @@ def test_round_to_auto_uses_the_measured_width_steps_and_keeps_them(workdir):
     (["--budget-ratio", "0.5", "--round-to", "fine"], 2, "expected a number of channels or 'auto'"),
     (["--budget-ratio", "0.5", "--measure-seconds", "0"], 2, "--measure-seconds"),
     (["--budget-ratio", "0.5", "--promote-steps", "-1"], 2, "--promote-steps"),
+    (["--budget-ratio", "0.5", "--max-accuracy-drop", "0"], 2, "--max-accuracy-drop"),
+    (["--budget-ratio", "0.5", "--max-accuracy-drop", "120"], 2, "percentage points in (0, 100]"),
 ])
 def test_bad_input_is_one_line_and_exit_2(workdir, args, code, fragment):
     assert_one_line_error(cli(workdir, *args, "--study-name", "bad"), code, fragment)

@@ -3,6 +3,7 @@
 import json
 import signal
 import time
+from dataclasses import replace
 
 import optuna
 import pandas as pd
@@ -130,6 +131,27 @@ def test_a_study_that_drew_a_dimension_as_a_category_keeps_drawing_it_so():
     suggest(trial, space)  # a changed kind would raise here
     assert all(isinstance(d, optuna.distributions.CategoricalDistribution)
                for d in trial.distributions.values())
+
+
+def test_an_accuracy_floor_makes_candidates_under_it_infeasible_to_the_sampler(tmp_path):
+    config, space, evaluator = make(tmp_path, 1.0, 3)
+    evaluator.budget_ms = 1e9  # every candidate fine-tuned: only the floor can rule them out
+    evaluator.accuracy_floor = 0.99  # one SGD step on digits at 8 px gets nowhere near it
+    study = open_study(config)
+    study.enqueue_trial(space.params_at(0.5))
+    study.enqueue_trial(space.params_at(0.5))  # the same widths: reused, constraints too
+    run_trials(study, space, evaluator, config)
+    first, repeat = study.trials[:2]
+    assert repeat.user_attrs["repeat_of"] == 0
+    for trial in (first, repeat):
+        assert trial.constraints["accuracy_under_floor"] == pytest.approx(
+            0.99 - first.user_attrs["accuracy"])
+        assert trial.constraints["latency_over_budget_ms"] < 0  # within the budget
+    assert study.best_trials == []  # Optuna reads every one as infeasible
+    evaluator.accuracy_floor = None  # without a floor, only the budget constrains
+    run_trials(study, space, evaluator, replace(config, trials=1))
+    assert set(study.trials[-1].constraints) == {"latency_over_budget_ms"}
+    assert study.best_trials
 
 
 def test_latency_cache_reuses_an_earlier_runs_ratio_and_says_so(tmp_path):
