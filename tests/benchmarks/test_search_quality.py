@@ -37,8 +37,8 @@ def test_quick_mode_runs_every_strategy_on_the_same_evaluation_budget(tmp_path, 
     bound = float(re.search(r"# bound ([\d.]+)", text).group(1))
     assert bound >= ceiling - 1e-9 and (table["hypervolume"] <= bound + 1e-9).all()
     assert ((table["smallest_ratio"] > 0) & (table["smallest_ratio"] < 1)).all()
-    assert re.search(r"target, 1.10 x the best other strategy, is [\d.]+: (above|within) the "
-                     r"bound", text)
+    assert re.search(r"target, 1.10 x the best other strategy, is [\d.]+ \(\d+% of the "
+                     r"ceiling\): (above|within) the bound", text)
 
 
 @pytest.mark.slow
