@@ -136,8 +136,8 @@ def _set_constraints(trial: optuna.Trial, attrs: dict, budget_ms: float,
     """What the sampler reads as feasible (every constraint ≤ 0): the latency within the budget
     and, given a floor, the accuracy of a fine-tuned candidate at or above it. The budget's is
     set last: ``recorded_values`` takes it as the mark that scoring was recorded."""
-    accuracy = attrs.get("accuracy")
-    if accuracy_floor is not None and accuracy is not None and "fail_reason" not in attrs:
+    accuracy = attrs.get("accuracy")  # None: not fine-tuned (over the budget, or failed)
+    if accuracy_floor is not None and accuracy is not None:
         trial.set_constraint(_FLOOR_CONSTRAINT, accuracy_floor - accuracy)
     trial.set_constraint(_CONSTRAINT, _constraint(attrs, budget_ms))
 
