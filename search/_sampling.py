@@ -76,9 +76,11 @@ def warm_start(study: optuna.Study, space: SearchSpace, dense: nn.Module | None 
                example: Tensor | None = None) -> None:
     """Queues the warm-start candidates in a new study: every group at the grid's fractions
     nearest 0.25, 0.5 and 0.75 and at its smallest (uniform); then, given the trained ``dense``
-    model, the allocations that keep as many channels in all as the uniform 0.25, 0.5 and 0.75
-    ones but choose them by one ranking across the model (torch-pruning's global pruning by L2
-    magnitude), where they differ from the uniform ones."""
+    model, the allocations that keep as many channels in all as each of those but choose them by
+    one ranking across the model (torch-pruning's global pruning by L2 magnitude), where they
+    differ from the uniform ones. At the grid's smallest share the ranking would cut some groups
+    below the grid, which then keep its smallest fraction: a candidate a little larger than the
+    uniform smallest, with its channels where the ranking puts them."""
     if study.trials:
         return
     grid = _warm_start(space.fractions)
@@ -86,8 +88,7 @@ def warm_start(study: optuna.Study, space: SearchSpace, dense: nn.Module | None 
     # One fraction for the whole model leaves the ranking nothing to choose: no need to score.
     scored = dense is not None and example is not None and space.kind != "uniform"
     ranked = _ranked(dense, example, space) if scored else {}
-    queued += [space.params_for(global_fractions(ranked, fraction))
-               for fraction in grid if ranked and fraction != min(space.fractions)]
+    queued += [space.params_for(global_fractions(ranked, fraction)) for fraction in grid if ranked]
     for params in {json.dumps(p, sort_keys=True): p for p in queued}.values():
         study.enqueue_trial(params)
 

@@ -216,6 +216,10 @@ def test_warm_start_adds_globally_ranked_candidates_after_the_uniform_ones(caplo
     assert ranked and all(params not in uniform for params in ranked)
     assert len(ranked) == len({json.dumps(p, sort_keys=True) for p in ranked})  # no repeats
     assert all(params[space.searchable[0].name] <= 0.5 for params in ranked)  # the weak group
+    # At the grid's smallest share too: groups the ranking cuts below the grid keep its smallest,
+    # so the candidate is a little larger than the uniform smallest.
+    assert min(ranked[0].values()) == 0.25 < max(ranked[0].values())
+    assert sum(ranked[0].values()) < sum(space.params_at(0.5).values())
     warm_start(study, space, dense, x)  # a study with trials is left as it is
     assert len(_waiting(study)) == len(queued)
     # One fraction for the whole model: the ranking has nothing to choose.
