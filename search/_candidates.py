@@ -7,8 +7,10 @@ A candidate over the budget is never fine-tuned: that is where most of a search'
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
@@ -205,37 +207,36 @@ class CandidateEvaluator:
         MemoryError, which the study records as the trial's failure."""
         began = time.perf_counter()
         deadline = None if self.trial_timeout is None else began + self.trial_timeout
-        step = ["pruning and measuring"]
-        try:
-            with memory_limit(self.max_rss or memory_ceiling(TRACE_MEMORY_SHARE)):
-                result = self._score(number, allocation, seed_number, importance, promotion,
-                                     deadline, step)
-        except MemoryLimitReached as reached:
-            # torch-pruning's index mappings can grow without end on some models and some
-            # widths (the probe tried only a few): one failed trial, not the out-of-memory killer.
-            raise MemoryError(f"the candidate grew this process to {reached.rss / 2**30:.1f} GB "
-                              f"while {step[0]} it; stopped before the machine ran out of "
-                              f"memory") from None
+        with self._memory_guard("pruning and measuring"):
+            pruned, result = self.measure(allocation, importance)
+        if result.feasible:
+            with self._memory_guard("fine-tuning"):
+                seed = self.seed * 100_003 + (number if seed_number is None else seed_number)
+                finetune(pruned, self.data, self.recipe, seed=seed, deadline=deadline,
+                         teacher=self.teacher)
+                result.accuracy = accuracy(pruned, self.data.val_x, self.data.val_y)
+                if self.recipe.promote_steps:
+                    self._promote(pruned, result, promotion or Promotion(), seed, deadline)
+                spec = PrunedSpec(self.model_name, self.data.num_classes,
+                                  tuple(self.example[:1].shape), dict(allocation),
+                                  weights=f"trial-{number}.pt")
+                save_pruned(pruned, spec, self.models_dir / f"trial-{number}.json")
         result.seconds = time.perf_counter() - began
         return result
 
-    def _score(self, number: int, allocation: Allocation, seed_number: int | None,
-               importance: str | None, promotion: Promotion | None, deadline: float | None,
-               step: list[str]) -> CandidateResult:
-        """``evaluate`` under its memory limit; ``step`` is kept naming what it is doing."""
-        pruned, result = self.measure(allocation, importance)
-        if result.feasible:
-            step[0] = "fine-tuning"
-            seed = self.seed * 100_003 + (number if seed_number is None else seed_number)
-            finetune(pruned, self.data, self.recipe, seed=seed, deadline=deadline,
-                     teacher=self.teacher)
-            result.accuracy = accuracy(pruned, self.data.val_x, self.data.val_y)
-            if self.recipe.promote_steps:
-                self._promote(pruned, result, promotion or Promotion(), seed, deadline)
-            spec = PrunedSpec(self.model_name, self.data.num_classes, tuple(self.example[:1].shape),
-                              dict(allocation), weights=f"trial-{number}.pt")
-            save_pruned(pruned, spec, self.models_dir / f"trial-{number}.json")
-        return result
+    @contextlib.contextmanager
+    def _memory_guard(self, step: str) -> Iterator[None]:
+        """The block under ``max_rss`` (default: ``memory_ceiling``), a MemoryError naming
+        ``step`` past it. torch-pruning's index mappings can grow without end on some models at
+        some widths (the probe tried only a few): one failed trial, not the out-of-memory
+        killer ending the search."""
+        try:
+            with memory_limit(self.max_rss or memory_ceiling(TRACE_MEMORY_SHARE)):
+                yield
+        except MemoryLimitReached as reached:
+            raise MemoryError(f"the candidate grew this process to {reached.rss / 2**30:.1f} GB "
+                              f"while {step} it; stopped before the machine ran out of "
+                              f"memory") from None
 
     def _promote(self, pruned: nn.Module, result: CandidateResult, promotion: Promotion,
                  seed: int, deadline: float | None) -> None:
