@@ -40,7 +40,7 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from search_quality import BASELINES, _setup  # noqa: E402  (the benchmarks share their set-up)
+from width_strategies import BASELINES, setup_for  # noqa: E402  (the benchmarks share their set-up)
 
 from profilers import fingerprint  # noqa: E402
 from search import SearchConfig  # noqa: E402
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         config = SearchConfig(budget_ratio=1.0, model=args.model, seed=args.seed, data=args.data,
                               image_size=args.image_size, space=args.space,
                               results_dir=str(Path(tmp) / "results"))
-        setup = _setup(config, args.baselines)
+        setup = setup_for(config, args.baselines)
         rng = random.Random(args.seed)
         for number in range(args.candidates):
             fractions = {g.name: rng.choice(setup.space.fractions) for g in setup.space.searchable}

@@ -40,155 +40,37 @@ from runs minutes apart (``hv_own_run`` is the hypervolume by each run's own re-
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime
 import json
 import logging
-import random
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import torch
-import torch_pruning as tp
 
-from profilers import LatencySettings, compare, count_cost, fingerprint
+from profilers import LatencySettings, compare, fingerprint
 from search import SearchConfig, load_pruned, run
 from search._front import hypervolume
-from search._registry import build_model, load_data
-from search._run import _dense_model, _example_input
-from search._space import build_space
 from search._study import open_study
-from search._train import Recipe, accuracy, recalibrate_bn
-from spaces import SearchSpace, prune
+from search._train import accuracy
+from spaces import prune
+
+sys.path.insert(0, str(Path(__file__).parent))
+import width_strategies as strategies  # noqa: E402  (a sibling script)
+from width_strategies import Setup  # noqa: E402
 
 STRATEGIES = ("ours", "uniform", "tp-global", "eagleeye", "netadapt")
 VARIANTS = ("ours-rungs", "ours-distill", "ours-floor")  # of ours, run when asked for
 # "Best accuracy at a budget", at these shares of the search's budget (0.3, 0.4, 0.5 of the dense
 # latency for the default budget ratio 0.5).
 BUDGETS = (0.6, 0.8, 1.0)
+QUICK_DENSE_EPOCHS = 3  # the quick run's dense model: a smoke run needs a trained one, not a good one
 REFERENCE_DROP = 0.2  # the hypervolume's reference accuracy: the dense model's minus this
-BASELINES = Path(__file__).parent / "data" / "baselines"  # dense baselines kept between runs
-
-
-@dataclass
-class Setup:
-    """What the strategies that look at the model need: the trained dense model and its space."""
-
-    config: SearchConfig
-    dense: torch.nn.Module
-    space: SearchSpace
-    example: torch.Tensor
-    data: object
-    recipe: Recipe
-    eagleeye_pool: int = 10  # EagleEye's candidates scored by adaptive BN, per evaluation
-
-
-def _setup(config: SearchConfig, baselines: Path | None = None) -> Setup:
-    if baselines:  # the search caches its baseline in results/baselines: make that one lasting
-        baselines.mkdir(parents=True, exist_ok=True)
-        Path(config.results_dir).mkdir(parents=True, exist_ok=True)
-        (Path(config.results_dir) / "baselines").symlink_to(baselines.resolve())
-    data = load_data(config.data, image_size=config.image_size, seed=config.seed)
-    example = _example_input(data, 1)
-    recipe = Recipe(finetune_steps=config.finetune_steps)
-    dense = _dense_model(config, data, recipe)
-    space = build_space(build_model(config.model, data.num_classes).eval(), example,
-                        model_name=config.model, space=config.space,
-                        round_to=config.round_to).space
-    return Setup(config, dense, space, example, data, recipe)
-
-
-def _fractions_of(setup: Setup, model: torch.nn.Module) -> dict[str, float]:
-    """A pruned model's kept share per group (its root layer's output channels), on the grid."""
-    modules = dict(model.named_modules())
-    return {g.name: min(setup.space.fractions,
-                        key=lambda f, g=g: abs(f - modules[g.name].out_channels / g.width))
-            for g in setup.space.searchable}
-
-
-def _distinct(candidates: list[dict[str, float]]) -> list[dict[str, float]]:
-    seen, kept = set(), []
-    for fractions in candidates:
-        key = json.dumps(fractions, sort_keys=True)
-        if key not in seen and any(f < 1.0 for f in fractions.values()):
-            seen.add(key)
-            kept.append(fractions)
-    return kept
-
-
-def uniform(setup: Setup, n: int) -> list[dict[str, float]]:
-    grid = [f for f in setup.space.fractions if f < 1.0]
-    return [{g.name: f for g in setup.space.searchable} for f in grid][:n]
-
-
-def tp_global(setup: Setup, n: int) -> list[dict[str, float]]:
-    ratios = [0.1 + 0.8 * i / max(1, n - 1) for i in range(n)]
-    searchable = {layer for g in setup.space.searchable for layer in g.layers}
-    candidates = []
-    for ratio in ratios:
-        model = copy.deepcopy(setup.dense).eval()
-        ignored = [m for name, m in model.named_modules()
-                   if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)) and name not in searchable]
-        pruner = tp.pruner.MagnitudePruner(
-            model, setup.example[:1], importance=tp.importance.MagnitudeImportance(p=1),
-            pruning_ratio=ratio, global_pruning=True, ignored_layers=ignored,
-            round_to=setup.space.round_to)
-        pruner.step()
-        candidates.append(_fractions_of(setup, model))
-    return _distinct(candidates)[:n]
-
-
-def adaptive_bn_accuracy(setup: Setup, model: torch.nn.Module, seed: int) -> float:
-    """EagleEye's proxy: validation accuracy after re-estimating batch-norm statistics."""
-    recalibrate_bn(model, setup.data, setup.recipe.bn_batches, setup.recipe.batch_size,
-                   torch.Generator().manual_seed(seed))
-    return accuracy(model, setup.data.val_x, setup.data.val_y)
-
-
-def eagleeye(setup: Setup, n: int) -> list[dict[str, float]]:
-    rng = random.Random(setup.config.seed)
-    pool = _distinct([{g.name: rng.choice(setup.space.fractions) for g in setup.space.searchable}
-                      for _ in range(setup.eagleeye_pool * n)])
-    scored = []
-    for i, fractions in enumerate(pool):
-        model = prune(setup.dense, setup.example[:1], setup.space.allocation(fractions))
-        macs = count_cost(model, setup.example).macs
-        scored.append((macs, adaptive_bn_accuracy(setup, model, seed=i), fractions))
-    chosen, rest = [], scored
-    while rest and len(chosen) < n:  # non-dominated sorting: the best layer first
-        front = [s for s in rest if not any(o[0] <= s[0] and o[1] >= s[1] and o != s
-                                            for o in rest)]
-        front.sort(key=lambda s: s[0])
-        room = n - len(chosen)
-        step = max(1, len(front) / room) if len(front) > room else 1
-        chosen += [front[int(i * step)][2] for i in range(min(room, len(front)))]
-        rest = [s for s in rest if s not in front]
-    return chosen
-
-
-def netadapt_proposals(setup: Setup, current: dict[str, float],
-                       target: float) -> list[dict[str, float]]:
-    """For every group, the smallest cut of that group alone that removes ``target`` of the
-    current MACs (or the group's smallest width when it cannot)."""
-    def macs(fractions: dict[str, float]) -> int:
-        return count_cost(prune(setup.dense, setup.example[:1], setup.space.allocation(fractions)),
-                          setup.example).macs
-
-    now = macs(current)
-    proposals = []
-    for group in setup.space.searchable:
-        smaller = [f for f in setup.space.fractions if f < current[group.name]]
-        for fraction in sorted(smaller, reverse=True):
-            proposal = {**current, group.name: fraction}
-            if macs(proposal) <= (1 - target) * now or fraction == smaller[0]:
-                proposals.append(proposal)
-                break
-    return proposals
 
 
 def _front(out: Path) -> pd.DataFrame:
@@ -232,7 +114,7 @@ def _run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataF
         current = {g.name: 1.0 for g in setup.space.searchable}
         target = 1 - (setup.config.budget_ratio ** (1 / 3))  # the budget in about 3 iterations
         while evaluations < n:
-            proposals = netadapt_proposals(setup, current, target)[:n - evaluations]
+            proposals = strategies.netadapt_proposals(setup, current, target)[:n - evaluations]
             if not proposals:
                 break
             first = evaluations
@@ -242,7 +124,8 @@ def _run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataF
             current = proposals[best]
     else:
         chooser: Callable[[Setup, int], list[dict[str, float]]] = {
-            "uniform": uniform, "tp-global": tp_global, "eagleeye": eagleeye}[name]
+            "uniform": strategies.uniform, "tp-global": strategies.tp_global,
+            "eagleeye": strategies.eagleeye}[name]
         evaluate(chooser(setup, n), base)
     front = _front(out)
     trials = pd.read_csv(out / "trials.csv")
@@ -310,7 +193,8 @@ def side_by_side(setup: Setup, fronts: dict[str, pd.DataFrame],
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke run: ResNet-20 at 8 px, 5 "
+    parser.add_argument("--quick", action="store_true", help="a smoke run: ResNet-20 at 8 px (dense "
+                        f"model trained {QUICK_DENSE_EPOCHS} epochs), 5 "
                         "evaluations, 2 fine-tune steps (5 final), 0.5 s latency comparisons, "
                         "EagleEye's pool 3 x N, budget ratio 0.85")
     parser.add_argument("--evaluations", type=int, help="per strategy (default 40; quick 5)")
@@ -339,7 +223,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         config = SearchConfig(budget_ratio=args.budget_ratio, results_dir=str(root / "results"),
                               data=args.data, space=args.space, seed=args.seed,
                               **{**quick, **{k: v for k, v in chosen.items() if v}})
-        setup = _setup(config, None if args.quick else BASELINES)
+        setup = strategies.setup_for(config, None if args.quick else strategies.BASELINES,
+                                     dense_epochs=QUICK_DENSE_EPOCHS if args.quick else None)
         setup = replace(setup, eagleeye_pool=3) if args.quick else setup
         dense_accuracy = accuracy(setup.dense, setup.data.val_x, setup.data.val_y)
         reference = {"ratio": args.budget_ratio, "accuracy": dense_accuracy - REFERENCE_DROP}
