@@ -33,7 +33,7 @@ one interleaved comparison, so all strategies' latencies come from the same roun
 from runs minutes apart (``hv_own_run`` is the hypervolume by each run's own re-measurement).
 
     python benchmarks/search_quality.py            # VGG-16-BN, digits 16 px, N=40 (~20 min)
-    python benchmarks/search_quality.py --quick    # ResNet-20, 8 px, N=5, 2 fine-tune steps (~70 s)
+    python benchmarks/search_quality.py --quick    # ResNet-20, 8 px, N=3, 2 fine-tune steps (~1 min)
     python benchmarks/search_quality.py --data mnist:PATH --space benchmarks/deep_space.toml [--seed 1]
 """
 
@@ -69,6 +69,7 @@ VARIANTS = ("ours-rungs", "ours-distill", "ours-floor")  # of ours, run when ask
 # "Best accuracy at a budget", at these shares of the search's budget (0.3, 0.4, 0.5 of the dense
 # latency for the default budget ratio 0.5).
 BUDGETS = (0.6, 0.8, 1.0)
+QUICK_EVALUATIONS = 3  # per strategy in the quick run: each strategy still runs its own code
 QUICK_DENSE_EPOCHS = 3  # the quick run's dense model: a smoke run needs a trained one, not a good one
 REFERENCE_DROP = 0.2  # the hypervolume's reference accuracy: the dense model's minus this
 
@@ -194,10 +195,11 @@ def side_by_side(setup: Setup, fronts: dict[str, pd.DataFrame],
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: ResNet-20 at 8 px (dense "
-                        f"model trained {QUICK_DENSE_EPOCHS} epochs), 5 "
+                        f"model trained {QUICK_DENSE_EPOCHS} epochs), {QUICK_EVALUATIONS} "
                         "evaluations, 2 fine-tune steps (5 final), 0.5 s latency comparisons, "
                         "EagleEye's pool 3 x N, budget ratio 0.85")
-    parser.add_argument("--evaluations", type=int, help="per strategy (default 40; quick 5)")
+    parser.add_argument("--evaluations", type=int, help="per strategy (default 40; quick "
+                        f"{QUICK_EVALUATIONS})")
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
                         choices=STRATEGIES + VARIANTS)
     parser.add_argument("--budget-ratio", type=float, help="default 0.5; quick 0.85 (ResNet-20's "
@@ -211,7 +213,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--seed", type=int, default=0, help="data split, dense model, samplers")
     parser.add_argument("--out", help="results file (default benchmarks/results/...)")
     args = parser.parse_args(argv)
-    n = args.evaluations or (5 if args.quick else 40)
+    n = args.evaluations or (QUICK_EVALUATIONS if args.quick else 40)
     args.budget_ratio = args.budget_ratio or (0.85 if args.quick else 0.5)
     logging.basicConfig(level=logging.WARNING)
     rows = []
