@@ -4,6 +4,7 @@ the same number of evaluations, and the table it prints is consistent with the r
 import math
 import re
 
+import pandas as pd
 import pytest
 
 from tests.search.runs import benchmark
@@ -29,6 +30,13 @@ def test_quick_mode_runs_every_strategy_on_the_same_evaluation_budget(tmp_path, 
         assert len(columns) == len(bench.BUDGETS)
         known = [row[c] for c in columns if not math.isnan(row[c])]
         assert known == sorted(known)
+    # The stricter reference's box lies inside the fixed one's: it can only count less.
+    assert (table["hv_strict"] <= table["hypervolume"] + 1e-12).all()
+    # Every front's points are kept beside the table, so other references can be scored later.
+    points = pd.read_csv(tmp_path / "quality-fronts.csv")
+    kept = points[points["within_budget"]].groupby("strategy").size()
+    assert {name: int(kept.get(name, 0)) for name in table["strategy"]} == dict(
+        zip(table["strategy"], table["front_size"], strict=True))
     text = out.read_text()
     assert "reference point: latency ratio 0.85" in text and "resnet20" in text
     ceiling = float(re.search(r"# ceiling ([\d.]+)", text).group(1))
