@@ -55,11 +55,12 @@ def setup_for(config: SearchConfig, baselines: Path | None = None,
     example = _example_input(data, 1)
     recipe = Recipe(finetune_steps=config.finetune_steps)
     if dense_epochs is not None and not config.checkpoint:
-        trained = _dense_model(config, data, replace(recipe, dense_epochs=dense_epochs))
+        dense = _dense_model(config, data, replace(recipe, dense_epochs=dense_epochs))
         checkpoint = Path(config.results_dir) / f"dense-{dense_epochs}-epochs.pt"
-        save_state(trained, checkpoint)
+        save_state(dense, checkpoint)
         config = replace(config, checkpoint=str(checkpoint))
-    dense = _dense_model(config, data, recipe)
+    else:
+        dense = _dense_model(config, data, recipe)
     space = build_space(build_model(config.model, data.num_classes).eval(), example,
                         model_name=config.model, space=config.space,
                         round_to=config.round_to).space
