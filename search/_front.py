@@ -27,8 +27,11 @@ def hypervolume(latency_ms: pd.Series, accuracy: pd.Series, ref_latency_ms: floa
                 ref_accuracy: float) -> float:
     """Area (ms x accuracy) the points dominate inside the box left of ``ref_latency_ms`` and
     above ``ref_accuracy``: one number for a front, comparable across runs with the same
-    reference point. Exact in two dimensions."""
+    reference point. Exact in two dimensions; 0 for no points (a night or a strategy with an
+    empty front)."""
     points = sorted(zip(latency_ms, accuracy, strict=True))
+    if not points:
+        return 0.0
     edges = [p[0] for p in points[1:]] + [ref_latency_ms]
     area, best = 0.0, ref_accuracy
     for (latency, acc), next_latency in zip(points, edges, strict=True):

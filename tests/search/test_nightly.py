@@ -87,3 +87,13 @@ def test_a_night_is_worse_only_beyond_both_nights_noise():
     assert _compare(_night(1.01, 0.9), _night(0.4, 0.9), front, reference)
     problems = _compare(_night(0.5, 0.05, "g"), tonight, front, reference)
     assert len(problems) == 2 and "fingerprint g -> f" in problems[0]
+
+
+def test_a_night_with_an_empty_front_scores_zero_and_is_worse():
+    from search import _front
+    from search._nightly import _compare
+    reference = {"latency_ms": 2.0, "accuracy": 0.5}
+    empty = pd.DataFrame({"latency_ms": [], "accuracy": []})
+    assert _front.hypervolume(empty["latency_ms"], empty["accuracy"], 2.0, 0.5) == 0.0
+    problems = _compare(_night(0.4, 0.05), _night(0.0, None), empty, reference)
+    assert len(problems) == 1 and "tonight's front is worse" in problems[0]
