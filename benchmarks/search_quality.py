@@ -145,7 +145,7 @@ def _run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataF
 
 def _score(front: pd.DataFrame, reference: dict[str, float]) -> dict[str, float]:
     row = {"hypervolume": hypervolume(front["ratio"], front["accuracy"], reference["ratio"],
-                                      reference["accuracy"]) if len(front) else 0.0,
+                                      reference["accuracy"]),
            "front_size": len(front)}
     for share in BUDGETS:
         budget = round(share * reference["ratio"], 3)
@@ -243,9 +243,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         within = front[front["ratio"] <= args.budget_ratio]
         own = front[front["own_ratio"] <= args.budget_ratio]
         own_hv = hypervolume(own["own_ratio"], own["accuracy"], reference["ratio"],
-                             reference["accuracy"]) if len(own) else 0.0
+                             reference["accuracy"])
         strict_hv = hypervolume(within["ratio"], within["accuracy"], reference["ratio"],
-                                dense_accuracy - STRICT_DROP) if len(within) else 0.0
+                                dense_accuracy - STRICT_DROP)
         rows.append({"strategy": name, **_score(within, reference), "hv_own_run": round(own_hv, 6),
                      "hv_strict": round(strict_hv, 6), **counts[name]})
         points_by_strategy.append(front.assign(strategy=name,
