@@ -43,8 +43,11 @@ def _process_start(pid: int) -> str | None:
 
 
 def this_worker() -> dict[str, object]:
+    """The process running a trial, and the torch threads it trains with."""
+    import torch
+
     return {"host": socket.gethostname(), "pid": os.getpid(),
-            "process_start": _process_start(os.getpid())}
+            "process_start": _process_start(os.getpid()), "threads": torch.get_num_threads()}
 
 
 def _alive(worker: dict) -> bool:

@@ -15,16 +15,25 @@ def workdir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def first_run(workdir):
+def _first_run_and_copy(workdir, tmp_path_factory):
     result = cli(workdir, "--budget-ratio", "0.9", "--trials", "5", "--study-name", "e2e", *TINY)
     assert result.returncode == 0, result.stderr
-    return workdir / "results" / "e2e", result
+    run_dir = workdir / "results" / "e2e"
+    # Copied at once: a later test resumes the run in place, and with parallel workers
+    # (pytest-xdist) a worker may ask for the copy only after that.
+    copy = tmp_path_factory.mktemp("copy") / "e2e"
+    shutil.copytree(run_dir, copy)
+    return run_dir, result, copy
 
 
 @pytest.fixture(scope="session")
-def run_copy(first_run, tmp_path_factory):
+def first_run(_first_run_and_copy):
+    run_dir, result, _ = _first_run_and_copy
+    return run_dir, result
+
+
+@pytest.fixture(scope="session")
+def run_copy(_first_run_and_copy):
     """The first run as it finished, for tests that must not see later runs change it (copy it
     again before writing into it)."""
-    copy = tmp_path_factory.mktemp("copy") / "e2e"
-    shutil.copytree(first_run[0], copy)
-    return copy
+    return _first_run_and_copy[2]

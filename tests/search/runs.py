@@ -1,14 +1,18 @@
 """Running the CLI as a user does, for the tests: a real subprocess, real files, real exit codes."""
 
+import contextlib
 import importlib.util
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# A short final stage keeps the suite fast; the default (100 steps) is what users get.
-SMALL = ["--image-size", "16", "--finetune-steps", "2", "--final-finetune-steps", "10"]
+# A short final stage and short latency measurements keep the suite fast; the defaults (100
+# steps; up to 3 s a measurement after its 15 rounds) are what users get.
+SMALL = ["--image-size", "16", "--finetune-steps", "2", "--final-finetune-steps", "10",
+         "--measure-seconds", "0.5"]
 TINY = ["--model", "resnet20", *SMALL]
 PICKY_MODEL = '''
 import os
@@ -86,6 +90,24 @@ def cli(workdir, *args, timeout=300):
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{workdir}"}
     return subprocess.run([sys.executable, "-m", "search", *args], cwd=workdir, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def main_in_process(workdir, *args):
+    """The command line's ``main`` run in this process from ``workdir``: the same code and exit
+    code as ``python -m search``, without a new interpreter (seconds of imports) per call. For
+    commands that stop at their input; the searches themselves run in :func:`cli`."""
+    from search._cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.chdir(cwd)
+    return subprocess.CompletedProcess(["python", "-m", "search", *args], code, out.getvalue(),
+                                       err.getvalue())
 
 
 def assert_one_line_error(result, code, *fragments):

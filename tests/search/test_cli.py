@@ -16,7 +16,7 @@ import search
 from search._data import digits
 from search._front import pareto_mask
 from search._train import accuracy
-from tests.search.runs import ROOT, SMALL, TINY, assert_one_line_error, cli
+from tests.search.runs import ROOT, SMALL, TINY, assert_one_line_error, cli, main_in_process
 
 
 def test_run_writes_every_file_with_the_named_columns(first_run):
@@ -135,11 +135,11 @@ def test_pick_onnx_matches_pytorch_and_is_measured(run_copy, workdir, tmp_path):
     (["--min-accuracy", "0.5", "--onnx"], "--onnx writes a file: give --out DIR too"),
 ])
 def test_pick_bad_input_is_one_line(run_copy, workdir, args, fragment):
-    assert_one_line_error(cli(workdir, "pick", str(run_copy), *args), 2, fragment)
+    assert_one_line_error(main_in_process(workdir, "pick", str(run_copy), *args), 2, fragment)
 
 
 def test_pick_from_a_folder_that_is_not_a_run(workdir, tmp_path):
-    assert_one_line_error(cli(workdir, "pick", str(tmp_path), "--max-latency-ms", "5"), 2,
+    assert_one_line_error(main_in_process(workdir, "pick", str(tmp_path), "--max-latency-ms", "5"), 2,
                           "is not a run folder")
 
 
@@ -211,7 +211,8 @@ def test_round_to_auto_uses_the_measured_width_steps_and_keeps_them(workdir):
     (["--budget-ratio", "0.5", "--max-accuracy-drop", "120"], 2, "percentage points in (0, 100]"),
 ])
 def test_bad_input_is_one_line_and_exit_2(workdir, args, code, fragment):
-    assert_one_line_error(cli(workdir, *args, "--study-name", "bad"), code, fragment)
+    assert_one_line_error(main_in_process(workdir, *args, "--study-name", "bad"), code, fragment)
+    assert not (workdir / "results" / "bad").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import search
-from tests.search.runs import assert_one_line_error, cli
+from tests.search.runs import assert_one_line_error, cli, main_in_process
 
 
 @pytest.fixture
@@ -167,7 +167,7 @@ def test_report_bad_input_is_one_line(run_dir, tmp_path, workdir, setup, args, f
         target.mkdir()
     if setup == "no-reference":
         (run_dir / "reference.json").unlink()
-    assert_one_line_error(cli(workdir, "report", str(target), *args), 2, fragment)
+    assert_one_line_error(main_in_process(workdir, "report", str(target), *args), 2, fragment)
 
 
 def test_import_search_loads_no_plotting_library():
