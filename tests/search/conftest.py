@@ -37,3 +37,12 @@ def run_copy(_first_run_and_copy):
     """The first run as it finished, for tests that must not see later runs change it (copy it
     again before writing into it)."""
     return _first_run_and_copy[2]
+
+
+@pytest.fixture
+def seeded(first_run, workdir, tmp_path):
+    """A fresh folder whose ``results/baselines/`` already holds the dense baselines the first
+    run trained (the TINY model's among them): searches there load it instead of training it
+    again. Training the baseline and caching it is the first run's proof."""
+    shutil.copytree(workdir / "results" / "baselines", tmp_path / "results" / "baselines")
+    return tmp_path

@@ -188,14 +188,14 @@ def test_a_spaces_file_pattern_that_matches_nothing_is_exit_2(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_per_stage_spaces_file_searches_one_fraction_per_stage(tmp_path):
-    (tmp_path / "space.toml").write_text(
+def test_a_per_stage_spaces_file_searches_one_fraction_per_stage(seeded):
+    (seeded / "space.toml").write_text(
         'space = "per-stage"\nfractions = [0.25, 0.5, 1.0]\n'
         '[[rule]]\nmatch = "layer3.0.conv2"\nexclude = true\n')
-    result = cli(tmp_path, "--budget-ratio", "1", "--trials", "5", "--space", "space.toml",
+    result = cli(seeded, "--budget-ratio", "1", "--trials", "5", "--space", "space.toml",
                  "--study-name", "staged", *TINY)
     assert result.returncode == 0, result.stderr
-    trials = pd.read_csv(tmp_path / "results" / "staged" / "trials.csv")
+    trials = pd.read_csv(seeded / "results" / "staged" / "trials.csv")
     allocations = [json.loads(a) for a in trials["allocation"]]
     assert len(allocations) == 5
     for widths in allocations:
@@ -205,8 +205,8 @@ def test_a_per_stage_spaces_file_searches_one_fraction_per_stage(tmp_path):
         assert len(stage2) == 1 and len(stage3) == 1  # one fraction per stage
         assert stage3 <= {0.25, 0.5, 1.0}
     # Editing the file and resuming the study is refused: its trials would not be comparable.
-    (tmp_path / "space.toml").write_text('space = "uniform"\n')
-    again = cli(tmp_path, "--budget-ratio", "1", "--trials", "1", "--space", "space.toml",
+    (seeded / "space.toml").write_text('space = "uniform"\n')
+    again = cli(seeded, "--budget-ratio", "1", "--trials", "1", "--space", "space.toml",
                 "--study-name", "staged", *TINY)
     assert_one_line_error(again, 2, "another version of the spaces file space.toml")
 
@@ -219,22 +219,22 @@ def test_run_help_names_every_space_kind(capsys):
 
 
 @pytest.mark.slow
-def test_taylor_importance_searches_and_resuming_with_another_criterion_is_refused(tmp_path):
-    result = cli(tmp_path, "--budget-ratio", "1", "--trials", "2", "--importance", "taylor",
+def test_taylor_importance_searches_and_resuming_with_another_criterion_is_refused(seeded):
+    result = cli(seeded, "--budget-ratio", "1", "--trials", "2", "--importance", "taylor",
                  "--study-name", "taylor", *TINY)
     assert result.returncode == 0, result.stderr
-    run_dir = tmp_path / "results" / "taylor"
+    run_dir = seeded / "results" / "taylor"
     assert "channels kept by taylor importance" in (run_dir / "report.md").read_text()
-    other = cli(tmp_path, "--budget-ratio", "1", "--trials", "1", "--study-name", "taylor", *TINY)
+    other = cli(seeded, "--budget-ratio", "1", "--trials", "1", "--study-name", "taylor", *TINY)
     assert_one_line_error(other, 2, "was run with --importance taylor, not l2")
 
 
 @pytest.mark.slow
-def test_importance_search_makes_the_criterion_a_dimension(tmp_path):
-    result = cli(tmp_path, "--budget-ratio", "1", "--trials", "6", "--importance", "search",
+def test_importance_search_makes_the_criterion_a_dimension(seeded):
+    result = cli(seeded, "--budget-ratio", "1", "--trials", "6", "--importance", "search",
                  "--isolate", "--study-name", "chosen", *TINY)
     assert result.returncode == 0, result.stderr
-    trials = pd.read_csv(tmp_path / "results" / "chosen" / "trials.csv")
+    trials = pd.read_csv(seeded / "results" / "chosen" / "trials.csv")
     assert (trials["state"] == "COMPLETE").all()
     assert set(trials["importance"]) <= {"l2", "l1", "bn", "taylor"}
     assert trials["importance"].notna().all()

@@ -105,7 +105,7 @@ def test_two_processes_started_together_on_one_study_both_finish(workdir):
 
 
 def test_a_front_model_removed_by_another_worker_during_the_final_stage_is_not_an_error(
-        tmp_path, monkeypatch):
+        seeded, monkeypatch):
     """Two processes on one study: the one that finishes later removes the models it finds
     dominated, which can be a model the other is fine-tuning in its final stage (CI saw
     'No such file or directory: models/trial-2.json')."""
@@ -114,21 +114,22 @@ def test_a_front_model_removed_by_another_worker_during_the_final_stage_is_not_a
 
     def finetune_as_another_worker_removes(model, data, recipe, seed, **options):
         if not removed:  # the final stage's first model: the other worker removes it now
-            folder = RunFolder(tmp_path / "gone")
+            folder = RunFolder(seeded / "results" / "gone")
             saved = {int(p.stem.split("-")[1]) for p in folder.models.glob("trial-*.json")}
             removed.extend(folder.remove_models(saved))
         return real_finetune(model, data, recipe, seed=seed, **options)
 
     config = SearchConfig(budget_ratio=1, trials=3, model="resnet20", image_size=16,
                           finetune_steps=2, final_finetune_steps=4, study_name="gone",
-                          results_dir=str(tmp_path))
+                          measure_seconds=0.5, results_dir=str(seeded / "results"))
     monkeypatch.setattr(search._final, "finetune", finetune_as_another_worker_removes)
     front = search.run(config)
     assert removed, "the final stage fine-tuned nothing"
     assert len(front) >= 1
     for path in front["model_path"]:
-        assert (tmp_path / "gone" / path).is_file()
-        assert search.load_pruned(tmp_path / "gone" / path)(torch.zeros(1, 3, 16, 16)).shape[-1] == 10
+        saved = seeded / "results" / "gone" / path
+        assert saved.is_file()
+        assert search.load_pruned(saved)(torch.zeros(1, 3, 16, 16)).shape[-1] == 10
 
 
 def test_a_cut_short_last_journal_line_is_dropped_and_the_study_opens(tmp_path, caplog):

@@ -85,12 +85,12 @@ def test_promotion_changes_the_weights_and_only_when_it_promotes(tmp_path):
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
 
 
-def test_the_cli_run_records_promotions_in_trials_csv_and_the_report(tmp_path):
+def test_the_cli_run_records_promotions_in_trials_csv_and_the_report(seeded):
     from tests.search.runs import TINY, cli
 
-    result = cli(tmp_path, "--budget-ratio", "1", "--trials", "3", "--promote-steps", "2", *TINY)
+    result = cli(seeded, "--budget-ratio", "1", "--trials", "3", "--promote-steps", "2", *TINY)
     assert result.returncode == 0, result.stderr
-    run_dir = tmp_path / "results" / "resnet20-digits-cpu"
+    run_dir = seeded / "results" / "resnet20-digits-cpu"
     trials = pd.read_csv(run_dir / "trials.csv")
     scored = trials[trials["accuracy"].notna() & trials["repeat_of"].isna()]
     assert len(scored) >= 1 and scored[RUNG0_ACCURACY].notna().all()
