@@ -30,6 +30,7 @@ It imports nothing of the project itself: on the GPU machine the dependencies ar
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
 import datetime
 import importlib.util
@@ -100,6 +101,7 @@ class Check:
     cuda: bool = True  # needs a CUDA device
     needs: tuple[str, ...] = ()  # importable modules it needs
     timeout_s: float = 120.0
+    in_repo: bool = False  # runs in the repository root (else in the check's scratch folder)
     folder: str | None = None  # a run folder whose trials.csv is summarized
     expect_failures: str | None = None  # a fail_reason fragment the run must record
     figures: dict = dataclasses.field(default_factory=dict)
@@ -118,7 +120,7 @@ def plan(cuda: bool, py: str = sys.executable) -> list[Check]:
     checks = [
         Check("cuda-tests", [py, "-m", "pytest", "-m", "cuda", "-q", "-o", "addopts=", "-p",
                              "no:cacheprovider", "tests/profilers"], needs=("pytest",),
-              timeout_s=120),
+              timeout_s=120, in_repo=True),
         Check("main-job", [*search, *budget, "--device", device, "--isolate", "--trials", "6",
                            "--study-name", "main", *image, *_SMALL], cuda=False, timeout_s=150,
               folder="main"),
@@ -194,8 +196,6 @@ def _figures(check: Check, stdout: str, workdir: Path) -> dict:
                 "median_ms": {m["model"]: round(m["median_ms"], 4) for m in data["models"]}}
     if check.folder is None:
         return {}
-    import csv
-
     run = workdir / "results" / check.folder
     with open(run / "trials.csv", newline="") as f:
         trials = list(csv.DictReader(f))
@@ -217,7 +217,7 @@ def _figures(check: Check, stdout: str, workdir: Path) -> dict:
 def run_check(check: Check, env: dict, workdir: Path) -> None:
     began = time.monotonic()
     try:
-        result = subprocess.run(check.argv, cwd=ROOT if check.name == "cuda-tests" else workdir,
+        result = subprocess.run(check.argv, cwd=ROOT if check.in_repo else workdir,
                                 env=env, capture_output=True, text=True, timeout=check.timeout_s)
     except subprocess.TimeoutExpired:
         check.status, check.why = "fail", f"over its {check.timeout_s:.0f} s limit"

@@ -103,7 +103,10 @@ def main_in_process(workdir, *args):
     os.chdir(workdir)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(list(args))
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's --help
+                code = exc.code
     finally:
         os.chdir(cwd)
     return subprocess.CompletedProcess(["python", "-m", "search", *args], code, out.getvalue(),

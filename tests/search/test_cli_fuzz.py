@@ -1,14 +1,10 @@
 """The command line driven with random flags and values (hypothesis): every outcome is exit 0 or
 a one-line error with its exit code, never a traceback."""
 
-import contextlib
-import io
-import os
-
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from search._cli import main
+from tests.search.runs import main_in_process
 
 _VALUES = st.one_of(
     st.sampled_from(["0", "-1", "1", "2", "0.5", "1e-9", "nan", "inf", "-inf", "1e309", "", " ",
@@ -53,18 +49,8 @@ def argv(draw):
 @example(args=["--model", "resnet20", "--image-size", "8", "--budget-ms", "1e-9", "--sampler",
                "nsga2", "--threads", "2", "--trial-timeout", "5"])  # through a real set-up: exit 3
 def test_random_flags_exit_cleanly_with_one_line(args, tmp_path):
-    out, err = io.StringIO(), io.StringIO()
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = main(args)
-            except SystemExit as exc:  # argparse's --help
-                code = exc.code
-    finally:
-        os.chdir(cwd)
-    stderr = err.getvalue()
+    result = main_in_process(tmp_path, *args)
+    code, stderr = result.returncode, result.stderr
     assert "Traceback" not in stderr, (args, stderr)
     assert code in (0, 2, 3), (args, code, stderr)
     if code:
