@@ -1,0 +1,67 @@
+"""A run folder and study written by an earlier version still load, report, pick and resume.
+
+The fixture (``fixtures/run-written-2026-12-02``, see its README) was written before ``search/``
+was reorganised into subpackages; it is never regenerated.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import search
+from tests.search.runs import cli, main_in_process
+
+FIXTURE = Path(__file__).parent / "fixtures" / "run-written-2026-12-02"
+# The flags it was written with: a resumed study must match them.
+WRITTEN_WITH = ["--model", "pattern-concat", "--budget-ratio", "0.8", "--finetune-steps", "2",
+                "--final-finetune-steps", "2", "--measure-seconds", "0.3", "--study-name",
+                "old-run", "--out", "results/old-run"]
+
+
+@pytest.fixture
+def old(tmp_path):
+    shutil.copytree(FIXTURE / "results", tmp_path / "results")
+    return tmp_path
+
+
+def test_an_old_run_loads_with_its_front_and_reference(old):
+    run = search.load_run(old / "results" / "old-run")
+    assert run.final
+    assert len(run.trials) == 5 and run.trials["state"].eq("COMPLETE").all()
+    assert run.pareto["trial"].tolist() == [0]
+    assert run.pareto.loc[0, "model_path"] == "models/final-0.json"
+    assert run.reference["budget_ms"] == pytest.approx(0.8 * run.reference["latency_ms"])
+    assert run.config["model"] == "pattern-concat"
+    model = search.load_pruned(old / "results" / "old-run" / "models" / "final-0.json")
+    assert model.training is False
+
+
+def test_an_old_run_reports_and_picks(old):
+    report = main_in_process(old, "report", "results/old-run")
+    assert report.returncode == 0, report.stderr
+    for name in ("report.md", "pareto.png", "report.html"):
+        assert (old / "results" / "old-run" / name).is_file()
+    picked = main_in_process(old, "pick", "results/old-run", "--max-latency-ms", "100", "--out",
+                             "picked")
+    assert picked.returncode == 0, picked.stderr
+    widths = json.loads((old / "picked" / "model.json").read_text())
+    saved = json.loads((old / "results" / "old-run" / "models" / "final-0.json").read_text())
+    assert widths["allocation"] == saved["allocation"]
+
+
+def test_an_old_study_resumes_where_it_stopped(old):
+    resumed = cli(old, *WRITTEN_WITH, "--trials", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "dense baseline: loaded" in resumed.stderr  # the old cache key still finds it
+    trials = pd.read_csv(old / "results" / "old-run" / "trials.csv")
+    assert trials["trial"].tolist() == list(range(7))
+    # The first five are the old run's, as it recorded them.
+    before = pd.read_csv(FIXTURE / "results" / "old-run" / "trials.csv")
+    assert trials.loc[:4, "allocation"].tolist() == before["allocation"].tolist()
+    # A changed identity is still refused with the flag to fix.
+    changed = main_in_process(old, *WRITTEN_WITH, "--finetune-steps", "3", "--trials", "1")
+    assert changed.returncode == 2
+    assert "was run with --finetune-steps 2, not 3" in changed.stderr
