@@ -18,7 +18,7 @@ import time
 import torch
 
 from profilers import Context, compare, fingerprint, resolve_device
-from search._registry import build_model
+from search.sources import build_model
 from spaces import SearchSpace, discover_groups, prune
 
 FRACTIONS = (0.75, 0.5, 0.25)

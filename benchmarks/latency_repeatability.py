@@ -23,7 +23,7 @@ import time
 import torch
 
 from profilers import compare, fingerprint, measure
-from search._registry import build_model
+from search.sources import build_model
 from spaces import SearchSpace, discover_groups, prune
 
 

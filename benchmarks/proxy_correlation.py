@@ -9,7 +9,7 @@ the long fine-tune, all from the same pruned weights and seed:
   at its peak learning rate 0.02, cosine to zero);
 - quick-20 lr/4: the same 20 steps at a quarter of the learning rate;
 - distill-20, distill-20 lr/4: 20 steps that also learn the dense model's outputs (cross-entropy
-  plus Hinton's soft targets at T=4, ``search._train.distillation_loss``);
+  plus Hinton's soft targets at T=4, ``search.training._train.distillation_loss``);
 - long: BN re-estimated plus ``--long-steps`` steps (default 200), the reference ranking;
 - long, other seed: the same with another seed (other batches). Its correlation with ``long`` is
   the reference's own repeatability, which bounds what any proxy can reach against it; the
@@ -44,7 +44,7 @@ from width_strategies import BASELINES, setup_for  # noqa: E402  (the benchmarks
 
 from profilers import fingerprint  # noqa: E402
 from search import SearchConfig  # noqa: E402
-from search._train import accuracy, finetune  # noqa: E402
+from search.training import accuracy, finetune  # noqa: E402
 from spaces import prune  # noqa: E402
 
 # name: (SGD steps, share of the fine-tune's learning rate, distilled from the dense model)

@@ -27,8 +27,8 @@ import torch
 
 from profilers import fingerprint
 from search import SearchConfig, run
-from search._front import hypervolume  # noqa: E402
-from search._sampling import make_sampler
+from search.runfolder import hypervolume  # noqa: E402
+from search.study import make_sampler
 
 REFERENCE_POINT = {"latency_ratio": 0.5, "accuracy": 0.95}
 

@@ -55,9 +55,9 @@ import torch
 
 from profilers import LatencySettings, compare, fingerprint
 from search import SearchConfig, load_pruned, run
-from search._front import hypervolume
-from search._study import open_study
-from search._train import accuracy
+from search.runfolder import hypervolume
+from search.study import open_study
+from search.training import accuracy
 from spaces import prune
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -99,7 +99,7 @@ def _run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataF
 
     def evaluate(candidates: list[dict[str, float]], config: SearchConfig) -> None:
         nonlocal evaluations
-        study = open_study(config)
+        study = open_study(config.study_key())
         for fractions in candidates:
             study.enqueue_trial(fractions)
         run(replace(config, trials=len(candidates)))

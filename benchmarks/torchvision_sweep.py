@@ -32,8 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from profilers import count_cost  # noqa: E402
-from search._errors import TimeLimitReached, UsageError, time_limit  # noqa: E402
-from search._space import build_space  # noqa: E402
+from search import TimeLimitReached, UsageError, time_limit  # noqa: E402
+from search.candidates import build_space  # noqa: E402
 from spaces import convert_attention, prune, rebuild  # noqa: E402
 
 # Models that only take one input size (fixed position embeddings or window grids); left out by

@@ -16,7 +16,7 @@ import argparse
 import torch
 
 from profilers import compare, count_cost, fingerprint
-from search._zoo import BUILTIN_MODELS
+from search.sources import ZOO
 from spaces import SearchSpace, discover_groups, prune
 
 FRACTIONS = (0.75, 0.5, 0.25)
@@ -24,7 +24,7 @@ FRACTIONS = (0.75, 0.5, 0.25)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=sorted(BUILTIN_MODELS))
+    parser.add_argument("--models", nargs="+", default=sorted(ZOO))
     parser.add_argument("--sizes", nargs="+", type=int, default=[16, 32])
     parser.add_argument("--batch-size", type=int, default=1)
     args = parser.parse_args()
@@ -33,7 +33,7 @@ def main() -> None:
     print("model        px  dense_ms  MMACs   " + "  ".join(f"keep {f:<4}" for f in FRACTIONS))
     for name in args.models:
         for size in args.sizes:
-            model = BUILTIN_MODELS[name]().eval()
+            model = ZOO[name]().eval()
             x = torch.randn(args.batch_size, 3, size, size)
             groups, _ = discover_groups(model, x[:1])
             space = SearchSpace(tuple(groups))

@@ -19,11 +19,11 @@ import torch_pruning as tp
 
 from profilers import count_cost
 from search import SearchConfig
-from search._registry import build_model, load_data
-from search._run import _dense_model, _example_input
-from search._runfolder import save_state
-from search._space import build_space
-from search._train import Recipe, accuracy, recalibrate_bn
+from search.candidates import build_space
+from search.flow import dense_model_for
+from search.runfolder import save_state
+from search.sources import build_model, load_data
+from search.training import Recipe, accuracy, example_input, recalibrate_bn
 from spaces import SearchSpace, prune
 
 BASELINES = Path(__file__).parent / "data" / "baselines"  # dense baselines kept between runs
@@ -52,15 +52,15 @@ def setup_for(config: SearchConfig, baselines: Path | None = None,
         Path(config.results_dir).mkdir(parents=True, exist_ok=True)
         (Path(config.results_dir) / "baselines").symlink_to(baselines.resolve())
     data = load_data(config.data, image_size=config.image_size, seed=config.seed)
-    example = _example_input(data, 1)
+    example = example_input(data, 1)
     recipe = Recipe(finetune_steps=config.finetune_steps)
     if dense_epochs is not None and not config.checkpoint:
-        dense = _dense_model(config, data, replace(recipe, dense_epochs=dense_epochs))
+        dense = dense_model_for(config, data, replace(recipe, dense_epochs=dense_epochs))
         checkpoint = Path(config.results_dir) / f"dense-{dense_epochs}-epochs.pt"
         save_state(dense, checkpoint)
         config = replace(config, checkpoint=str(checkpoint))
     else:
-        dense = _dense_model(config, data, recipe)
+        dense = dense_model_for(config, data, recipe)
     space = build_space(build_model(config.model, data.num_classes).eval(), example,
                         model_name=config.model, space=config.space,
                         round_to=config.round_to).space

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from profilers import fingerprint
-from search._storage import open_storage
+from search.study import open_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 ARGS = ["--model", "resnet20", "--image-size", "16", "--finetune-steps", "2", "--budget-ratio",

@@ -19,7 +19,6 @@ import torch
 from torch import Tensor, nn
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-RUNTIMES = ("eager", "compile", "onnxruntime")
 
 
 @dataclass(frozen=True)
@@ -58,13 +57,7 @@ class Context:
                              f"--precision fp32 on {device}")
         if self.cuda_graphs and device.type != "cuda":
             raise ValueError("--cuda-graphs needs a CUDA device")
-        if self.runtime == "onnxruntime":
-            if self.precision == "bf16":
-                raise ValueError("--runtime onnxruntime: bf16 is not supported; use fp16 or fp32")
-            if self.channels_last or self.cuda_graphs:
-                raise ValueError("--runtime onnxruntime picks its own memory format and graphs; "
-                                 "drop --channels-last / --cuda-graphs")
-            _onnxruntime_providers(device)
+        RUNTIMES[self.runtime].check(self, device)
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -105,21 +98,46 @@ def prepare(model: nn.Module, example: Tensor, device: torch.device, context: Co
     model = model.to(device, dtype).eval()
     x = example.to(device, dtype)
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    if context.runtime == "onnxruntime":
-        with tempfile.TemporaryDirectory() as tmp:
-            path = export_onnx(model, x, Path(tmp) / "model.onnx")
-            session = onnxruntime_session(path, device, context.threads)
-        return session_runner(session, x, device, weight_bytes)
+    return RUNTIMES[context.runtime].prepare(model, x, device, context, weight_bytes)
+
+
+def _torch_module(model: nn.Module, x: Tensor, context: Context) -> tuple[nn.Module, Tensor]:
     if context.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    if context.runtime == "compile":
-        mode = "reduce-overhead" if context.cuda_graphs else None
-        compiled = torch.compile(model, mode=mode)
-        return Runner(lambda: compiled(x), weight_bytes=weight_bytes)
+        return (model.to(memory_format=torch.channels_last),
+                x.contiguous(memory_format=torch.channels_last))
+    return model, x
+
+
+def _eager(model: nn.Module, x: Tensor, device: torch.device, context: Context,
+           weight_bytes: int) -> Runner:
+    model, x = _torch_module(model, x, context)
     if context.cuda_graphs:
         return Runner(_cuda_graph(model, x, device), weight_bytes=weight_bytes)
     return Runner(lambda: model(x), weight_bytes=weight_bytes)
+
+
+def _compiled(model: nn.Module, x: Tensor, device: torch.device, context: Context,
+              weight_bytes: int) -> Runner:
+    model, x = _torch_module(model, x, context)
+    compiled = torch.compile(model, mode="reduce-overhead" if context.cuda_graphs else None)
+    return Runner(lambda: compiled(x), weight_bytes=weight_bytes)
+
+
+def _onnxruntime(model: nn.Module, x: Tensor, device: torch.device, context: Context,
+                 weight_bytes: int) -> Runner:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_onnx(model, x, Path(tmp) / "model.onnx")
+        session = onnxruntime_session(path, device, context.threads)
+    return session_runner(session, x, device, weight_bytes)
+
+
+def _check_onnxruntime(context: Context, device: torch.device) -> None:
+    if context.precision == "bf16":
+        raise ValueError("--runtime onnxruntime: bf16 is not supported; use fp16 or fp32")
+    if context.channels_last or context.cuda_graphs:
+        raise ValueError("--runtime onnxruntime picks its own memory format and graphs; "
+                         "drop --channels-last / --cuda-graphs")
+    _onnxruntime_providers(device)
 
 
 def _cuda_graph(model: nn.Module, x: Tensor, device: torch.device) -> Callable[[], object]:
@@ -200,3 +218,45 @@ def _numpy_dtype(x: Tensor):
     import numpy as np
 
     return {torch.float32: np.float32, torch.float16: np.float16}.get(x.dtype, np.float32)
+
+
+def _no_version() -> None:
+    return None
+
+
+def _no_check(context: Context, device: torch.device) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """One entry of :data:`RUNTIMES`: what ``--runtime NAME`` runs a model with.
+
+    Attributes:
+        help: one phrase for ``--help``.
+        prepare: ``(model, x, device, context, weight_bytes) -> Runner``, the model already on
+            the device in the context's precision.
+        check: raises ValueError, naming the flag, for a context it cannot run.
+        version: its own version, which a cached latency is keyed by (None where the device
+            fingerprint's torch version already says it).
+    """
+
+    help: str
+    prepare: Callable[..., Runner]
+    check: Callable[[Context, torch.device], None] = _no_check
+    version: Callable[[], str | None] = _no_version
+
+
+def _onnxruntime_version() -> str:
+    from importlib import metadata
+
+    return metadata.version("onnxruntime")
+
+
+# The runtimes latency is measured with. Adding one is an entry here and its prepare function.
+RUNTIMES: dict[str, Runtime] = {
+    "eager": Runtime("PyTorch eager", _eager),
+    "compile": Runtime("torch.compile", _compiled),
+    "onnxruntime": Runtime("ONNX Runtime (pip install 'hwprune[onnx]')", _onnxruntime,
+                           check=_check_onnxruntime, version=_onnxruntime_version),
+}

@@ -1,6 +1,6 @@
 import sys
 
-from search._cli import main
+from search.commands import main
 
 # The guard matters: trial worker processes are spawned, and a spawned child imports the main
 # module again.

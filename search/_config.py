@@ -10,11 +10,11 @@ from pathlib import Path
 
 from profilers import Context
 from search._errors import UsageError
+from search.backends import BACKENDS
+from search.candidates import TRACE_TIMEOUT_S, check_space
+from search.runfolder import JOURNAL, LEGACY_SQLITE
+from search.study import SAMPLERS, StudyKey
 from spaces import IMPORTANCES
-
-SAMPLERS = ("tpe", "nsga2", "gp", "random")
-SPACES = ("per-layer", "per-stage", "uniform")  # or a spaces file, PATH.toml
-BACKENDS = ("local", "ray")
 
 # Fields that define what a study searches: resuming a study with any of them changed would mix
 # trials that are not comparable, so it is refused.
@@ -23,11 +23,6 @@ STUDY_IDENTITY = ("model", "data", "checkpoint", "image_size", "space", "round_t
                   "batch_size", "threads", "precision", "channels_last", "runtime", "cuda_graphs",
                   "finetune_steps", "promote_steps", "distill", "seed")
 
-# How long torch-pruning may take to build a model's dependency graph (it takes hours on a few).
-TRACE_TIMEOUT_S = 300.0
-# And how much of the memory available when it starts (it can fill any machine on a few: the
-# out-of-memory killer would end the run with no word said).
-TRACE_MEMORY_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -130,9 +125,7 @@ class SearchConfig:
             raise UsageError("--ray-address needs --backend ray")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"unknown --sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
-        if self.space not in SPACES and not self.space.endswith(".toml"):
-            raise UsageError(f"unknown --space {self.space!r}; valid: {', '.join(SPACES)}, or a "
-                             f"spaces file PATH.toml")
+        check_space(self.space)
         if self.importance not in (*IMPORTANCES, "search"):
             raise UsageError(f"unknown --importance {self.importance!r}; valid: "
                              f"{', '.join(IMPORTANCES)}, search")
@@ -156,10 +149,10 @@ class SearchConfig:
         """``--storage``, else the run folder's journal file (``study.db`` of older runs is kept)."""
         if self.storage:
             return self.storage
-        legacy = self.run_dir / "study.db"
+        legacy = self.run_dir / LEGACY_SQLITE
         if legacy.is_file():
             return f"sqlite:///{legacy.as_posix()}"
-        return (self.run_dir / "study.journal").as_posix()
+        return (self.run_dir / JOURNAL).as_posix()
 
     @property
     def isolated(self) -> bool:
@@ -187,3 +180,11 @@ class SearchConfig:
             except ValueError as exc:
                 raise UsageError(f"--space {exc}") from None
         return identity
+
+    def study_key(self) -> StudyKey:
+        """The study this configuration adds trials to, and what must match to resume it."""
+        fields = type(self).__dataclass_fields__
+        identity = self.identity()
+        return StudyKey(name=self.study, storage_url=self.storage_url, sampler=self.sampler,
+                        seed=self.seed, identity=identity, space=self.space,
+                        defaults={k: fields[k].default for k in identity if k in fields})

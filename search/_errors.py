@@ -7,14 +7,6 @@ Exit codes: 0 done; 1 a bug; 2 bad input; 3 budget unreachable; 4 most early tri
 
 from __future__ import annotations
 
-import _thread
-import contextlib
-import os
-import signal
-import sys
-import threading
-from collections.abc import Iterator
-
 
 class UsageError(ValueError):
     """Bad input: what is wrong and how to fix it, in one line (exit 2)."""
@@ -50,56 +42,6 @@ def raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
-@contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
-    """Holds Ctrl-C and SIGTERM back until the block ends, then raises as they would have.
-
-    For the few steps that must not be cut in half, such as asking the study for a trial: a
-    signal landing inside ``study.ask()`` would leave a trial stored as RUNNING that no one
-    holds. Outside the main thread (where handlers cannot be set) the block runs as it is.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    if caught:
-        raise Terminated() if caught[0] == signal.SIGTERM else KeyboardInterrupt()
-
-
-class TimeLimitReached(BaseException):
-    """Raised by ``time_limit`` (a BaseException, so that handlers that record a model's own
-    failures on the way do not take it for one)."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Raises TimeLimitReached in the block after ``seconds`` (0: no limit). For steps of other
-    libraries that can run for hours on some models, such as torch-pruning's dependency graph.
-    Outside the main thread (where SIGALRM cannot be handled) the block runs without a limit.
-    It owns SIGALRM while it runs: not for use inside another alarm."""
-    if not seconds or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum: int, frame: object) -> None:
-        raise TimeLimitReached()
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 class SearchInterrupted(KeyboardInterrupt):
     """Ctrl-C (exit 130) or SIGTERM (exit 143): finished trials and the partial front were
     written."""
@@ -109,79 +51,3 @@ class SearchInterrupted(KeyboardInterrupt):
         self.exit_code = exit_code
 
 
-class MemoryLimitReached(BaseException):
-    """Raised by ``memory_limit`` (a BaseException, as TimeLimitReached); ``rss``: the resident
-    bytes when it was seen."""
-
-    def __init__(self, rss: int) -> None:
-        super().__init__(rss)
-        self.rss = rss
-
-
-def resident_bytes() -> int:
-    """This process's resident memory now (Linux), else its peak."""
-    try:
-        with open("/proc/self/statm", encoding="ascii") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        import resource  # not on Windows, where /proc is not either
-
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024
-
-
-def available_bytes() -> int:
-    """Memory the machine can still give (MemAvailable on Linux, else all of it)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def memory_ceiling(share: float) -> int:
-    """This process's resident bytes now plus ``share`` of what the machine still has available:
-    the limit for a step whose memory may grow without bound."""
-    return resident_bytes() + int(share * available_bytes())
-
-
-@contextlib.contextmanager
-def memory_limit(max_rss: int, every_s: float = 0.05) -> Iterator[None]:
-    """Raises MemoryLimitReached in the block once this process's resident memory passes
-    ``max_rss`` bytes (0: no limit), before the kernel's out-of-memory killer ends the process
-    with no word said. A thread looks every ``every_s`` and interrupts the main thread, so it
-    stops Python code that keeps allocating (torch-pruning's index mappings on some models),
-    not one native call. Main thread only, as ``time_limit``; it owns SIGUSR1 while it runs
-    (no limit where there is no SIGUSR1: Windows)."""
-    if (not max_rss or not hasattr(signal, "SIGUSR1")
-            or threading.current_thread() is not threading.main_thread()):
-        yield
-        return
-    armed, stop, seen = [True], threading.Event(), [0]
-
-    def interrupted(signum: int, frame: object) -> None:
-        if armed[0]:  # not once the block has ended
-            raise MemoryLimitReached(seen[0])
-
-    def watch() -> None:
-        while not stop.wait(every_s):
-            seen[0] = resident_bytes()
-            if seen[0] > max_rss and armed[0]:
-                _thread.interrupt_main(signal.SIGUSR1)
-                return
-
-    previous = signal.signal(signal.SIGUSR1, interrupted)
-    watcher = threading.Thread(target=watch, name="memory-limit", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        try:
-            armed[0] = False
-        finally:  # even when the handler raised just before
-            stop.set()
-            watcher.join()
-            signal.signal(signal.SIGUSR1, previous)

@@ -17,7 +17,10 @@ from spaces._groups import ChannelGroup
 Allocation = dict[str, int]
 """Kept output channels per group name: the one form an architecture crosses boundaries in."""
 
-KINDS = ("per-layer", "per-stage", "uniform")
+# How groups share the sampler's dimensions, with the phrase --help gives each.
+KINDS = {"per-layer": "one keep fraction per group",
+         "per-stage": "one per output resolution",
+         "uniform": "one for all"}
 DEFAULT_FRACTIONS = (0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
 
 

@@ -96,7 +96,7 @@ def main_in_process(workdir, *args):
     """The command line's ``main`` run in this process from ``workdir``: the same code and exit
     code as ``python -m search``, without a new interpreter (seconds of imports) per call. For
     commands that stop at their input; the searches themselves run in :func:`cli`."""
-    from search._cli import main
+    from search.commands import main
 
     out, err = io.StringIO(), io.StringIO()
     cwd = os.getcwd()

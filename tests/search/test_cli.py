@@ -13,9 +13,9 @@ import pytest
 import torch
 
 import search
-from search._data import digits
-from search._front import pareto_mask
-from search._train import accuracy
+from search.runfolder import pareto_mask
+from search.sources import digits
+from search.training import accuracy
 from tests.search.runs import ROOT, SMALL, TINY, assert_one_line_error, cli, main_in_process
 
 

@@ -2,9 +2,7 @@ import pytest
 import torch
 
 from search import SearchConfig, UsageError
-from search._data import digits
-from search._registry import build_model, load_checkpoint, load_data
-from search._zoo import BUILTIN_MODELS
+from search.sources import ZOO, build_model, digits, load_checkpoint, load_data
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -43,7 +41,7 @@ def test_default_storage_is_a_journal_file_and_an_older_sqlite_study_is_kept(tmp
     assert config.storage_url == f"sqlite:///{tmp_path}/vgg16_bn-digits-cpu/study.db"
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN_MODELS))
+@pytest.mark.parametrize("name", sorted(ZOO))
 def test_builtin_models_build(name):
     model = build_model(name, 5)
     assert model(torch.randn(1, 3, 32, 32)).shape == (1, 5)
@@ -89,7 +87,7 @@ def test_checkpoints_load_weights_only_and_mismatches_are_named(tmp_path):
         load_checkpoint(target, tmp_path / "other.pt")
     torch.save({"model": build_model("resnet20", 10)}, tmp_path / "pickled.pt")
     with pytest.raises(UsageError, match=r"refused: loading it would unpickle code "
-                                         r"\(search._zoo.CifarResNet\)"):
+                                         r"\(search.sources._zoo.CifarResNet\)"):
         load_checkpoint(target, tmp_path / "pickled.pt")
     (tmp_path / "damaged.pt").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(UsageError, match="not a loadable state dict"):

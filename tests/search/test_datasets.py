@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from search import UsageError
-from search._registry import load_data
+from search.sources import load_data
 from tests.search.runs import cli
 
 

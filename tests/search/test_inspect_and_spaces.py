@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 import torch
 
-from search._cli import main
-from search._errors import UsageError, memory_limit, resident_bytes
-from search._space import build_space
+from search._errors import UsageError
+from search._guards import memory_limit, resident_bytes
+from search.candidates import build_space
+from search.commands import main
 from tests.search.runs import PICKY_MODEL, TINY, assert_one_line_error, cli
 
 

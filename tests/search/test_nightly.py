@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 import search
-from search import _front
+from search.runfolder import hypervolume
 from tests.search.runs import TINY, cli
 
 # A longer final stage than TINY's: a front's accuracy must clear the reference point (dense -
@@ -40,7 +40,7 @@ def test_nights_append_history_rescore_the_last_front_and_flag_regressions(workd
     pareto = pd.read_csv(run_dir / "pareto.csv")
     tonight = history.iloc[1]
     assert tonight["front_size"] == len(pareto) > 0
-    assert tonight["hypervolume"] == pytest.approx(_front.hypervolume(
+    assert tonight["hypervolume"] == pytest.approx(hypervolume(
         pareto["latency_ms"], pareto["accuracy"], tonight["hv_ref_latency_ms"],
         tonight["hv_ref_accuracy"]), rel=1e-9, abs=1e-12)
     assert history["fingerprint"].nunique() == 1
@@ -75,7 +75,7 @@ def _night(hypervolume: float, noise: float, fingerprint: str = "f") -> dict:
 
 
 def test_a_night_is_worse_only_beyond_both_nights_noise():
-    from search._nightly import _compare
+    from search.flow._nightly import _compare
     reference = {"latency_ms": 2.0, "accuracy": 0.5}
     front = pd.DataFrame({"latency_ms": [1.0], "accuracy": [0.9]})  # hypervolume 0.4
     tonight = _night(0.4, 0.05)
@@ -92,10 +92,9 @@ def test_a_night_is_worse_only_beyond_both_nights_noise():
 
 
 def test_a_night_with_an_empty_front_scores_zero_and_is_worse():
-    from search import _front
-    from search._nightly import _compare
+    from search.flow._nightly import _compare
     reference = {"latency_ms": 2.0, "accuracy": 0.5}
     empty = pd.DataFrame({"latency_ms": [], "accuracy": []})
-    assert _front.hypervolume(empty["latency_ms"], empty["accuracy"], 2.0, 0.5) == 0.0
+    assert hypervolume(empty["latency_ms"], empty["accuracy"], 2.0, 0.5) == 0.0
     problems = _compare(_night(0.4, 0.05), _night(0.0, None), empty, reference)
     assert len(problems) == 1 and "tonight's front is worse" in problems[0]

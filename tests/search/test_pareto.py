@@ -4,7 +4,7 @@ import random
 import pandas as pd
 import pytest
 
-from search._front import pareto_mask
+from search.runfolder import pareto_mask
 
 
 def brute_force(latency, accuracy):
@@ -41,8 +41,8 @@ def test_keeps_the_index():
 
 
 def test_reference_drift_is_summarised_robustly():
-    from search._candidates import Reference
-    from search._final import measured_drift as _drift
+    from search.flow import measured_drift as _drift
+    from search.runfolder import Reference
 
     reference = Reference(10.0, 0.1, 10.2, 45, 1, 1, None)
     blip = pd.DataFrame({"dense_ms_now": [10.0] * 39 + [12.3, None]})  # None: a repeated trial

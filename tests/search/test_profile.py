@@ -3,9 +3,9 @@ import json
 import pytest
 import torch
 
-from search._cli import main
-from search._registry import build_model
-from search._runfolder import save_pruned
+from search.commands import main
+from search.runfolder import save_pruned
+from search.sources import build_model
 from spaces import PrunedSpec, SearchSpace, discover_groups, prune
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import search
-from search._storage import open_storage
+from search.study import open_storage
 from tests.search.runs import ROOT, TINY, assert_one_line_error, cli
 
 pytest.importorskip("ray.tune", reason="the ray extra is not installed")
@@ -124,10 +124,10 @@ def test_ray_address_without_the_ray_backend_is_refused(workdir):
 
 
 def test_without_ray_installed_the_backend_says_how_to_install_it(monkeypatch):
-    from search import _run
+    from search import backends
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
-    monkeypatch.delitem(sys.modules, "search._ray", raising=False)
-    monkeypatch.delattr(search, "_ray", raising=False)
+    monkeypatch.delitem(sys.modules, "search.backends._ray", raising=False)
+    monkeypatch.delattr(backends, "_ray", raising=False)
     with pytest.raises(search.UsageError, match=r"pip install 'hwprune\[ray\]'"):
-        _run._ray_backend()
+        backends.backend_for("ray")

@@ -15,9 +15,8 @@ import torch
 
 import search
 from search._config import SearchConfig
-from search._runfolder import RunFolder
-from search._storage import open_storage
-from search._study import open_study
+from search.runfolder import RunFolder
+from search.study import open_storage, open_study
 from tests.search.runs import ROOT, SMALL, TINY, assert_one_line_error, cli
 
 
@@ -109,7 +108,7 @@ def test_a_front_model_removed_by_another_worker_during_the_final_stage_is_not_a
     """Two processes on one study: the one that finishes later removes the models it finds
     dominated, which can be a model the other is fine-tuning in its final stage (CI saw
     'No such file or directory: models/trial-2.json')."""
-    real_finetune = search._final.finetune
+    real_finetune = search.flow._final_stage.finetune
     removed = []
 
     def finetune_as_another_worker_removes(model, data, recipe, seed, **options):
@@ -122,7 +121,7 @@ def test_a_front_model_removed_by_another_worker_during_the_final_stage_is_not_a
     config = SearchConfig(budget_ratio=1, trials=3, model="resnet20", image_size=16,
                           finetune_steps=2, final_finetune_steps=4, study_name="gone",
                           measure_seconds=0.5, results_dir=str(seeded / "results"))
-    monkeypatch.setattr(search._final, "finetune", finetune_as_another_worker_removes)
+    monkeypatch.setattr(search.flow._final_stage, "finetune", finetune_as_another_worker_removes)
     front = search.run(config)
     assert removed, "the final stage fine-tuned nothing"
     assert len(front) >= 1
@@ -134,13 +133,13 @@ def test_a_front_model_removed_by_another_worker_during_the_final_stage_is_not_a
 
 def test_a_cut_short_last_journal_line_is_dropped_and_the_study_opens(tmp_path, caplog):
     config = SearchConfig(budget_ratio=0.5, results_dir=str(tmp_path), study_name="cut")
-    study = open_study(config)
+    study = open_study(config.study_key())
     trial = study.ask()
     study.tell(trial, [0.5, 1.0])
     journal = config.run_dir / "study.journal"
     with journal.open("ab") as f:
         f.write(b'{"op_code": 5, "worker_id": "x", "trial_id": 0, "us')  # a kill mid-append
-    study = open_study(config)
+    study = open_study(config.study_key())
     assert len(study.trials) == 1 and study.trials[0].values == [0.5, 1.0]
     assert "dropped" in caplog.text and journal.read_bytes().endswith(b"\n")
 
@@ -274,8 +273,9 @@ def test_a_helper_killed_at_start_has_its_trials_run_by_the_first_process(workdi
 def test_shortfall_counts_only_this_runs_trials_by_its_own_processes():
     import datetime
 
-    from search._helpers import shortfall
-    from search._liveness import WORKER_ATTR, this_worker
+    from search.backends._processes import _shortfall as shortfall
+    from search.study import WORKER_ATTR
+    from search.study._liveness import this_worker
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     before = study.ask()

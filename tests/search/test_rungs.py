@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from search._rungs import PROMOTED, RUNG0_ACCURACY, Promotion, promotion_for
-from search._study import TRIAL_EXTRA_COLUMNS, open_study, run_trials, trials_frame
-from search._train import Recipe
+from search.candidates import Promotion, promotion_for
+from search.runfolder import PROMOTED, RUNG0_ACCURACY, TRIAL_EXTRA_COLUMNS
+from search.study import open_study, run_trials, trials_frame
+from search.training import Recipe
 from tests.search.test_study import make
 
 # Earlier trials: (quick accuracy, latency_ms), on a validation split of 100 images.
@@ -56,8 +57,8 @@ def test_a_study_fine_tunes_longer_only_the_candidates_it_promotes(tmp_path):
     config, space, evaluator = make(tmp_path, 1.0, 4, promote_steps=3)
     evaluator.budget_ms = 3 * evaluator.reference.latency_ms  # every candidate is fine-tuned
     evaluator.recipe = Recipe(finetune_steps=1, promote_steps=3, bn_batches=1)
-    study = open_study(config)
-    run_trials(study, space, evaluator, config)
+    study = open_study(config.study_key())
+    run_trials(study, space, evaluator, trials=config.trials)
     frame = trials_frame(study, evaluator.budget_ms)
     assert list(frame.columns[-2:]) == TRIAL_EXTRA_COLUMNS[-2:] == [RUNG0_ACCURACY, PROMOTED]
     scored = frame[frame["repeat_of"].isna()]

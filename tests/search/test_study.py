@@ -12,13 +12,13 @@ import torch
 
 from profilers import Context, LatencyCache, LatencySettings, fingerprint
 from search import SearchConfig
-from search._candidates import CandidateEvaluator, measure_reference
-from search._data import digits
-from search._errors import resident_bytes
-from search._sampling import suggest, warm_start
-from search._study import TRIAL_COLUMNS, open_study, run_trials, trials_frame
-from search._train import Recipe
-from search._zoo import resnet20
+from search._guards import resident_bytes
+from search.candidates import CandidateEvaluator, measure_reference
+from search.runfolder import TRIAL_COLUMNS
+from search.sources import digits
+from search.sources._zoo import resnet20
+from search.study import open_study, run_trials, suggest, trials_frame, warm_start
+from search.training import Recipe
 from spaces import ChannelGroup, SearchSpace, discover_groups, prune
 
 _MB = 2**20
@@ -39,10 +39,12 @@ def make(tmp_path, budget_ratio, trials, cache=None, **overrides):
     space = SearchSpace(tuple(groups), fractions=(0.5, 1.0), round_to=16)
     reference = measure_reference(dense, prune(dense, example, space.smallest()), example,
                                   torch.device("cpu"), FAST, Context())
-    evaluator = CandidateEvaluator(dense, "resnet20", data, example, torch.device("cpu"), FAST,
-                                   Context(), reference, budget_ratio * reference.latency_ms,
-                                   Recipe(finetune_steps=1, bn_batches=1), 0,
-                                   tmp_path / "run" / "models", cache)
+    evaluator = CandidateEvaluator(
+        dense=dense, model_name="resnet20", data=data, example=example,
+        device=torch.device("cpu"), latency=FAST, context=Context(), reference=reference,
+        budget_ms=budget_ratio * reference.latency_ms,
+        recipe=Recipe(finetune_steps=1, bn_batches=1), seed=0, run_dir=tmp_path / "run",
+        cache=cache)
     return config, space, evaluator
 
 
@@ -51,9 +53,9 @@ def test_trials_are_stored_and_read_back_with_the_named_columns(tmp_path):
     # A budget of 3x dense: every candidate is feasible whatever the machine's noise (at 1x, a
     # candidate as wide as dense can measure a little over it and is then not fine-tuned).
     evaluator.budget_ms = 3 * evaluator.reference.latency_ms
-    study = open_study(config)
+    study = open_study(config.study_key())
     warm_start(study, space)
-    assert run_trials(study, space, evaluator, config) == 5
+    assert run_trials(study, space, evaluator, trials=config.trials) == 5
     frame = trials_frame(study, evaluator.budget_ms)
     assert list(frame.columns[:len(TRIAL_COLUMNS)]) == TRIAL_COLUMNS
     assert frame["trial"].tolist() == [0, 1, 2, 3, 4]
@@ -67,8 +69,8 @@ def test_trials_are_stored_and_read_back_with_the_named_columns(tmp_path):
 
 def test_over_budget_candidates_are_not_fine_tuned_then_are_once_the_budget_allows(tmp_path):
     config, space, evaluator = make(tmp_path, 0.05, 2)  # nothing fits 5% of the dense latency
-    study = open_study(config)
-    run_trials(study, space, evaluator, config)
+    study = open_study(config.study_key())
+    run_trials(study, space, evaluator, trials=config.trials)
     frame = trials_frame(study, evaluator.budget_ms)
     assert frame["accuracy"].isna().all() and not frame["feasible"].any()
     assert not list((tmp_path / "run" / "models").glob("*.pt"))
@@ -77,7 +79,7 @@ def test_over_budget_candidates_are_not_fine_tuned_then_are_once_the_budget_allo
     evaluator.budget_ms = 1e9
     study.enqueue_trial(study.trials[0].params)
     study.enqueue_trial(study.trials[0].params)
-    run_trials(study, space, evaluator, config)
+    run_trials(study, space, evaluator, trials=config.trials)
     frame = trials_frame(study, evaluator.budget_ms).set_index("trial")
     assert pd.isna(frame.loc[2, "repeat_of"]) and frame.loc[2, "accuracy"] >= 0
     assert frame.loc[3, "repeat_of"] == 2
@@ -86,7 +88,7 @@ def test_over_budget_candidates_are_not_fine_tuned_then_are_once_the_budget_allo
 
 
 def test_warm_start_fractions_snap_to_the_grid():
-    from search._sampling import _warm_start
+    from search.study._sampling import _warm_start
 
     assert _warm_start((0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)) == [0.25, 0.5, 0.75]
     assert _warm_start((0.5, 1.0)) == [0.5]
@@ -137,10 +139,10 @@ def test_an_accuracy_floor_makes_candidates_under_it_infeasible_to_the_sampler(t
     config, space, evaluator = make(tmp_path, 1.0, 3)
     evaluator.budget_ms = 1e9  # every candidate fine-tuned: only the floor can rule them out
     evaluator.accuracy_floor = 0.99  # one SGD step on digits at 8 px gets nowhere near it
-    study = open_study(config)
+    study = open_study(config.study_key())
     study.enqueue_trial(space.params_at(0.5))
     study.enqueue_trial(space.params_at(0.5))  # the same widths: reused, constraints too
-    run_trials(study, space, evaluator, config)
+    run_trials(study, space, evaluator, trials=config.trials)
     first, repeat = study.trials[:2]
     assert repeat.user_attrs["repeat_of"] == 0
     for trial in (first, repeat):
@@ -149,7 +151,7 @@ def test_an_accuracy_floor_makes_candidates_under_it_infeasible_to_the_sampler(t
         assert trial.constraints["latency_over_budget_ms"] < 0  # within the budget
     assert study.best_trials == []  # Optuna reads every one as infeasible
     evaluator.accuracy_floor = None  # without a floor, only the budget constrains
-    run_trials(study, space, evaluator, replace(config, trials=1))
+    run_trials(study, space, evaluator, trials=1)
     assert set(study.trials[-1].constraints) == {"latency_over_budget_ms"}
     assert study.best_trials
 
@@ -177,7 +179,8 @@ def test_a_signal_during_a_deferred_step_lands_after_it():
     import os
     import signal
 
-    from search._errors import Terminated, interrupts_deferred
+    from search._errors import Terminated
+    from search._guards import interrupts_deferred
 
     done = []
     previous = signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(Terminated()))
@@ -257,14 +260,16 @@ def test_a_candidate_that_fills_memory_fails_its_trial_and_the_search_goes_on(tm
     groups, _ = discover_groups(dense, example)
     space = SearchSpace(tuple(groups), fractions=(0.5, 1.0), round_to=8)
     reference = measure_reference(dense, None, example, torch.device("cpu"), FAST, Context())
-    evaluator = CandidateEvaluator(dense, "hoarder", data, example, torch.device("cpu"), FAST,
-                                   Context(), reference, 1e9, Recipe(finetune_steps=1),
-                                   0, tmp_path / "models", max_rss=resident_bytes() + 200 * _MB)
+    evaluator = CandidateEvaluator(
+        dense=dense, model_name="hoarder", data=data, example=example,
+        device=torch.device("cpu"), latency=FAST, context=Context(), reference=reference,
+        budget_ms=1e9, recipe=Recipe(finetune_steps=1), seed=0, run_dir=tmp_path,
+        max_rss=resident_bytes() + 200 * _MB)
     config = SearchConfig(budget_ratio=1.0, trials=2, out=str(tmp_path), study_name="s")
-    study, handler = open_study(config), signal.getsignal(signal.SIGUSR1)
+    study, handler = open_study(config.study_key()), signal.getsignal(signal.SIGUSR1)
     study.enqueue_trial(space.params_at(0.5))  # the width that fills memory
     study.enqueue_trial(space.params_at(1.0))
-    assert run_trials(study, space, evaluator, config) == 2
+    assert run_trials(study, space, evaluator, trials=config.trials) == 2
     frame = trials_frame(study, evaluator.budget_ms)
     assert frame["state"].tolist() == ["FAIL", "COMPLETE"]
     assert frame.loc[0, "fail_reason"].startswith("out of memory: the candidate grew this "

@@ -8,11 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from search._data import digits
 from search._errors import UsageError
-from search._registry import build_model
-from search._study import open_study
-from search._train import Recipe, distillation_loss, finetune
+from search.sources import build_model, digits
+from search.study import open_study
+from search.training import Recipe, distillation_loss, finetune
 from tests.search.test_study import make
 
 
@@ -61,6 +60,6 @@ def test_a_search_with_distill_fine_tunes_candidates_from_the_dense_model(tmp_pa
                for path in (tmp_path / "plain", tmp_path / "distilled")]
     assert not all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     # Resuming the study without --distill would mix trials fine-tuned two ways.
-    open_study(config)
+    open_study(config.study_key())
     with pytest.raises(UsageError, match="was run with --distill True, not False"):
-        open_study(replace(config, distill=False))
+        open_study(replace(config, distill=False).study_key())

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from search._registry import build_model
-from search._space import build_space
+from search.candidates import build_space
+from search.sources import build_model
 from spaces import HeadsAttention, convert_attention, prune
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from search._zoo import BUILTIN_MODELS
+from search.sources import ZOO
 from spaces import discover_groups
 
 
@@ -27,7 +27,7 @@ def test_input_layer_can_be_included():
 
 
 def test_residual_adds_couple_layers_into_one_group():
-    groups, _ = discover_groups(BUILTIN_MODELS["resnet20"](), torch.randn(1, 3, 32, 32))
+    groups, _ = discover_groups(ZOO["resnet20"](), torch.randn(1, 3, 32, 32))
     by_name = {g.name: g for g in groups}
     stage2 = by_name["layer2.0.conv2"]
     assert stage2.width == 32
@@ -41,8 +41,8 @@ def test_residual_adds_couple_layers_into_one_group():
 @pytest.mark.parametrize("name", ["resnet20", "mobilenetv2"])
 def test_group_names_are_stable_across_instances(name):
     x = torch.randn(1, 3, 32, 32)
-    first = discover_groups(BUILTIN_MODELS[name](), x)
-    model = BUILTIN_MODELS[name]()
+    first = discover_groups(ZOO[name](), x)
+    model = ZOO[name]()
     second = discover_groups(copy.deepcopy(model), x)
     assert first == second
 

@@ -5,11 +5,9 @@ import pytest
 import torch
 
 from search import load_pruned
-from search._patterns import PATTERN_MODELS
-from search._registry import build_model
-from search._runfolder import save_pruned
-from search._space import build_space
-from search._zoo import BUILTIN_MODELS
+from search.candidates import build_space
+from search.runfolder import save_pruned
+from search.sources import TEST_MODELS, ZOO, build_model
 from spaces import PrunedSpec, prune
 
 # Groups the search must be able to prune in each pattern (besides whatever else it finds).
@@ -25,7 +23,7 @@ SEARCHED = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(PATTERN_MODELS))
+@pytest.mark.parametrize("name", sorted(TEST_MODELS))
 def test_a_pattern_prunes_keeps_its_output_and_round_trips(name, tmp_path):
     torch.manual_seed(0)
     model = build_model(name, 10).eval()  # as the search builds it
@@ -49,7 +47,7 @@ def test_a_pattern_prunes_keeps_its_output_and_round_trips(name, tmp_path):
 
 
 def test_a_part_torch_pruning_cannot_follow_is_left_dense_with_the_reason():
-    model = PATTERN_MODELS["pattern-channel-shuffle"](num_classes=10).eval()
+    model = TEST_MODELS["pattern-channel-shuffle"](num_classes=10).eval()
     built = build_space(model, torch.randn(1, 3, 16, 16), model_name="shuffle",
                         space="per-layer", round_to=8)
     left = {g.name: g.reason for g in built.left_dense}
@@ -59,4 +57,4 @@ def test_a_part_torch_pruning_cannot_follow_is_left_dense_with_the_reason():
 
 
 def test_pattern_names_do_not_shadow_the_built_in_models():
-    assert not set(PATTERN_MODELS) & set(BUILTIN_MODELS)
+    assert not set(TEST_MODELS) & set(ZOO)

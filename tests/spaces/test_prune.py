@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from search._zoo import BUILTIN_MODELS
+from search.sources import ZOO
 from spaces import PrunedSpec, SearchSpace, discover_groups, layer_widths, prune, rebuild
 
 
@@ -16,10 +16,10 @@ def random_allocations(space, count, seed):
             for _ in range(count)]
 
 
-@pytest.mark.parametrize("name", sorted(BUILTIN_MODELS))
+@pytest.mark.parametrize("name", sorted(ZOO))
 def test_builtin_models_prune_and_rebuild(name, tmp_path):
     torch.manual_seed(0)
-    model = BUILTIN_MODELS[name](num_classes=7).eval()
+    model = ZOO[name](num_classes=7).eval()
     x = torch.randn(2, 3, 32, 32)
     groups, _ = discover_groups(model, x[:1])
     space = SearchSpace(tuple(groups))
@@ -36,7 +36,7 @@ def test_builtin_models_prune_and_rebuild(name, tmp_path):
         torch.save(pruned.state_dict(), tmp_path / spec.weights)
         loaded_spec = PrunedSpec.from_json(spec.to_json())
         state = torch.load(tmp_path / loaded_spec.weights, weights_only=True)
-        rebuilt = rebuild(BUILTIN_MODELS[name](num_classes=7), torch.zeros(1, 3, 32, 32),
+        rebuilt = rebuild(ZOO[name](num_classes=7), torch.zeros(1, 3, 32, 32),
                           loaded_spec.allocation, state)
         with torch.no_grad():
             assert torch.equal(rebuilt(x), out)
@@ -44,7 +44,7 @@ def test_builtin_models_prune_and_rebuild(name, tmp_path):
 
 
 def test_pruning_is_deterministic_and_leaves_the_model_alone():
-    model = BUILTIN_MODELS["resnet20"]().eval()
+    model = ZOO["resnet20"]().eval()
     x = torch.randn(1, 3, 32, 32)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     groups, _ = discover_groups(model, x)
@@ -82,7 +82,7 @@ def test_spec_json_errors_are_clear():
 @pytest.mark.parametrize("importance", ["l2", "l1", "bn", "taylor", "random"])
 def test_every_importance_criterion_prunes_to_the_allocation_and_rebuilds(importance):
     torch.manual_seed(0)
-    model = BUILTIN_MODELS["resnet20"]().eval()
+    model = ZOO["resnet20"]().eval()
     x = torch.randn(8, 3, 16, 16)
     batches = [(x, torch.arange(8) % 10)]
     groups, _ = discover_groups(model, x[:1])
@@ -100,7 +100,7 @@ def test_every_importance_criterion_prunes_to_the_allocation_and_rebuilds(import
 
 def test_criteria_choose_different_channels_and_taylor_needs_batches():
     torch.manual_seed(0)
-    model = BUILTIN_MODELS["resnet20"]().eval()
+    model = ZOO["resnet20"]().eval()
     x = torch.randn(8, 3, 16, 16)
     batches = [(x, torch.arange(8) % 10)]
     kept = {}
@@ -156,7 +156,7 @@ def test_grouped_widths_divide_into_their_groups():
 
 @pytest.mark.parametrize("importance", ["l2", "taylor"])
 def test_attention_heads_are_pruned_whole_and_the_rest_computes_as_before(importance):
-    from search._patterns import HeadsNet
+    from search.sources._test_models import HeadsNet
 
     torch.manual_seed(0)
     net, x = HeadsNet(num_classes=10).eval(), torch.randn(2, 3, 16, 16)

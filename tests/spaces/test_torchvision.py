@@ -37,7 +37,7 @@ def test_torchvisions_vit_is_converted_and_its_heads_are_searched():
     the search builds it, it computes the same, and each block's heads become a group."""
     from torchvision.models.vision_transformer import VisionTransformer
 
-    from search._space import build_space
+    from search.candidates import build_space
     from spaces import HeadsAttention, convert_attention, prune
 
     torch = pytest.importorskip("torch")

@@ -1,0 +1,28 @@
+"""Scoring one candidate: the run's space, the dense reference, pruning and measuring a candidate
+on the device, its quick fine-tune and promotion, and what counts as the candidate's failure."""
+
+from search.candidates._evaluator import CandidateEvaluator, CandidateResult
+from search.candidates._faults import (
+    failure_kind,
+    failure_reason,
+    is_machine_error,
+    machine_message,
+)
+from search.candidates._promotion import Promotion, promotion_for
+from search.candidates._reference import context_key, measure_reference, scaled_latencies
+from search.candidates._space import (
+    SPACE_FILE,
+    SPACES,
+    TRACE_MEMORY_SHARE,
+    TRACE_TIMEOUT_S,
+    BuiltSpace,
+    build_space,
+    check_space,
+    smallest_model,
+    space_help,
+)
+
+__all__ = ["BuiltSpace", "CandidateEvaluator", "CandidateResult", "Promotion", "SPACES",
+           "SPACE_FILE", "TRACE_MEMORY_SHARE", "TRACE_TIMEOUT_S", "build_space", "check_space",
+           "context_key", "failure_kind", "failure_reason", "is_machine_error", "machine_message",
+           "measure_reference", "promotion_for", "scaled_latencies", "smallest_model", "space_help"]

@@ -1,0 +1,57 @@
+"""What can go wrong during a trial, told apart from what is not the trial's fault.
+
+A candidate that breaks (pruning raises, the loss goes NaN, memory runs out, it overruns its time
+limit) is the candidate's fault: it is recorded and the search goes on. A full disk or a storage
+error is not: recording it as a failed trial would blame the candidate and lose the real cause, so
+it stops the search with its own exit code.
+"""
+
+from __future__ import annotations
+
+import errno
+
+import torch
+
+from search.training import TrialTimeLimit
+
+# Errors of the machine, not of the candidate: the disk is full, over quota, read-only, failing.
+_MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
+def is_machine_error(exc: BaseException) -> bool:
+    """True for a full or broken disk, and for errors of the study's storage."""
+    if isinstance(exc, OSError) and exc.errno in _MACHINE_ERRNOS:
+        return True
+    module = type(exc).__module__
+    return module.startswith(("sqlalchemy", "optuna.storages")) or module.startswith("psycopg")
+
+
+def failure_kind(exc: BaseException) -> str:
+    """A short name for counting failures: the same kind reads the same in every trial."""
+    if hasattr(exc, "kind"):  # told by a trial worker process
+        return exc.kind
+    if type(exc).__name__ == "WorkerDied":
+        return "worker died"
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc):
+        return "out of memory"
+    if isinstance(exc, FloatingPointError):
+        return "non-finite loss"
+    if isinstance(exc, TrialTimeLimit):
+        return "over the trial time limit"
+    return type(exc).__name__
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The kind and the first line of the message, as stored with the trial."""
+    if hasattr(exc, "reason"):  # told by a trial worker process, already in this form
+        return exc.reason
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{failure_kind(exc)}: {first}"[:500]
+
+
+def machine_message(exc: BaseException) -> str:
+    """One line for a full disk or a failed storage: what, where, and how to go on."""
+    where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+    line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return (f"{line}{where}: the search stopped; every finished trial is kept in the study: free "
+            f"space (or fix the storage) and run the same command again to resume")

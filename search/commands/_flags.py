@@ -1,0 +1,231 @@
+"""The flags of ``python -m search`` and its subcommands, with their defaults from
+:class:`SearchConfig`, so the command line and the API cannot disagree."""
+
+from __future__ import annotations
+
+import argparse
+
+from profilers import PRECISIONS, RUNTIMES
+from search._config import SearchConfig
+from search._errors import UsageError
+from search.backends import BACKENDS, backend_help
+from search.candidates import space_help
+from search.sources import data_help, model_help
+from search.study import SAMPLERS, sampler_help
+from spaces import IMPORTANCES
+
+SUBCOMMANDS = ("run", "nightly", "profile", "pick", "report", "inspect")
+TRACE_TIMEOUT_HELP = ("seconds torch-pruning may take to build the model's dependency graph "
+                      "before the command stops with exit 2; it takes hours on a few models "
+                      "(0: no limit; default %(default)s)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Says what is wrong in one line (argparse's default prints the whole usage first)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _round_to(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of channels or 'auto', "
+                                         f"got {text!r}") from None
+
+
+def _add_run_flags(run: argparse.ArgumentParser) -> None:
+    """The flags of a search: the same for run and nightly."""
+    d = SearchConfig.__dataclass_fields__
+    budget = run.add_argument_group("budget (exactly one)")
+    budget.add_argument("--budget-ms", type=_positive_float, metavar="MS",
+                        help="latency budget in milliseconds on --device")
+    budget.add_argument("--budget-ratio", type=_positive_float, metavar="R",
+                        help="latency budget as a fraction of the dense model's measured latency")
+    run.add_argument("--device", default=d["device"].default, help="cpu, cuda or cuda:N")
+    run.add_argument("--model", default=d["model"].default,
+                     help=f"{model_help()} (default %(default)s)")
+    run.add_argument("--data", default=d["data"].default, help=data_help())
+    run.add_argument("--checkpoint", help="state dict of the trained model (weights_only load); "
+                                          "without it a dense baseline is trained and cached")
+    run.add_argument("--image-size", type=int, metavar="PX",
+                     help="resize images to PX x PX (default: 16 for digits, else the data's "
+                          "own size)")
+    run.add_argument("--space", default=d["space"].default,
+                     help=f"{space_help()} (default %(default)s)")
+    run.add_argument("--importance", default=d["importance"].default,
+                     choices=(*IMPORTANCES, "search"),
+                     help="which channels a group keeps: the largest by L2 or L1 magnitude, by "
+                          "batch-norm scale, by first-order Taylor score (gradients of 2 training "
+                          "batches), random (a baseline), or search: the sampler chooses among "
+                          "l2, l1, bn and taylor per trial (default %(default)s)")
+    run.add_argument("--trials", type=int, default=d["trials"].default,
+                     help="trials to add in this run (default %(default)s)")
+    run.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+                     help="stop starting trials after this long")
+    run.add_argument("--trial-timeout", type=_positive_float, metavar="SECONDS",
+                     help="a candidate still fine-tuning after this long is recorded as failed "
+                          "and the search goes on")
+    run.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="N processes on the same study on this machine; with --backend ray, "
+                          "N Ray trials at a time (default 1)")
+    run.add_argument("--backend", default=d["backend"].default, choices=list(BACKENDS),
+                     help=f"{backend_help()} (default %(default)s)")
+    run.add_argument("--ray-address", metavar="ADDR",
+                     help="with --backend ray: the cluster to join ('auto' or HOST:PORT; "
+                          "default: start a local Ray instance)")
+    run.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                     help="score each trial in a worker process, so a candidate that crashes or "
+                          "poisons CUDA ends the worker, not the search (default: on CUDA only)")
+    run.add_argument("--sampler", default=d["sampler"].default, choices=list(SAMPLERS),
+                     help=sampler_help())
+    run.add_argument("--max-accuracy-drop", type=_positive_float, metavar="POINTS",
+                     help="steer the sampler away from candidates whose quick fine-tune leaves "
+                          "them more than POINTS percentage points below the dense model's "
+                          "validation accuracy (they are still recorded, and may still be on "
+                          "the front); default: no floor")
+    _add_context_flags(run)
+    run.add_argument("--no-latency-cache", dest="latency_cache", action="store_false",
+                     help="measure every candidate, even ones an earlier run measured here")
+    run.add_argument("--finetune-steps", type=int, default=d["finetune_steps"].default,
+                     help="SGD steps of each candidate's quick fine-tune (default %(default)s)")
+    run.add_argument("--promote-steps", type=int, default=d["promote_steps"].default, metavar="N",
+                     help="a candidate whose quick fine-tune puts it on the front found so far "
+                          "(within one validation image) is fine-tuned N steps more and scored "
+                          "again; 0: every candidate gets the quick fine-tune only "
+                          "(default %(default)s)")
+    run.add_argument("--distill", action="store_true",
+                     help="fine-tunes also learn the dense model's outputs (knowledge "
+                          "distillation: cross-entropy plus soft targets at T=4); each step "
+                          "costs a dense forward pass more")
+    run.add_argument("--final-finetune-steps", type=int,
+                     default=d["final_finetune_steps"].default, metavar="N",
+                     help="at the end, the front's models get N more steps and are scored "
+                          "again; 0 skips it (default %(default)s)")
+    run.add_argument("--measure-seconds", type=_positive_float,
+                     default=d["measure_seconds"].default, metavar="S",
+                     help="time cap of one latency comparison (a candidate against the dense "
+                          "model), which stops earlier once its spread is tight and always runs "
+                          "15 rounds; the dense reference and the final re-measurement get 3x "
+                          "(default %(default)s)")
+    run.add_argument("--round-to", type=_round_to, default=d["round_to"].default,
+                     help="kept channels are multiples of this, or 'auto': the multiple the "
+                          "device's measured width steps recommend (default %(default)s)")
+    run.add_argument("--trace-timeout", type=_positive_float,
+                     default=d["trace_timeout"].default, metavar="S",
+                     help=TRACE_TIMEOUT_HELP)
+    run.add_argument("--storage",
+                     help="Optuna storage URL, e.g. postgresql://... (default: the journal "
+                          "file study.journal in the run folder)")
+    run.add_argument("--study-name", help="resumes the study of that name (default "
+                                          "MODEL-DATA-DEVICE)")
+    run.add_argument("--seed", type=int, default=d["seed"].default)
+    run.add_argument("--out", help="run folder (default results/STUDY-NAME)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m search",
+                     description="Hardware-aware pruning search: the Pareto front of accuracy and "
+                                 "measured latency. The bare form is 'run'.")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    run = sub.add_parser("run", help="search for the Pareto-optimal pruned models (default)",
+                         description="Search per-layer channel allocations; write results/<study>/.")
+    _add_run_flags(run)
+    nightly = sub.add_parser("nightly", help="resume the study for a time budget and compare "
+                                             "with last night (for cron/CI)",
+                             description="Resume the study, re-evaluate last night's front, "
+                                         "add trials for --hours, append a row to "
+                                         "history.csv, and exit 6 when tonight is worse "
+                                         "than last night or the device changed.")
+    _add_run_flags(nightly)
+    nightly.add_argument("--hours", type=_positive_float, required=True, metavar="H",
+                         help="time budget for new trials")
+    prof = sub.add_parser("profile", help="measure models' latency interleaved, each against the "
+                                           "first", description="Latency (median, p90, IQR), MACs, "
+                          "params and each model's latency ratio to the first, measured "
+                          "interleaved in one process.")
+    prof.add_argument("--model", action="append", required=True, metavar="NAME",
+                      help="a model name as for run, or a saved pruned model (.json); repeat it")
+    prof.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    _add_context_flags(prof)
+    prof.add_argument("--image-size", type=int, metavar="PX",
+                      default=16,
+                      help="input size for named models (saved models bring their own)")
+    prof.add_argument("--num-classes", type=int, default=10)
+    prof.add_argument("--steps", action="store_true",
+                      help="measure how each layer kind's latency moves with its width and "
+                           "recommend --round-to (one model)")
+    prof.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    pick = sub.add_parser("pick", help="take the best front model under one constraint",
+                          description="The best point of a run's Pareto front under one "
+                                      "constraint; prints its row, and with --out writes the "
+                                      "model (widths JSON + state dict, and ONNX with --onnx).")
+    pick.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (results/STUDY-NAME)")
+    constraint = pick.add_mutually_exclusive_group(required=True)
+    constraint.add_argument("--max-latency-ms", type=_positive_float, metavar="X",
+                            help="the most accurate model that runs within X ms")
+    constraint.add_argument("--min-accuracy", type=_positive_float, metavar="A",
+                            help="the fastest model with at least this validation accuracy "
+                                 "(0.975 or 97.5)")
+    pick.add_argument("--out", metavar="DIR", help="write model.json + model.pt here")
+    pick.add_argument("--onnx", action="store_true",
+                      help="also write model.onnx, checked with ONNX Runtime against PyTorch on "
+                           "the test split, and measure it against eager (needs --out)")
+    insp = sub.add_parser("inspect", help="what a search would prune in a model, and why not "
+                                           "the rest", description="The channel groups of a model "
+                          "with their widths, allowed widths and coupled layers; groups left dense "
+                          "and why; free parameters and modules torch-pruning cannot follow; the "
+                          "dense and smallest candidates' MACs and params. Takes seconds.")
+    insp.add_argument("--model", required=True, help="a model name as for run")
+    insp.add_argument("--data", default=SearchConfig.__dataclass_fields__["data"].default,
+                      help="the data, as for run: gives the input shape and class count "
+                           "(default %(default)s)")
+    insp.add_argument("--image-size", type=int, metavar="PX",
+                      help="as for run (default: 16 for digits, else the data's own size)")
+    insp.add_argument("--space", default="per-layer", help=space_help())
+    insp.add_argument("--round-to", type=int, default=8, metavar="N",
+                      help="kept channels are multiples of N (default %(default)s)")
+    insp.add_argument("--trace-timeout", type=_positive_float,
+                      default=SearchConfig.__dataclass_fields__["trace_timeout"].default,
+                      metavar="S", help=TRACE_TIMEOUT_HELP)
+    insp.add_argument("--json", action="store_true", help="print JSON instead of text")
+    report = sub.add_parser("report", help="rebuild a run's reports, or compare several runs",
+                            description="With one run folder: rewrite its report.md, pareto.png "
+                                        "and report.html (also while the search is going). With "
+                                        "several: one page comparing their fronts.")
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                        help="run folders (results/STUDY-NAME)")
+    report.add_argument("--out", metavar="FILE",
+                        help="where the comparison page goes (several runs; default "
+                             "compare.html here)")
+    for p in (parser, run, nightly, prof, pick, report, insp):
+        p.add_argument("--debug", action="store_true", help="show tracebacks")
+    return parser
+
+
+def _add_context_flags(parser: argparse.ArgumentParser) -> None:
+    """The deployment context latency is measured in: the same flags for run and profile."""
+    d = SearchConfig.__dataclass_fields__
+    group = parser.add_argument_group("deployment context (what latency is measured in)")
+    group.add_argument("--batch-size", type=int, default=d["batch_size"].default,
+                       help="samples per call (default %(default)s)")
+    group.add_argument("--threads", type=int, default=d["threads"].default,
+                       help="CPU threads for inference (default %(default)s)")
+    group.add_argument("--precision", default=d["precision"].default, choices=PRECISIONS,
+                       help="fp16/bf16 on CUDA only (default %(default)s)")
+    group.add_argument("--channels-last", action="store_true", help="NHWC memory format")
+    group.add_argument("--runtime", default=d["runtime"].default, choices=list(RUNTIMES),
+                       help="; ".join(f"{name}: {r.help}" for name, r in RUNTIMES.items())
+                            + " (default %(default)s)")
+    group.add_argument("--cuda-graphs", action="store_true",
+                       help="replay each model as a CUDA graph (CUDA only)")

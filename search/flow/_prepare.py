@@ -1,0 +1,180 @@
+"""The first step of a run: from a configuration to everything its trials need.
+
+Device, data and model are resolved; the space built on the untrained model; the study opened
+(before anything is written, so an unreachable database leaves no run folder); the dense model
+and the smallest candidate measured and the budget decided from them, once, in milliseconds;
+then the dense baseline trained or loaded and the evaluator built. What comes out is a
+:class:`Prepared` run: the backend's :class:`TrialsJob` and what the finish step needs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import torch
+from torch import nn
+
+from profilers import (
+    LatencyCache,
+    LatencySettings,
+    fingerprint,
+    recommended_round_to,
+    width_steps,
+)
+from search._config import SearchConfig
+from search._errors import BudgetUnreachable
+from search.backends import TrialsJob
+from search.candidates import (
+    CandidateEvaluator,
+    build_space,
+    context_key,
+    measure_reference,
+    smallest_model,
+)
+from search.runfolder import CONFIG, ENV, Reference, ReferenceRecord, RunFolder
+from search.sources import DataSplits, build_model, device_for, load_data
+from search.study import enqueue_reevaluation, open_study, redacted, warm_start
+from search.training import Recipe, accuracy, dense_model, example_input
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Prepared:
+    """A run ready for its trials: the study, the job a backend runs, and what finishing it
+    needs (the run folder, the record of the dense reference, the space's notes)."""
+
+    config: SearchConfig
+    study: optuna.Study
+    job: TrialsJob
+    folder: RunFolder
+    record: ReferenceRecord
+    space_notes: tuple[str, ...]
+
+    @property
+    def evaluator(self) -> CandidateEvaluator:
+        return self.job.evaluator
+
+    @property
+    def budget_ms(self) -> float:
+        return self.record.budget_ms
+
+
+def prepare(config: SearchConfig, reevaluate: list[int] | None = None) -> Prepared:
+    """Prepares the run ``config`` describes (see the module docstring); ``reevaluate`` lists
+    trials whose widths are scored again first (the nightly's last front).
+
+    Raises UsageError for bad input (before the run folder is written where it can be found out
+    first) and BudgetUnreachable (with reference.json written) when even the smallest candidate
+    is over the budget.
+    """
+    context = config.context
+    device = device_for(config.device, context)
+    recipe = Recipe(finetune_steps=config.finetune_steps, promote_steps=config.promote_steps,
+                    distill=config.distill)
+    latency = LatencySettings(max_seconds=config.measure_seconds)
+    data = load_data(config.data, image_size=config.image_size, seed=config.seed)
+    example = example_input(data, config.batch_size)
+    folder = RunFolder(config.run_dir)
+
+    # Latency depends on the architecture only, so the budget is checked on an untrained model,
+    # before minutes go into training the dense baseline.
+    untrained = build_model(config.model, data.num_classes).eval()
+    env = fingerprint(device, config.threads)
+    cache = (LatencyCache(Path(config.results_dir) / "latency-cache", env)
+             if config.latency_cache else None)
+    round_to = config.round_to
+    if round_to == "auto":
+        round_to = _auto_round_to(untrained, example, config, device, cache)
+    built = build_space(untrained, example, model_name=config.model, space=config.space,
+                        round_to=round_to, trace_timeout=config.trace_timeout)
+    study = open_study(config.study_key())
+    folder.create()
+    folder.write_json(CONFIG, {**config.to_dict(), "storage": redacted(config.storage_url),
+                               "study": config.study, "round_to_used": round_to,
+                               "measured_in": context.describe()})
+    folder.write_json(ENV, env)
+    reference, budget_ms = _budget(untrained, example, built.space, config, device, latency,
+                                   folder)
+
+    dense = dense_model_for(config, data, recipe)
+    dense_accuracy = accuracy(dense, data.val_x, data.val_y)
+    log.info("dense accuracy: val %.2f%%", 100 * dense_accuracy)
+    drop = config.max_accuracy_drop
+    evaluator = CandidateEvaluator(
+        dense=dense, model_name=config.model, data=data, example=example, device=device,
+        latency=latency, context=context, reference=reference, budget_ms=budget_ms,
+        recipe=recipe, seed=config.seed, run_dir=folder.path, cache=cache,
+        trial_timeout=config.trial_timeout, importance=config.importance,
+        accuracy_floor=None if drop is None else dense_accuracy - drop / 100)
+    record = ReferenceRecord(reference=reference, budget_ms=budget_ms, accuracy=dense_accuracy,
+                             test_accuracy=accuracy(dense, data.test_x, data.test_y),
+                             dense_widths=built.space.dense())
+    folder.write_reference(record)
+    # Queued before any backend starts, so that each is queued once.
+    if reevaluate:
+        enqueue_reevaluation(study, reevaluate)
+    warm_start(study, built.space, dense, example)
+    job = TrialsJob(study=config.study_key(), space=built.space, evaluator=evaluator,
+                    data_name=config.data, image_size=config.image_size, run_dir=folder.path,
+                    trials=config.trials, timeout=config.timeout, threads=config.threads)
+    return Prepared(config=config, study=study, job=job, folder=folder, record=record,
+                    space_notes=built.notes)
+
+
+def dense_model_for(config: SearchConfig, data: DataSplits, recipe: Recipe) -> nn.Module:
+    """The trained dense model ``config`` starts from: ``--checkpoint``, else the cached
+    baseline (``search.training.dense_model``)."""
+    return dense_model(model=config.model, data_name=config.data, data=data,
+                       image_size=config.image_size, seed=config.seed, recipe=recipe,
+                       checkpoint=config.checkpoint, results_dir=config.results_dir)
+
+
+def _budget(untrained: nn.Module, example: torch.Tensor, space, config: SearchConfig,
+            device: torch.device, latency: LatencySettings,
+            folder: RunFolder) -> tuple[Reference, float]:
+    """Measures the dense model and the smallest candidate; returns them and the budget in ms,
+    decided here once for the whole run. BudgetUnreachable (with reference.json written) when
+    even the smallest candidate is over it."""
+    context = config.context
+    log.info("measuring the dense model and the smallest candidate on %s (%s)...", device,
+             context.describe())
+    reference = measure_reference(untrained, smallest_model(untrained, example, space), example,
+                                  device, latency, context)
+    budget_ms = config.budget_ms or config.budget_ratio * reference.latency_ms
+    smallest = reference.smallest_latency_ms
+    log.info("dense %.3f ms, smallest candidate %s ms, budget %.3f ms", reference.latency_ms,
+             "n/a" if smallest is None else f"{smallest:.3f}", budget_ms)
+    if smallest is not None and smallest > budget_ms:
+        folder.write_reference(ReferenceRecord(reference=reference, budget_ms=budget_ms))
+        raise BudgetUnreachable(
+            f"budget {budget_ms:.3f} ms is below the smallest candidate the space allows "
+            f"({smallest:.3f} ms measured; dense {reference.latency_ms:.3f} "
+            f"ms); raise the budget or lower --round-to")
+    return reference, budget_ms
+
+
+def _auto_round_to(model: nn.Module, example: torch.Tensor, config: SearchConfig,
+                   device: torch.device, cache: LatencyCache | None) -> int:
+    """``--round-to auto``: the multiple this device's width steps recommend for this model,
+    measured once per device and context and kept in the latency cache."""
+    key = {"width_steps": {"model": config.model, "input_shape": list(example.shape[1:])},
+           "context": context_key(config.context)}
+    cached = cache.get(key) if cache is not None else None
+    if cached is not None:
+        log.info("--round-to auto: %d (width steps measured earlier on this device)",
+                 cached["round_to"])
+        return cached["round_to"]
+    log.info("--round-to auto: measuring how latency moves with width on %s...", device)
+    curves = width_steps(model, example, device=device, context=config.context)
+    round_to = recommended_round_to(curves)
+    for curve in curves:
+        log.info("  %s: multiples of %d give away the fewest channels", curve.kind,
+                 curve.recommended)
+    log.info("--round-to auto: %d", round_to)
+    if cache is not None:
+        cache.put(key, {"round_to": round_to, "curves": [c.to_dict() for c in curves]})
+    return round_to

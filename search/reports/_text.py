@@ -1,0 +1,58 @@
+"""What every report says the same way: the front as a table for reading, the run's notes, the
+device and the context its latencies were measured in."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from search.runfolder import Run
+
+
+def _pct(value: object) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else \
+        f"{100 * float(value):.2f}%"
+
+
+def front_table(pareto: pd.DataFrame) -> pd.DataFrame:
+    """The front formatted for reading: ms, millions of MACs, percentages."""
+    return pd.DataFrame({
+        "trial": pareto["trial"],
+        "latency_ms": pareto["latency_ms"].map(lambda v: f"{v:.3f}"),
+        "iqr_ms": pareto["latency_iqr_ms"].map(lambda v: f"{v:.3f}"),
+        "MMACs": pareto["macs"].map(lambda v: f"{v / 1e6:.2f}"),
+        "params": pareto["params"].map(lambda v: f"{v:,}"),
+        "val_acc": pareto["accuracy"].map(_pct),
+        "test_acc": pareto["test_accuracy"].map(_pct),
+        "model": pareto["model_path"],
+    })
+
+
+def _drift_line(drift: dict | None) -> str:
+    if not drift or not drift.get("measurements"):
+        return "- dense reference during the run: not measured again"
+    return (f"- dense reference during the run: x{drift['median']:.3f} of its first measurement "
+            f"(median; range x{drift['min']:.3f} to x{drift['max']:.3f} over "
+            f"{drift['measurements']} measurements)")
+
+
+# How the note of a run that stopped before its end begins (Ctrl-C, SIGTERM, too many failures).
+STOPPED_NOTE = "stopped before the end:"
+
+
+def run_notes(run: Run) -> list[str]:
+    """The notes the search recorded, and one saying so when the run is not finished."""
+    notes = list(run.notes)
+    if not run.final and not any(n.startswith(STOPPED_NOTE) for n in notes):
+        notes.insert(0, "the search is still going (or stopped before its end): latencies are "
+                        "search-time ones, not re-measured, and there is no test accuracy yet")
+    return notes
+
+
+def device_name(env: dict) -> str:
+    return env.get("gpu_name") or env.get("cpu_model") or "not recorded"
+
+
+def measured_in(run: Run) -> str:
+    return run.config.get("measured_in", "not recorded (a run folder from an older version)")

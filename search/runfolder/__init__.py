@@ -1,0 +1,45 @@
+"""The run folder: its files and columns (one contract), writing them, reading them back as a
+:class:`Run`, and the front computed from its trials."""
+
+from search.runfolder._files import (
+    RunFolder,
+    atomic_write_bytes,
+    load_pruned,
+    load_pruned_with_spec,
+    save_pruned,
+    save_state,
+)
+from search.runfolder._front import current, hypervolume, pareto_mask
+from search.runfolder._layout import (
+    CONFIG,
+    ENV,
+    HISTORY,
+    JOURNAL,
+    LEGACY_SQLITE,
+    MODELS_DIR,
+    NOTES,
+    PARETO,
+    PARETO_EXTRA_COLUMNS,
+    PLOT,
+    PROMOTED,
+    REEVALUATES,
+    REFERENCE,
+    REPORT_HTML,
+    REPORT_MD,
+    RUNG0_ACCURACY,
+    TRIAL_COLUMNS,
+    TRIAL_EXTRA_COLUMNS,
+    TRIALS,
+    Reference,
+    ReferenceRecord,
+    model_json,
+    trial_weights,
+)
+from search.runfolder._read import Run, load_run
+
+__all__ = ["CONFIG", "ENV", "HISTORY", "JOURNAL", "LEGACY_SQLITE", "MODELS_DIR", "NOTES", "PARETO",
+           "PARETO_EXTRA_COLUMNS", "PLOT", "PROMOTED", "REEVALUATES", "REFERENCE", "REPORT_HTML",
+           "REPORT_MD", "RUNG0_ACCURACY", "Reference", "ReferenceRecord", "Run", "RunFolder",
+           "TRIALS", "TRIAL_COLUMNS", "TRIAL_EXTRA_COLUMNS", "atomic_write_bytes", "current",
+           "hypervolume", "load_pruned", "load_pruned_with_spec", "load_run", "model_json",
+           "pareto_mask", "save_pruned", "save_state", "trial_weights"]

@@ -1,0 +1,100 @@
+"""Reading a run folder back: ``load_run`` gives its tables and records as one ``Run``.
+
+Reports, ``pick`` and users' notebooks all read a run through this, finished or still going.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from search._errors import UsageError
+from search.runfolder._front import current, pareto_mask
+from search.runfolder._layout import (
+    CONFIG,
+    ENV,
+    NOTES,
+    PARETO,
+    REFERENCE,
+    TRIAL_COLUMNS,
+    TRIAL_EXTRA_COLUMNS,
+    TRIALS,
+    model_json,
+)
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run folder's tables: ``trials`` (every trial) and ``pareto`` (the front, fastest first),
+    with ``config.json``, ``env.json``, ``reference.json`` and the report's ``notes``.
+
+    ``final`` is False while the run is still going (or was interrupted before its end): the front
+    is then computed from ``trials.csv`` with search-time latencies and no test accuracy.
+    """
+
+    path: Path
+    trials: pd.DataFrame
+    pareto: pd.DataFrame
+    reference: dict
+    config: dict
+    final: bool
+    env: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _json(path: Path, default: object) -> object:
+    return json.loads(path.read_text()) if path.is_file() else default
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """The trials and the Pareto front of a run folder, as pandas DataFrames.
+
+    Example:
+        >>> run = load_run("results/vgg16_bn-digits-cpu")  # doctest: +SKIP
+        >>> run.pareto[["trial", "latency_ms", "accuracy"]]  # doctest: +SKIP
+    """
+    path = Path(run_dir)
+    if not (path / TRIALS).is_file() or not (path / CONFIG).is_file():
+        raise UsageError(f"{path} is not a run folder (no trials.csv/config.json there); runs are "
+                         f"written to results/STUDY-NAME or --out")
+    try:
+        config = json.loads((path / CONFIG).read_text())
+        reference = _json(path / REFERENCE, {})
+        env = _json(path / ENV, {})
+        notes = _json(path / NOTES, [])
+        trials = _trials(pd.read_csv(path / TRIALS))
+        final = (path / PARETO).is_file()
+        if final:
+            pareto = pd.read_csv(path / PARETO)
+            final = not pareto["test_accuracy"].isna().all() if len(pareto) else True
+        else:
+            pareto = _front_so_far(path, trials)
+    except (ValueError, KeyError, pd.errors.ParserError) as exc:
+        raise UsageError(f"{path}: a run file is damaged ({str(exc).splitlines()[0]}); run the "
+                         f"search again with the same --study-name to rewrite it") from None
+    return Run(path, trials, pareto, reference, config, final, env, notes)
+
+
+def _trials(frame: pd.DataFrame) -> pd.DataFrame:
+    """trials.csv with every column: the ones later versions added are empty in older runs."""
+    missing = [c for c in TRIAL_COLUMNS if c not in frame]
+    if missing:
+        raise KeyError(f"trials.csv has no column {missing[0]!r}")
+    return frame.reindex(columns=[*TRIAL_COLUMNS, *TRIAL_EXTRA_COLUMNS, *(
+        c for c in frame if c not in TRIAL_COLUMNS and c not in TRIAL_EXTRA_COLUMNS)])
+
+
+def _front_so_far(path: Path, trials: pd.DataFrame) -> pd.DataFrame:
+    """A running search's front: feasible trials with saved models, non-dominated."""
+    scored = current(trials)
+    saved = pd.Series([model_json(path, n).is_file() for n in scored["trial"]],
+                      index=scored.index, dtype=bool)
+    scored = scored[saved]
+    front = scored[pareto_mask(scored["latency_ms"], scored["accuracy"])]
+    return front.assign(test_accuracy=math.nan,
+                        model_path=[model_json(Path("."), n).as_posix() for n in front["trial"]]
+                        ).sort_values("latency_ms").reset_index(drop=True)

@@ -1,0 +1,69 @@
+"""The data registry: every name ``--data`` takes, what reads it, and its help.
+
+An entry is a name used alone (``digits``) or, with ``takes_path``, as ``name:PATH``; any other
+``pkg.module:function`` is a user's function (:func:`from_function`). Validation, ``--help`` and
+the error for an unknown name are all built from :data:`DATA`, so a new source is one entry here
+plus its reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from search._errors import UsageError
+from search.sources._names import closest_first, import_attr
+from search.sources._readers import cifar10, digits, from_function, imagefolder, mnist
+from search.sources._splits import DataSplits
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """One entry of the registry: ``read(image_size=, seed=)`` or, with ``takes_path``,
+    ``read(path, image_size=, seed=)``."""
+
+    read: Callable[..., DataSplits]
+    help: str
+    takes_path: bool = False
+
+    def syntax(self, name: str) -> str:
+        return f"{name}:PATH" if self.takes_path else name
+
+
+DATA: dict[str, DataSource] = {
+    "digits": DataSource(digits, "scikit-learn's handwritten digits (offline; the default)"),
+    "cifar10": DataSource(cifar10, "the CIFAR-10 python batches", takes_path=True),
+    "mnist": DataSource(mnist, "MNIST/Fashion-MNIST IDX files", takes_path=True),
+    "imagefolder": DataSource(imagefolder, "CLASS/IMAGE files, optionally under train/ val/ "
+                                           "test/", takes_path=True),
+}
+USER_DATA = "pkg.module:function"  # any other name with a colon: a user's function
+
+
+def data_help() -> str:
+    """The ``--data`` help text, from the registry."""
+    listed = [f"{source.syntax(name)} ({source.help})" for name, source in DATA.items()]
+    return f"{', '.join(listed)}, or {USER_DATA} returning (train, val[, test])"
+
+
+def load_data(name: str, *, image_size: int | None, seed: int) -> DataSplits:
+    """Train/val/test splits by the name a user typed (``--data``); ``image_size`` None keeps
+    the data's own size.
+
+    Example:
+        >>> load_data("digits", image_size=16, seed=0).num_classes
+        10
+    """
+    prefix, sep, rest = name.partition(":")
+    source = DATA.get(prefix)
+    if source is not None and not source.takes_path and not sep:
+        return source.read(image_size=image_size, seed=seed)
+    if source is not None and source.takes_path and sep and rest:
+        return source.read(rest, image_size=image_size, seed=seed)
+    if sep and rest and prefix:
+        return from_function(import_attr(name, "--data"), name, image_size=image_size,
+                             seed=seed)
+    plain = [n for n, s in DATA.items() if not s.takes_path]
+    raise UsageError(f"unknown data {name!r}; valid: {closest_first(name, plain)}, "
+                     f"{', '.join(s.syntax(n) for n, s in DATA.items() if s.takes_path)}, or "
+                     f"{USER_DATA}")

@@ -1,0 +1,100 @@
+"""The model registry: every name ``--model`` takes, and the model it builds.
+
+Names are the built-ins (:data:`MODELS`: the CIFAR-style zoo and the test-pattern models),
+``PREFIX:NAME`` for a model hub (:data:`MODEL_HUBS`: torchvision, timm, when installed), and any
+other ``pkg.module:factory`` (called as ``factory(num_classes=N)``). Validation, ``--help`` and
+the error for an unknown name are built from these, so a new model is one entry.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from torch import nn
+
+from search._errors import UsageError
+from search.sources._names import closest_first, import_attr
+from search.sources._test_models import TEST_MODELS
+from search.sources._zoo import ZOO
+from spaces import convert_attention
+
+# Every built-in name; the zoo's are listed in --help, the test patterns' only in errors.
+MODELS: dict[str, Callable[..., nn.Module]] = {**ZOO, **TEST_MODELS}
+
+
+@dataclass(frozen=True)
+class ModelHub:
+    """``PREFIX:NAME``: a model of an installed library, built untrained."""
+
+    package: str
+    build: Callable[[object, str, int], nn.Module]  # (the package, NAME, num_classes)
+
+
+MODEL_HUBS: dict[str, ModelHub] = {
+    "torchvision": ModelHub("torchvision", lambda lib, name, n: lib.models.get_model(
+        name, weights=None, num_classes=n)),
+    "timm": ModelHub("timm", lambda lib, name, n: lib.create_model(name, pretrained=False,
+                                                                   num_classes=n)),
+}
+USER_MODEL = "pkg.module:factory"
+
+
+def model_help() -> str:
+    """The ``--model`` help text, from the registry."""
+    hubs = ", ".join(f"{prefix}:NAME" for prefix in MODEL_HUBS)
+    return f"{'|'.join(ZOO)}, {hubs} or {USER_MODEL}"
+
+
+def build_model(name: str, num_classes: int) -> nn.Module:
+    """A freshly initialised model by the name a user typed (``--model``), with every
+    ``nn.MultiheadAttention`` swapped for the equivalent ``HeadsAttention`` whose heads can be
+    pruned (it loads the original's state dict names too).
+
+    Example:
+        >>> build_model("resnet20", 10).fc.out_features
+        10
+    """
+    model = _model(name, num_classes)
+    convert_attention(model)
+    return model
+
+
+def _model(name: str, num_classes: int) -> nn.Module:
+    if name in MODELS:
+        return MODELS[name](num_classes=num_classes)
+    prefix, sep, rest = name.partition(":")
+    if sep and prefix in MODEL_HUBS:
+        return _hub_model(prefix, rest, num_classes)
+    if sep and rest:
+        return _user_model(name, num_classes)
+    hubs = ", ".join(f"{prefix}:NAME" for prefix in MODEL_HUBS)
+    raise UsageError(f"unknown model {name!r}; valid: {closest_first(name, list(MODELS))}, "
+                     f"{hubs}, or {USER_MODEL}")
+
+
+def _hub_model(prefix: str, name: str, num_classes: int) -> nn.Module:
+    hub = MODEL_HUBS[prefix]
+    try:
+        lib = importlib.import_module(hub.package)
+    except ImportError:
+        raise UsageError(
+            f"--model {prefix}:{name} needs {hub.package}: pip install 'hwprune[vision]'") from None
+    try:
+        return hub.build(lib, name, num_classes)
+    except (ValueError, RuntimeError, KeyError) as exc:
+        raise UsageError(f"--model {prefix}:{name}: {exc}") from None
+
+
+def _user_model(name: str, num_classes: int) -> nn.Module:
+    factory = import_attr(name, "--model")
+    try:
+        model = factory(num_classes=num_classes)
+    except Exception as exc:  # a user's factory may raise anything; say which and why
+        raise UsageError(
+            f"--model {name}: the factory raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"--model {name}: the factory returned {type(model).__name__}, "
+                         "not an nn.Module")
+    return model

@@ -1,0 +1,29 @@
+"""What the model and data registries share: importing ``pkg.module:attr`` that a user typed, and
+listing valid names closest first in an error."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+
+from search._errors import UsageError
+
+
+def closest_first(name: str, valid: list[str]) -> str:
+    """``valid`` as one comma-separated string, the names most like ``name`` first."""
+    return ", ".join(difflib.get_close_matches(name, valid, n=len(valid), cutoff=0.0))
+
+
+def import_attr(path: str, what: str) -> Callable:
+    """The attribute ``pkg.module:attr`` names; UsageError naming ``what`` (the flag) if the
+    module cannot be imported or has no such attribute."""
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"{what} {path!r}: cannot import {module_name!r} ({exc})") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise UsageError(f"{what} {path!r}: module {module_name!r} has no {attr!r}") from None
