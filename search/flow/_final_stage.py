@@ -11,7 +11,13 @@ import pandas as pd
 from profilers import compare
 from search._errors import UsageError
 from search.candidates import CandidateEvaluator, scaled_latencies
-from search.runfolder import Reference, RunFolder, load_pruned_with_spec, save_pruned
+from search.runfolder import (
+    Reference,
+    RunFolder,
+    load_pruned_with_spec,
+    save_pruned,
+    trial_weights,
+)
 from search.training import accuracy, finetune
 
 log = logging.getLogger(__name__)
@@ -45,7 +51,7 @@ def final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEval
         for number, spec, model in loaded:
             finetune(model, evaluator.data, recipe, seed=evaluator.seed * 100_003 + number,
                      teacher=evaluator.teacher)
-            save_pruned(model, dataclasses.replace(spec, weights=f"final-{number}.pt"),
+            save_pruned(model, dataclasses.replace(spec, weights=trial_weights(number, final=True)),
                         folder.model_json(number, final=True))
         front["accuracy"] = [accuracy(m, evaluator.data.val_x, evaluator.data.val_y)
                              for m in models]

@@ -8,6 +8,7 @@ the front found so far is then written as it was measured, and the notes say why
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -25,11 +26,17 @@ from search.runfolder import (
 )
 from search.study import fail_abandoned, trials_frame, write_trials
 
+# Given the final front and the trials table: notes that go first in the report.
+Judge = Callable[[pd.DataFrame, pd.DataFrame], list[str]]
 
-def finish(prepared: Prepared, stopped: str | None = None, final_steps: int = 0) -> pd.DataFrame:
+
+def finish(prepared: Prepared, stopped: str | None = None, final_steps: int = 0,
+           judge: Judge | None = None) -> pd.DataFrame:
     """Writes trials.csv, pareto.csv, the reference, the notes and the reports; returns the front.
     ``stopped`` says why the run ended early: the front is then not re-measured. Otherwise the
-    front goes through the final stage (``final_steps`` more fine-tune steps, re-measured)."""
+    front goes through the final stage (``final_steps`` more fine-tune steps, re-measured).
+    ``judge`` is given the final front and the trials table before the notes and reports are
+    written, and returns notes to put first (the nightly's comparison with last night)."""
     study, folder, evaluator = prepared.study, prepared.folder, prepared.evaluator
     record, reference = prepared.record, prepared.record.reference
     final = stopped is None
@@ -87,8 +94,10 @@ def finish(prepared: Prepared, stopped: str | None = None, final_steps: int = 0)
     folder.write_reference(record)
     # Read again: other processes on the study may have finished trials while this one
     # re-measured, and the newest trials.csv is the one written last.
-    write_trials(study, folder.path, budget_ms)
+    trials = write_trials(study, folder.path, budget_ms)
     folder.write_csv(PARETO, pareto)
+    if judge is not None:
+        notes = [*judge(pareto, trials), *notes]
     folder.write_json(NOTES, notes)
     write_reports(load_run(folder.path))
     return pareto

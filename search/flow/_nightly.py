@@ -19,10 +19,9 @@ from pathlib import Path
 import pandas as pd
 
 from search._config import SearchConfig
-from search.flow._prepare import prepare
+from search.flow._prepare import Prepared, prepare
 from search.flow._search import backend_of, run_and_finish
-from search.reports import write_reports
-from search.runfolder import HISTORY, NOTES, PARETO, RunFolder, hypervolume, load_run
+from search.runfolder import HISTORY, PARETO, hypervolume
 
 log = logging.getLogger(__name__)
 
@@ -70,39 +69,47 @@ def nightly(config: SearchConfig, hours: float) -> Night:
         log.info("nightly: scoring last night's front again first (trials %s)",
                  ", ".join(map(str, previous)))
     backend = backend_of(tonight)
+    nights: list[tuple[dict, list[str]]] = []
     with backend.connected():
         prepared = prepare(tonight, reevaluate=previous)
-        pareto = run_and_finish(prepared, backend)
-    run = load_run(config.run_dir)
-    study = prepared.study
-    reference_point = study.user_attrs.get(_HV_REFERENCE_ATTR)
-    if reference_point is None:
-        reference_point = {"latency_ms": run.reference["budget_ms"],
-                           "accuracy": max(0.0, run.reference["accuracy"] - _ACCURACY_MARGIN)}
-        study.set_user_attr(_HV_REFERENCE_ATTR, reference_point)
-    row = _history_row(run, pareto, reference_point)
-    history_path = config.run_dir / HISTORY
-    history = pd.read_csv(history_path) if history_path.is_file() else pd.DataFrame()
-    problems = _compare(history.iloc[-1].to_dict() if len(history) else None, row, pareto,
-                        reference_point)
-    RunFolder(config.run_dir).write_csv(
-        HISTORY, pd.concat([history, pd.DataFrame([row])], ignore_index=True)
-        .reindex(columns=HISTORY_COLUMNS))
-    if problems:
-        notes_path = config.run_dir / NOTES
-        notes = json.loads(notes_path.read_text()) if notes_path.is_file() else []
-        RunFolder(config.run_dir).write_json(NOTES, [*problems, *notes])
-        write_reports(load_run(config.run_dir))
+
+        def judge(pareto: pd.DataFrame, trials: pd.DataFrame) -> list[str]:
+            """Tonight's history row, compared with last night's: the report's first notes."""
+            row, problems = _tonight(prepared, pareto, len(trials))
+            nights.append((row, problems))
+            return problems
+
+        pareto = run_and_finish(prepared, backend, judge=judge)
+    row, problems = nights[0]
     return Night(pareto, row, problems)
 
 
-def _history_row(run, pareto: pd.DataFrame, reference_point: dict) -> dict:
-    env = run.env
+def _tonight(prepared: Prepared, pareto: pd.DataFrame, trials: int) -> tuple[dict, list[str]]:
+    """Appends tonight's row to history.csv; returns it and what is worse than last night."""
+    study, record = prepared.study, prepared.record
+    reference_point = study.user_attrs.get(_HV_REFERENCE_ATTR)
+    if reference_point is None:
+        reference_point = {"latency_ms": record.budget_ms,
+                           "accuracy": max(0.0, record.accuracy - _ACCURACY_MARGIN)}
+        study.set_user_attr(_HV_REFERENCE_ATTR, reference_point)
+    row = _history_row(prepared.env, trials, record.budget_ms, pareto, reference_point)
+    history_path = prepared.folder.path / HISTORY
+    history = pd.read_csv(history_path) if history_path.is_file() else pd.DataFrame()
+    problems = _compare(history.iloc[-1].to_dict() if len(history) else None, row, pareto,
+                        reference_point)
+    prepared.folder.write_csv(
+        HISTORY, pd.concat([history, pd.DataFrame([row])], ignore_index=True)
+        .reindex(columns=HISTORY_COLUMNS))
+    return row, problems
+
+
+def _history_row(env: dict, trials: int, budget_ms: float, pareto: pd.DataFrame,
+                 reference_point: dict) -> dict:
     noise = float((pareto["latency_iqr_ms"] / pareto["latency_ms"]).median()) if len(pareto) \
         else None
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "trials": len(run.trials),
+        "trials": trials,
         "hypervolume": hypervolume(pareto["latency_ms"], pareto["accuracy"],
                                           reference_point["latency_ms"],
                                           reference_point["accuracy"]),
@@ -111,7 +118,7 @@ def _history_row(run, pareto: pd.DataFrame, reference_point: dict) -> dict:
         "front_size": len(pareto),
         "best_accuracy": float(pareto["accuracy"].max()) if len(pareto) else None,
         "fastest_ms": float(pareto["latency_ms"].min()) if len(pareto) else None,
-        "budget_ms": run.reference["budget_ms"],
+        "budget_ms": budget_ms,
         "noise": noise,
         "fingerprint": _fingerprint(env),
         "device": env.get("gpu_name") or env.get("cpu_model"),

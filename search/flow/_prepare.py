@@ -53,6 +53,7 @@ class Prepared:
     folder: RunFolder
     record: ReferenceRecord
     space_notes: tuple[str, ...]
+    env: dict[str, object]  # env.json: the device and software latencies are measured with
 
     @property
     def evaluator(self) -> CandidateEvaluator:
@@ -122,7 +123,7 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None) -> Prepar
                     data_name=config.data, image_size=config.image_size, run_dir=folder.path,
                     trials=config.trials, timeout=config.timeout, threads=config.threads)
     return Prepared(config=config, study=study, job=job, folder=folder, record=record,
-                    space_notes=built.notes)
+                    space_notes=built.notes, env=env)
 
 
 def dense_model_for(config: SearchConfig, data: DataSplits, recipe: Recipe) -> nn.Module:

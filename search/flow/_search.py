@@ -14,7 +14,7 @@ import pandas as pd
 from search._config import SearchConfig
 from search._errors import SearchInterrupted, Terminated, TooManyFailures
 from search.backends import Backend, backend_for
-from search.flow._finish import finish
+from search.flow._finish import Judge, finish
 from search.flow._prepare import Prepared, prepare
 from search.study import write_trials
 
@@ -52,9 +52,10 @@ def backend_of(config: SearchConfig) -> Backend:
                        ray_address=config.ray_address)
 
 
-def run_and_finish(prepared: Prepared, backend: Backend) -> pd.DataFrame:
-    """The prepared run's trials on ``backend``, then its finish; returns the front. An interrupt
-    or too many failures finishes the run with the trials found so far, then raises."""
+def run_and_finish(prepared: Prepared, backend: Backend, judge: Judge | None = None) -> pd.DataFrame:
+    """The prepared run's trials on ``backend``, then its finish (``judge``: see ``finish``);
+    returns the front. An interrupt or too many failures finishes the run with the trials found
+    so far, then raises."""
     budget_ms = prepared.budget_ms
 
     def checkpoint() -> None:
@@ -71,4 +72,4 @@ def run_and_finish(prepared: Prepared, backend: Backend) -> pd.DataFrame:
     except TooManyFailures as exc:
         finish(prepared, stopped=str(exc))
         raise
-    return finish(prepared, final_steps=prepared.config.final_finetune_steps)
+    return finish(prepared, final_steps=prepared.config.final_finetune_steps, judge=judge)

@@ -94,12 +94,12 @@ class RunFolder:
         """Deletes the saved models of these trials (search-time and final, or only the final
         ones); returns the trial numbers whose search-time model was removed."""
         removed = []
-        kinds = ["final"] if final_only else ["trial", "final"]
-        for json_path in [p for kind in kinds for p in self.models.glob(f"{kind}-*.json")]:
-            kind, number = json_path.stem.split("-", 1)
-            if int(number) in trials:
-                json_path.with_suffix(".pt").unlink(missing_ok=True)
-                json_path.unlink(missing_ok=True)
-                if kind == "trial":
-                    removed.append(int(number))
+        for number in sorted(trials):
+            for final in (True,) if final_only else (False, True):
+                json_path = model_json(self.path, number, final)
+                if json_path.exists():
+                    json_path.with_suffix(".pt").unlink(missing_ok=True)
+                    json_path.unlink(missing_ok=True)
+                    if not final:
+                        removed.append(number)
         return removed

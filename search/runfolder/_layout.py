@@ -53,9 +53,9 @@ def model_json(run_dir: Path, trial: int, final: bool = False) -> Path:
     return Path(run_dir) / MODELS_DIR / f"{'final' if final else 'trial'}-{trial}.json"
 
 
-def trial_weights(trial: int) -> str:
-    """The state dict's file name, as a widths JSON refers to it."""
-    return f"trial-{trial}.pt"
+def trial_weights(trial: int, final: bool = False) -> str:
+    """The state dict's file name, as a widths JSON refers to it (beside it in ``models/``)."""
+    return model_json(Path("."), trial, final).with_suffix(".pt").name
 
 
 @dataclass(frozen=True)

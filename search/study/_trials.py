@@ -322,7 +322,9 @@ def trials_frame(study: optuna.Study, budget_ms: float) -> pd.DataFrame:
     return frame
 
 
-def write_trials(study: optuna.Study, run_dir: Path, budget_ms: float) -> None:
+def write_trials(study: optuna.Study, run_dir: Path, budget_ms: float) -> pd.DataFrame:
     """Writes the run folder's trials table (after every trial, by every process on the study:
-    the newest one is whoever wrote last)."""
-    RunFolder(run_dir).write_csv(TRIALS, trials_frame(study, budget_ms))
+    the newest one is whoever wrote last); returns it."""
+    frame = trials_frame(study, budget_ms)
+    RunFolder(run_dir).write_csv(TRIALS, frame)
+    return frame

@@ -151,7 +151,7 @@ def test_a_lock_left_by_a_killed_process_is_broken_when_the_path_is_relative(tmp
     def create_study(name, *, dies_holding_the_lock=False):
         code = ("import optuna, sys\n"
                 "from optuna.storages.journal import JournalFileSymlinkLock\n"
-                "from search import _storage\n"
+                "from search.study import _storage\n"
                 "_storage.LOCK_GRACE_S = 3\n"
                 f"if {dies_holding_the_lock}: JournalFileSymlinkLock.release = lambda self: None\n"
                 "optuna.create_study(storage=_storage.open_storage(sys.argv[1]),"
@@ -251,11 +251,11 @@ def test_a_hung_candidate_is_killed_at_its_time_limit_and_the_search_goes_on(wor
                                                "after --trial-timeout: its worker was killed")
 
 
-def test_a_helper_killed_at_start_has_its_trials_run_by_the_first_process(workdir):
+def test_a_worker_killed_at_start_has_its_trials_run_by_the_first_process(workdir):
     proc = _start(workdir, "--budget-ratio", "1", "--trials", "4", "--workers", "2",
-                  "--study-name", "helper-killed", *TINY)
+                  "--study-name", "worker-killed", *TINY)
     seen = []
-    for line in proc.stderr:  # the first process names its helper as it starts it
+    for line in proc.stderr:  # the first process names its worker as it starts it
         seen.append(line)
         if "more worker process(es)" in line:
             os.kill(int(line.rsplit(":", 1)[1]), signal.SIGKILL)
@@ -263,8 +263,8 @@ def test_a_helper_killed_at_start_has_its_trials_run_by_the_first_process(workdi
     _, rest = proc.communicate(timeout=300)
     stderr = "".join(seen) + rest
     assert proc.returncode == 0, stderr
-    assert "running the 2 trial(s) that the helpers which ended early did not start" in stderr
-    ran = [t for t in _study_trials(workdir / "results" / "helper-killed", "helper-killed")
+    assert "running the 2 trial(s) that the workers which ended early did not start" in stderr
+    ran = [t for t in _study_trials(workdir / "results" / "worker-killed", "worker-killed")
            if t.state != optuna.trial.TrialState.WAITING]
     assert len(ran) == 4 and all(t.state == optuna.trial.TrialState.COMPLETE for t in ran)
     assert {t.user_attrs["worker"]["pid"] for t in ran} == {proc.pid}

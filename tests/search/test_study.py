@@ -3,7 +3,6 @@
 import json
 import signal
 import time
-from dataclasses import replace
 
 import optuna
 import pandas as pd
