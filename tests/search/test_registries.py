@@ -1,0 +1,111 @@
+"""Every plug-in family is one registry: each entry works, and validation, --help and the errors
+for unknown names come from the registry, so a new entry is listed everywhere at once."""
+
+import pytest
+import torch
+
+from profilers import RUNTIMES, Context
+from search import SearchConfig, UsageError
+from search.backends import BACKENDS, Backend, backend_for
+from search.candidates import SPACES, context_key
+from search.commands import build_parser
+from search.sources import DATA, MODEL_HUBS, ZOO, build_model, load_data
+from search.study import SAMPLERS, make_sampler
+from tests.search.runs import main_in_process
+
+
+def _run_help() -> str:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    return " ".join(sub.choices["run"].format_help().split())
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_every_sampler_is_made_validated_and_listed(name):
+    sampler = make_sampler(name, seed=3)
+    assert hasattr(sampler, "sample_relative")  # an Optuna sampler
+    assert SearchConfig(budget_ratio=0.5, sampler=name).sampler == name
+    assert f"{name}: {SAMPLERS[name].help}" in _run_help()
+
+
+def test_an_unknown_sampler_is_refused_not_sampled_at_random():
+    with pytest.raises(UsageError, match="unknown --sampler 'tpee'; valid: tpe, nsga2, gp, random"):
+        make_sampler("tpee", seed=0)
+
+
+@pytest.mark.parametrize("name", sorted(RUNTIMES))
+def test_every_runtime_is_listed_and_keys_the_cache_by_its_version(name):
+    runtime = RUNTIMES[name]
+    assert runtime.help in _run_help()
+    key = context_key(Context(runtime=name))
+    version = runtime.version()
+    assert (key.get(name) == version) if version is not None else name not in key
+
+
+def test_onnxruntime_keys_the_cache_by_its_own_version():
+    from importlib import metadata
+
+    assert context_key(Context(runtime="onnxruntime"))["onnxruntime"] == \
+        metadata.version("onnxruntime")
+    assert set(context_key(Context())) == set(Context().to_dict())  # eager adds nothing
+
+
+@pytest.mark.parametrize("name", sorted(BACKENDS))
+def test_every_backend_is_built_and_listed(name):
+    backend = backend_for(name, workers=2)
+    assert isinstance(backend, Backend)
+    assert f"{name}: {BACKENDS[name].help}" in _run_help()
+
+
+def test_an_unknown_backend_is_refused_with_the_registered_ones():
+    with pytest.raises(UsageError, match="unknown --backend 'slurm'; valid: local, ray"):
+        backend_for("slurm")
+
+
+@pytest.mark.parametrize(("workers", "isolated", "kind"), [
+    (1, False, "LocalLoop"), (1, True, "IsolatedLoop"), (3, False, "WorkerProcesses"),
+    (3, True, "WorkerProcesses")])
+def test_the_local_backend_is_the_loop_the_flags_ask_for(workers, isolated, kind):
+    backend = backend_for("local", workers=workers, isolated=isolated)
+    assert type(backend).__name__ == kind
+    if workers > 1:
+        assert type(backend.loop).__name__ == ("IsolatedLoop" if isolated else "LocalLoop")
+
+
+@pytest.mark.parametrize("name", sorted(DATA))
+def test_every_data_source_is_listed_and_named_in_the_error(name):
+    source = DATA[name]
+    assert source.syntax(name) in _run_help() and source.help in _run_help()
+    with pytest.raises(UsageError) as refused:
+        load_data("imagenett", image_size=None, seed=0)
+    assert source.syntax(name) in str(refused.value)
+
+
+def test_a_path_source_without_a_path_is_unknown():
+    with pytest.raises(UsageError, match="unknown data 'cifar10'; valid: digits, cifar10:PATH"):
+        load_data("cifar10", image_size=None, seed=0)
+
+
+def test_every_model_family_is_listed():
+    text = _run_help()
+    assert all(name in text for name in ZOO)
+    assert all(f"{prefix}:NAME" in text for prefix in MODEL_HUBS)
+    with pytest.raises(UsageError, match="torchvision:NAME, timm:NAME, or pkg.module:factory"):
+        build_model("nosuch", 10)
+
+
+@pytest.mark.parametrize("name", sorted(SPACES))
+def test_every_space_kind_is_listed_and_accepted(name):
+    assert f"{name} ({SPACES[name]})" in _run_help()
+    assert SearchConfig(budget_ratio=0.5, space=name).space == name
+
+
+def test_inspect_checks_the_space_from_the_same_registry(tmp_path):
+    result = main_in_process(tmp_path, "inspect", "--model", "resnet20", "--space", "per-blok")
+    assert result.returncode == 2
+    assert "unknown --space 'per-blok'; valid: per-layer, per-stage, uniform" in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_registered_model_builds_with_its_classes():
+    assert build_model("resnet20", 7)(torch.zeros(1, 3, 16, 16)).shape == (1, 7)
