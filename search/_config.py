@@ -13,6 +13,7 @@ from search._errors import UsageError
 from search.backends import BACKENDS
 from search.candidates import TRACE_TIMEOUT_S, check_space
 from search.runfolder import JOURNAL, LEGACY_SQLITE
+from search.sources import checkpoint_digest
 from search.study import SAMPLERS, StudyKey
 from spaces import IMPORTANCES
 
@@ -170,8 +171,12 @@ class SearchConfig:
         return dataclasses.asdict(self)
 
     def identity(self) -> dict[str, object]:
-        """What a resumed study must match; with a spaces file, its content too."""
+        """What a resumed study must match; with a spaces file, its content too. A checkpoint
+        is identified by its content, not its path: a corrected or moved path to the same
+        weights resumes the study."""
         identity = {name: getattr(self, name) for name in STUDY_IDENTITY}
+        if self.checkpoint:
+            identity["checkpoint"] = checkpoint_digest(self.checkpoint)
         if self.space.endswith(".toml"):
             from spaces import read_space_file
 
@@ -187,4 +192,7 @@ class SearchConfig:
         identity = self.identity()
         return StudyKey(name=self.study, storage_url=self.storage_url, sampler=self.sampler,
                         seed=self.seed, identity=identity, space=self.space,
-                        defaults={k: fields[k].default for k in identity if k in fields})
+                        defaults={k: fields[k].default for k in identity if k in fields},
+                        # Studies made before checkpoints were identified by content stored
+                        # the path: the same path still matches them.
+                        also_matches={"checkpoint": self.checkpoint})

@@ -36,7 +36,7 @@ import torch
 from search._errors import raise_terminated
 from search.backends._backend import Backend, TrialsJob
 from search.backends._isolated import Spec, rebuild, spec_of
-from search.study import WORKER_ATTR, load_study, write_trials
+from search.study import WORKER_ATTR, load_study, optuna_quiet, write_trials
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +62,21 @@ def threads_per_process(workers: int) -> int:
     return max(1, (os.cpu_count() or 1) // workers)
 
 
-def _worker(job: TrialsJob, spec: Spec, loop: Backend, number: int, threads: int) -> None:
-    """A worker process: rebuilds the evaluator, joins the study, runs its share, exits."""
+def _worker(job: TrialsJob, spec: Spec, loop: Backend, number: int, threads: int,
+            level: int) -> None:
+    """A worker process: rebuilds the evaluator, joins the study, runs its share, exits; it
+    logs at the first process's ``level``."""
     torch.set_num_threads(threads)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the first process stops workers itself
     signal.signal(signal.SIGTERM, raise_terminated)  # ... with SIGTERM: the running trial is marked
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format=f"[worker {number}] %(message)s")
+    logging.basicConfig(level=level, stream=sys.stderr, datefmt="%H:%M:%S",
+                        format=f"%(asctime)s [worker {number}] %(message)s")
     key = job.study
     study = load_study(name=key.name, storage_url=key.storage_url, sampler=key.sampler,
                        seed=key.seed)
     job = dataclasses.replace(job, evaluator=rebuild(spec))
     budget_ms = job.evaluator.budget_ms
-    with contextlib.suppress(KeyboardInterrupt):  # SIGTERM from the first process: stop quietly
+    with optuna_quiet(), contextlib.suppress(KeyboardInterrupt):  # SIGTERM: stop quietly
         loop.run_trials(study, job, lambda: write_trials(study, job.run_dir, budget_ms))
 
 
@@ -88,6 +90,7 @@ class WorkerProcesses(Backend):
     def run_trials(self, study: optuna.Study, job: TrialsJob,
                    on_trial: Callable[[], None]) -> None:
         began = datetime.datetime.now()  # the clock Optuna stamps trials with
+        threads = torch.get_num_threads()  # the caller's, given back when the trials are done
         others = self._start(job)
         try:
             own = dataclasses.replace(job, trials=shares(job.trials, self.workers)[0])
@@ -97,6 +100,8 @@ class WorkerProcesses(Backend):
         except BaseException:  # an interrupt, too many failures, a full disk: workers stop too
             _wait(others, stop=True)
             raise
+        finally:
+            torch.set_num_threads(threads)
 
     def _start(self, job: TrialsJob) -> list[multiprocessing.process.BaseProcess]:
         """Starts the workers (spawned) with their share of the trials and of the cores (this
@@ -112,7 +117,8 @@ class WorkerProcesses(Backend):
                 continue
             process = context.Process(
                 target=_worker, args=(dataclasses.replace(plain, trials=count), spec, self.loop,
-                                      number, threads), name=f"hwprune-worker-{number}")
+                                      number, threads, logging.getLogger().getEffectiveLevel()),
+                name=f"hwprune-worker-{number}")
             process.start()
             processes.append(process)
         log.info("%d worker process(es) share %d core(s): %d torch thread(s) each",

@@ -186,14 +186,28 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _prog() -> str:
+    """The name this command was called by: ``hwprune``, else ``python -m search``."""
+    called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return "hwprune" if called == "hwprune" else "python -m search"
+
+
 def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in (*SUBCOMMANDS, "-h", "--help"):
         argv = ["run", *argv]
     debug = "--debug" in argv
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    # `python -m search` can import a user's pkg.module:factory from the current folder; the
+    # hwprune script too.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    level = (logging.WARNING if {"-q", "--quiet"} & set(argv) else
+             logging.DEBUG if {"-v", "--verbose"} & set(argv) else logging.INFO)
+    logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr)
+    logging.getLogger().setLevel(level)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(_prog()).parse_args(argv)
         if args.command == "profile":
             _profile(args)
             return 0

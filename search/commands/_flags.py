@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 
 from profilers import PRECISIONS, RUNTIMES
 from search._config import SearchConfig
@@ -21,10 +22,32 @@ TRACE_TIMEOUT_HELP = ("seconds torch-pruning may take to build the model's depen
 
 
 class _Parser(argparse.ArgumentParser):
-    """Says what is wrong in one line (argparse's default prints the whole usage first)."""
+    """Says what is wrong in one line (argparse's default prints the whole usage first), with
+    the closest flag for a misspelt one."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see --help)")
+        raise UsageError(f"{self.prog}: {message}{self._did_you_mean(message)} (see --help)")
+
+    def _did_you_mean(self, message: str) -> str:
+        if not message.startswith("unrecognized arguments:"):
+            return ""
+        flags = sorted({option for parser in self._parsers() for action in parser._actions
+                        for option in action.option_strings if option.startswith("--")})
+        for token in message.split(":", 1)[1].split():
+            if token.startswith("--"):
+                # Compared without the dashes, which every flag shares.
+                names = {flag[2:]: flag for flag in flags}
+                close = difflib.get_close_matches(token.split("=", 1)[0][2:], names, n=1,
+                                                  cutoff=0.75)
+                if close:
+                    return f"; did you mean {names[close[0]]}?"
+        return ""
+
+    def _parsers(self) -> list[argparse.ArgumentParser]:
+        """This parser and its subcommands' parsers."""
+        subs = [action for action in self._actions
+                if isinstance(action, argparse._SubParsersAction)]
+        return [self, *(p for action in subs for p in action.choices.values())]
 
 
 def _positive_float(text: str) -> float:
@@ -133,8 +156,10 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
     run.add_argument("--out", help="run folder (default results/STUDY-NAME)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m search",
+def build_parser(prog: str = "python -m search") -> argparse.ArgumentParser:
+    """The command line's parser; ``prog`` is the name it was called by (``hwprune`` or
+    ``python -m search``)."""
+    parser = _Parser(prog=prog,
                      description="Hardware-aware pruning search: the Pareto front of accuracy and "
                                  "measured latency. The bare form is 'run'.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -210,6 +235,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "compare.html here)")
     for p in (parser, run, nightly, prof, pick, report, insp):
         p.add_argument("--debug", action="store_true", help="show tracebacks")
+        talk = p.add_mutually_exclusive_group()
+        talk.add_argument("-q", "--quiet", action="store_true",
+                          help="log warnings and errors only (results are still printed)")
+        talk.add_argument("-v", "--verbose", action="store_true",
+                          help="log debug messages too")
     return parser
 
 

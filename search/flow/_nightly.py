@@ -22,6 +22,7 @@ from search._config import SearchConfig
 from search.flow._prepare import Prepared, prepare
 from search.flow._search import backend_of, run_and_finish
 from search.runfolder import HISTORY, PARETO, hypervolume
+from search.study import optuna_quiet
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def nightly(config: SearchConfig, hours: float) -> Night:
                  ", ".join(map(str, previous)))
     backend = backend_of(tonight)
     nights: list[tuple[dict, list[str]]] = []
-    with backend.connected():
+    with optuna_quiet(), backend.connected():
         prepared = prepare(tonight, reevaluate=previous)
 
         def judge(pareto: pd.DataFrame, trials: pd.DataFrame) -> list[str]:

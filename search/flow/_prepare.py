@@ -35,7 +35,7 @@ from search.candidates import (
     smallest_model,
 )
 from search.runfolder import CONFIG, ENV, Reference, ReferenceRecord, RunFolder
-from search.sources import DataSplits, build_model, device_for, load_data
+from search.sources import DataSplits, build_model, device_for, load_checkpoint, load_data
 from search.study import enqueue_reevaluation, open_study, redacted, warm_start
 from search.training import Recipe, accuracy, dense_model, example_input
 
@@ -84,6 +84,8 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None) -> Prepar
     # Latency depends on the architecture only, so the budget is checked on an untrained model,
     # before minutes go into training the dense baseline.
     untrained = build_model(config.model, data.num_classes).eval()
+    if config.checkpoint:  # found out now, not after the study and the run folder exist
+        load_checkpoint(build_model(config.model, data.num_classes), config.checkpoint)
     env = fingerprint(device, config.threads)
     cache = (LatencyCache(Path(config.results_dir) / "latency-cache", env)
              if config.latency_cache else None)

@@ -16,7 +16,7 @@ from search._errors import SearchInterrupted, Terminated, TooManyFailures
 from search.backends import Backend, backend_for
 from search.flow._finish import Judge, finish
 from search.flow._prepare import Prepared, prepare
-from search.study import write_trials
+from search.study import optuna_quiet, write_trials
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFram
         raise TypeError("give run() a SearchConfig or keyword options, not both")
     config = config or SearchConfig(**options)
     backend = backend_of(config)
-    with backend.connected():
+    with optuna_quiet(), backend.connected():
         return run_and_finish(prepare(config), backend)
 
 

@@ -77,13 +77,12 @@ def write_report(path: Path, run: Run) -> None:
 
 def write_plot(path: Path, run: Run) -> None:
     """Writes ``pareto.png``: accuracy against latency, with the dense model and the budget."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A Figure of its own, not pyplot: the caller's backend and figures stay as they were.
+    from matplotlib.figure import Figure
 
     trials, pareto, reference = run.trials, run.pareto, run.reference
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    fig = Figure(figsize=(7, 4.5), dpi=120)
+    ax = fig.subplots()
     # Front trials are drawn once, at their re-measured latency, not again at the search-time one.
     scored = trials[trials["accuracy"].notna() & (trials["state"] == "COMPLETE")
                     & ~trials["trial"].isin(pareto["trial"])]
@@ -110,4 +109,3 @@ def write_plot(path: Path, run: Run) -> None:
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     atomic_write_bytes(path, lambda p: fig.savefig(p, format="png"))
-    plt.close(fig)

@@ -10,10 +10,10 @@ from search.sources._models import MODEL_HUBS, MODELS, ModelHub, build_model, mo
 from search.sources._readers import cifar10, digits, from_function, imagefolder, mnist
 from search.sources._splits import DataSplits, stratified_splits
 from search.sources._test_models import TEST_MODELS
-from search.sources._weights import load_checkpoint, load_weights
+from search.sources._weights import checkpoint_digest, load_checkpoint, load_weights
 from search.sources._zoo import ZOO
 
 __all__ = ["DATA", "DataSource", "DataSplits", "MODELS", "MODEL_HUBS", "ModelHub", "TEST_MODELS",
-           "ZOO", "build_model", "cifar10", "data_help", "device_for", "digits", "from_function",
-           "imagefolder", "load_checkpoint", "load_data", "load_weights", "mnist", "model_help",
-           "stratified_splits"]
+           "ZOO", "build_model", "checkpoint_digest", "cifar10", "data_help", "device_for",
+           "digits", "from_function", "imagefolder", "load_checkpoint", "load_data", "load_weights",
+           "mnist", "model_help", "stratified_splits"]

@@ -61,7 +61,8 @@ def load_data(name: str, *, image_size: int | None, seed: int) -> DataSplits:
     if source is not None and source.takes_path and sep and rest:
         return source.read(rest, image_size=image_size, seed=seed)
     if sep and rest and prefix:
-        return from_function(import_attr(name, "--data"), name, image_size=image_size,
+        known = ", ".join(s.syntax(n) for n, s in DATA.items() if s.takes_path)
+        return from_function(import_attr(name, "--data", known), name, image_size=image_size,
                              seed=seed)
     plain = [n for n, s in DATA.items() if not s.takes_path]
     raise UsageError(f"unknown data {name!r}; valid: {closest_first(name, plain)}, "

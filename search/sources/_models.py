@@ -88,7 +88,7 @@ def _hub_model(prefix: str, name: str, num_classes: int) -> nn.Module:
 
 
 def _user_model(name: str, num_classes: int) -> nn.Module:
-    factory = import_attr(name, "--model")
+    factory = import_attr(name, "--model", ", ".join(f"{prefix}:NAME" for prefix in MODEL_HUBS))
     try:
         model = factory(num_classes=num_classes)
     except Exception as exc:  # a user's factory may raise anything; say which and why

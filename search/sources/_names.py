@@ -15,13 +15,18 @@ def closest_first(name: str, valid: list[str]) -> str:
     return ", ".join(difflib.get_close_matches(name, valid, n=len(valid), cutoff=0.0))
 
 
-def import_attr(path: str, what: str) -> Callable:
+def import_attr(path: str, what: str, known: str = "") -> Callable:
     """The attribute ``pkg.module:attr`` names; UsageError naming ``what`` (the flag) if the
-    module cannot be imported or has no such attribute."""
+    module cannot be imported or has no such attribute. ``known`` lists the registered names:
+    a prefix that is neither registered nor importable (``imagenet:/data``) may be either."""
     module_name, _, attr = path.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        if known and "." not in module_name:
+            raise UsageError(f"{what} {path!r}: {module_name!r} is not a known prefix (valid: "
+                             f"{known}), and cannot import {module_name!r} as a module "
+                             f"either ({exc})") from None
         raise UsageError(f"{what} {path!r}: cannot import {module_name!r} ({exc})") from None
     try:
         return getattr(module, attr)

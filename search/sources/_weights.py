@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import re
 from pathlib import Path
@@ -29,6 +30,21 @@ def load_weights(path: str | Path, what: str) -> object:
     except Exception as exc:  # torch raises RuntimeError, EOFError, ... for damaged files
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(f"{what}: not a loadable state dict ({reason})") from None
+
+
+def checkpoint_digest(path: str | Path) -> str:
+    """``sha256:`` and the first 16 hex digits of the file's SHA-256: what identifies a
+    checkpoint in a study. UsageError when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except FileNotFoundError:
+        raise UsageError(f"--checkpoint {path}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"--checkpoint {path}: cannot read it ({exc.strerror or exc})") from None
+    return f"sha256:{digest.hexdigest()[:16]}"
 
 
 def load_checkpoint(model: nn.Module, path: str | Path) -> None:

@@ -5,7 +5,13 @@ from search.study._liveness import WORKER_ATTR, claim, fail_abandoned, heartbeat
 from search.study._samplers import SAMPLERS, Sampler, make_sampler, sampler_help
 from search.study._sampling import suggest, suggest_importance, warm_start
 from search.study._storage import open_storage, redacted, scrub
-from search.study._study import StudyKey, enqueue_reevaluation, load_study, open_study
+from search.study._study import (
+    StudyKey,
+    enqueue_reevaluation,
+    load_study,
+    open_study,
+    optuna_quiet,
+)
 from search.study._trials import (
     Evaluator,
     check_early_failures,
@@ -21,6 +27,6 @@ from search.study._trials import (
 
 __all__ = ["Evaluator", "SAMPLERS", "Sampler", "StudyKey", "WORKER_ATTR", "check_early_failures",
            "claim", "completed_by_allocation", "enqueue_reevaluation", "fail_abandoned", "give_up",
-           "heartbeat", "load_study", "make_sampler", "open_storage", "open_study",
+           "heartbeat", "load_study", "make_sampler", "open_storage", "open_study", "optuna_quiet",
            "record_failure", "recorded_values", "redacted", "run_trials", "sampler_help", "score",
            "scrub", "suggest", "suggest_importance", "trials_frame", "warm_start", "write_trials"]

@@ -7,10 +7,12 @@ trials that cannot be compared, so it is refused with the flag that differs.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import optuna
 
@@ -33,6 +35,8 @@ class StudyKey:
         identity: what the study searches; a resumed study must store the same.
         defaults: the value of each identity key for studies made before that key existed.
         space: ``--space`` as given (named when a spaces file was edited since).
+        also_matches: for an identity key, a value an older study may store for the same
+            search (a checkpoint's path, before checkpoints were identified by content).
     """
 
     name: str
@@ -42,6 +46,7 @@ class StudyKey:
     identity: dict[str, object]
     defaults: dict[str, object]
     space: str = "per-layer"
+    also_matches: dict[str, object] = field(default_factory=dict)
 
 
 # Errors of two processes creating the same schema or study at once; the loser retries and then
@@ -63,10 +68,21 @@ def _create_or_load(key: StudyKey, attempts: int = 6) -> optuna.Study:
     raise AssertionError("unreachable")
 
 
+@contextlib.contextmanager
+def optuna_quiet() -> Iterator[None]:
+    """Optuna logs warnings only while the block runs (the search logs each trial itself), and
+    whatever verbosity the caller had afterwards."""
+    previous = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(previous)
+
+
 def open_study(key: StudyKey) -> optuna.Study:
     """Creates the study, or resumes it when its stored identity matches this one; trials left
     RUNNING by a process that died are marked failed first."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = key.storage_url
     try:
         study = _create_or_load(key)
@@ -90,7 +106,8 @@ def open_study(key: StudyKey) -> optuna.Study:
     else:
         # A key the study was made without has its default (studies older than the flag).
         earlier = {k: stored.get(k, key.defaults.get(k)) for k in identity}
-        changed = [k for k in identity if earlier[k] != identity[k]]
+        changed = [k for k in identity if earlier[k] != identity[k]
+                   and not (k in key.also_matches and earlier[k] == key.also_matches[k])]
         if changed:
             first = changed[0]
             was = (f"another version of the spaces file {key.space} (it was edited since)"
@@ -104,7 +121,6 @@ def open_study(key: StudyKey) -> optuna.Study:
 
 def load_study(*, name: str, storage_url: str, sampler: str, seed: int) -> optuna.Study:
     """The study another process opened (and checked) already, as a worker process joins it."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.load_study(study_name=name, storage=open_storage(storage_url),
                              sampler=make_sampler(sampler, seed))
 

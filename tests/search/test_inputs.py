@@ -1,0 +1,123 @@
+"""Inputs are checked before anything is written, a corrected rerun of the same command works,
+the command line helps with misspelt flags, and the library leaves its caller as it was."""
+
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import torch
+
+import search
+from search.sources import build_model
+from tests.search.runs import SMALL, TINY, assert_one_line_error, cli, main_in_process
+
+TIMESTAMP = re.compile(r"^\d\d:\d\d:\d\d ")
+
+
+def test_a_bad_checkpoint_is_refused_before_anything_is_written_and_the_fix_resumes(seeded):
+    args = ["--trials", "1", "--study-name", "ckpt", *TINY]
+    # A wrong path with a budget no candidate meets: the checkpoint is what is reported (exit 2,
+    # not the budget's exit 3), and there is no study or run folder to get in the way later.
+    wrong = main_in_process(seeded, "--budget-ms", "0.0001", "--checkpoint", "nope.pt", *args)
+    assert_one_line_error(wrong, 2, "--checkpoint nope.pt: no such file")
+    assert not (seeded / "results" / "ckpt").exists()
+    # One that does not fit the model: also before anything is written.
+    torch.save(build_model("resnet32", 10).state_dict(), seeded / "resnet32.pt")
+    misfit = main_in_process(seeded, "--budget-ratio", "1", "--checkpoint", "resnet32.pt", *args)
+    assert_one_line_error(misfit, 2, "--checkpoint resnet32.pt does not fit this model")
+    assert not (seeded / "results" / "ckpt").exists()
+
+    (seeded / "weights").mkdir()
+    torch.save(build_model("resnet20", 10).state_dict(), seeded / "weights" / "dense.pt")
+    fixed = cli(seeded, "--budget-ratio", "1", "--checkpoint", "weights/dense.pt", *args)
+    assert fixed.returncode == 0, fixed.stderr
+    # The study knows the checkpoint by its content: the same weights under another path resume
+    # it, and other weights are refused.
+    (seeded / "weights" / "dense.pt").rename(seeded / "moved.pt")
+    moved = cli(seeded, "--budget-ratio", "1", "--checkpoint", "moved.pt", "-q", *args)
+    assert moved.returncode == 0, moved.stderr
+    assert len(pd.read_csv(seeded / "results" / "ckpt" / "trials.csv")) == 2
+    torch.save(build_model("resnet20", 10).state_dict(), seeded / "other.pt")  # new weights
+    other = main_in_process(seeded, "--budget-ratio", "1", "--checkpoint", "other.pt", *args)
+    assert_one_line_error(other, 2, "study 'ckpt' was run with --checkpoint sha256:")
+    # Logs carry the time of day; -q leaves warnings and errors only.
+    assert any(TIMESTAMP.match(line) and "trial   0" in line
+               for line in fixed.stderr.splitlines())
+    assert "trial" not in moved.stderr and "dense accuracy" not in moved.stderr
+
+
+def test_a_study_made_with_a_checkpoint_path_still_resumes_with_that_path(tmp_path):
+    """Studies before content hashes stored the path: the same path still matches."""
+    checkpoint = tmp_path / "dense.pt"
+    torch.save(build_model("resnet20", 10).state_dict(), checkpoint)
+    config = search.SearchConfig(budget_ratio=1, model="resnet20", checkpoint=str(checkpoint),
+                                 out=str(tmp_path / "run"), study_name="old")
+    key = config.study_key()
+    assert key.identity["checkpoint"].startswith("sha256:")
+    old = optuna.create_study(storage=search.study.open_storage(key.storage_url),
+                              study_name="old", directions=["maximize", "minimize"])
+    old.set_user_attr("hwprune_config", {**key.identity, "checkpoint": str(checkpoint)})
+    search.study.open_study(key)  # no UsageError
+
+
+def test_misspelt_flags_get_the_closest_one(tmp_path):
+    result = main_in_process(tmp_path, "--budjet-ms", "10")
+    assert_one_line_error(result, 2, "unrecognized arguments: --budjet-ms 10; did you mean "
+                                     "--budget-ms?")
+    result = main_in_process(tmp_path, "pick", "run", "--min-accuracy", "0.9", "--onxx")
+    assert "did you mean --onnx?" in result.stderr
+    unlike = main_in_process(tmp_path, "--bogus", "1")
+    assert "did you mean" not in unlike.stderr and unlike.returncode == 2
+
+
+def test_hwprune_is_python_m_search_with_the_current_folder_importable(tmp_path):
+    script = Path(sys.executable).parent / "hwprune"
+    assert script.is_file(), "pip install -e . installs the hwprune command"
+    (tmp_path / "mymodels.py").write_text(
+        "from torch import nn\n"
+        "def tiny(num_classes):\n"
+        "    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(),\n"
+        "                         nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),\n"
+        "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, num_classes))\n")
+    result = subprocess.run([str(script), "inspect", "--model", "mymodels:tiny", "--json"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert '"groups"' in result.stdout
+    usage = subprocess.run([str(script), "--help"], cwd=tmp_path, capture_output=True,
+                           text=True, timeout=60)
+    assert usage.stdout.startswith("usage: hwprune ")
+
+
+def test_a_search_from_python_leaves_the_caller_as_it_was(seeded, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("svg")  # a backend of the caller's own
+    optuna.logging.set_verbosity(optuna.logging.DEBUG)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    threads = torch.get_num_threads()
+    monkeypatch.chdir(seeded)
+    front = search.run(budget_ratio=1, trials=1, model="resnet20", image_size=16,
+                       finetune_steps=2, final_finetune_steps=2, measure_seconds=0.5,
+                       study_name="quiet")
+    assert len(front) >= 1
+    assert matplotlib.get_backend() == "svg"
+    assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
+    assert root.handlers == handlers and root.level == level
+    assert torch.get_num_threads() == threads
+    assert (seeded / "results" / "quiet" / "pareto.png").stat().st_size > 0
+    optuna.logging.set_verbosity(optuna.logging.INFO)
+
+
+def test_unknown_data_and_model_prefixes_name_the_known_ones(tmp_path):
+    data = main_in_process(tmp_path, "--budget-ratio", "1", "--data", "imagenet:/data", *SMALL)
+    assert_one_line_error(data, 2, "'imagenet' is not a known prefix (valid: cifar10:PATH, "
+                                   "mnist:PATH, imagefolder:PATH)")
+    model = main_in_process(tmp_path, "--budget-ratio", "1", "--model", "hf:bert", *SMALL)
+    assert_one_line_error(model, 2, "'hf' is not a known prefix (valid: torchvision:NAME, "
+                                    "timm:NAME)")
+    assert not (tmp_path / "results").exists()
