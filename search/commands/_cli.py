@@ -161,8 +161,11 @@ def _nightly(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> SearchConfig:
-    fields = SearchConfig.__dataclass_fields__
-    return SearchConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    from search.commands._config_file import config_from
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return config_from(args, args.argv, sub.choices[args.command])
 
 
 def _print_front(pareto) -> None:
@@ -208,6 +211,7 @@ def _main(argv: list[str] | None) -> int:
     logging.getLogger().setLevel(level)
     try:
         args = build_parser(_prog()).parse_args(argv)
+        args.argv = argv
         if args.command == "profile":
             _profile(args)
             return 0

@@ -70,6 +70,10 @@ def _round_to(text: str) -> int | str:
 def _add_run_flags(run: argparse.ArgumentParser) -> None:
     """The flags of a search: the same for run and nightly."""
     d = SearchConfig.__dataclass_fields__
+    run.add_argument("--config", metavar="FILE",
+                     help="settings from a TOML file (keys: these flags' names, budget_ratio = "
+                          "0.5), or a run folder's config.json to replay that run; flags given "
+                          "here override it")
     budget = run.add_argument_group("budget (exactly one)")
     budget.add_argument("--budget-ms", type=_positive_float, metavar="MS",
                         help="latency budget in milliseconds on --device")

@@ -121,3 +121,37 @@ def test_unknown_data_and_model_prefixes_name_the_known_ones(tmp_path):
     assert_one_line_error(model, 2, "'hf' is not a known prefix (valid: torchvision:NAME, "
                                     "timm:NAME)")
     assert not (tmp_path / "results").exists()
+
+
+def test_a_config_file_sets_what_flags_do_and_a_run_folder_replays(seeded):
+    (seeded / "search.toml").write_text(
+        'budget-ratio = 1\nmodel = "resnet20"\nimage_size = 16\ntrials = 3\n'
+        'finetune_steps = 2\nfinal_finetune_steps = 2\nmeasure_seconds = 0.5\n'
+        'study_name = "fromfile"\n')
+    first = cli(seeded, "--config", "search.toml", "--trials", "1")  # the flag wins
+    assert first.returncode == 0, first.stderr
+    run_dir = seeded / "results" / "fromfile"
+    config = search.load_run(run_dir).config
+    assert (config["model"], config["image_size"], config["trials"]) == ("resnet20", 16, 1)
+    replay = cli(seeded, "--config", "results/fromfile/config.json")
+    assert replay.returncode == 0, replay.stderr
+    assert len(pd.read_csv(run_dir / "trials.csv")) == 2  # the same study, one trial more
+
+
+def test_a_bad_config_file_is_one_line_naming_the_key(tmp_path):
+    (tmp_path / "typo.toml").write_text('budget_ratio = 0.5\nmodle = "resnet20"\n')
+    typo = main_in_process(tmp_path, "--config", "typo.toml")
+    assert_one_line_error(typo, 2, "unknown setting 'modle'; did you mean 'model'?")
+    (tmp_path / "type.toml").write_text('budget_ratio = 0.5\ntrials = "many"\n')
+    assert_one_line_error(main_in_process(tmp_path, "--config", "type.toml"), 2,
+                          "trials = 'many' should be int")
+    (tmp_path / "broken.toml").write_text("budget_ratio = \n")
+    assert_one_line_error(main_in_process(tmp_path, "--config", "broken.toml"), 2,
+                          "not valid TOML")
+    assert_one_line_error(main_in_process(tmp_path, "--config", "none.toml"), 2,
+                          "--config none.toml: cannot read it")
+    (tmp_path / "pg.json").write_text('{"budget_ratio": 0.5, '
+                                      '"storage": "postgresql://u:***@db/optuna"}')
+    assert_one_line_error(main_in_process(tmp_path, "--config", "pg.json"), 2,
+                          "password is not saved with a run; give --storage URL again")
+    assert not (tmp_path / "results").exists()
