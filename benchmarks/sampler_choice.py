@@ -76,7 +76,7 @@ def main() -> None:
                 config = SearchConfig(budget_ratio=args.budget_ratio, trials=args.trials,
                                       sampler=sampler, seed=seed, study_name=f"{sampler}-{seed}",
                                       out=str(out))
-                front = run(config)
+                front = run(config).pareto
                 dense_ms = json.loads((out / "reference.json").read_text())["latency_ms"]
                 trials = pd.read_csv(out / "trials.csv")
                 ratio = front["latency_ms"] / dense_ms

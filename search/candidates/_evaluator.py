@@ -32,7 +32,7 @@ from search.candidates._reference import context_key, scaled_latencies
 from search.candidates._space import TRACE_MEMORY_SHARE
 from search.runfolder import PROMOTED, RUNG0_ACCURACY, Reference, model_json, save_pruned, trial_weights
 from search.sources import DataSplits
-from search.training import Recipe, accuracy, finetune
+from search.training import Recipe, finetune, score
 from spaces import Allocation, PrunedSpec, prune
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class CandidateEvaluator:
                 seed = self.seed * 100_003 + (number if seed_number is None else seed_number)
                 finetune(pruned, self.data, self.recipe, seed=seed, deadline=deadline,
                          teacher=self.teacher)
-                result.accuracy = accuracy(pruned, self.data.val_x, self.data.val_y)
+                result.accuracy = score(pruned, self.data.val_x, self.data.val_y, self.recipe)
                 if self.recipe.promote_steps:
                     self._promote(pruned, result, promotion or Promotion(), seed, deadline)
                 spec = PrunedSpec(self.model_name, self.data.num_classes,
@@ -202,5 +202,5 @@ class CandidateEvaluator:
             longer = replace(self.recipe, finetune_steps=self.recipe.promote_steps, bn_batches=0)
             finetune(pruned, self.data, longer, seed=seed + 7_919, deadline=deadline,
                      teacher=self.teacher)
-            result.accuracy = accuracy(pruned, self.data.val_x, self.data.val_y)
+            result.accuracy = score(pruned, self.data.val_x, self.data.val_y, self.recipe)
         result.extra.update({RUNG0_ACCURACY: quick, PROMOTED: promoted})

@@ -229,7 +229,7 @@ def _main(argv: list[str] | None) -> int:
         from search.flow import run
 
         config = _config(args)
-        pareto = run(config)
+        pareto = run(config).pareto
         print(f"\nPareto front ({len(pareto)} models) in {config.run_dir}:")
         _print_front(pareto)
         return 0

@@ -10,7 +10,7 @@ import torch
 
 from profilers import Context, compare, export_onnx, onnxruntime_session, session_runner
 from search._errors import UsageError
-from search.runfolder import Run, load_pruned, load_run, save_pruned
+from search.runfolder import Run, choose, load_pruned, load_run, save_pruned
 from search.sources import load_data
 from spaces import PrunedSpec
 
@@ -19,39 +19,6 @@ log = logging.getLogger(__name__)
 # ONNX Runtime's and PyTorch's float kernels differ in summation order; logits agreeing to this
 # absolute tolerance (after a relative one) are the same model.
 ONNX_ATOL, ONNX_RTOL = 1e-4, 1e-3
-
-
-def _as_fraction(accuracy: float) -> float:
-    """--min-accuracy as a fraction: 0.975 and 97.5 both mean 97.5%."""
-    return accuracy / 100 if accuracy > 1 else accuracy
-
-
-def choose(run: Run, *, max_latency_ms: float | None = None,
-           min_accuracy: float | None = None) -> pd.Series:
-    """The best front point under one constraint: the most accurate (validation) within
-    ``max_latency_ms``, or the fastest with at least ``min_accuracy``."""
-    if (max_latency_ms is None) == (min_accuracy is None):
-        raise UsageError("give exactly one of --max-latency-ms X or --min-accuracy A")
-    front = run.pareto
-    if not len(front):
-        raise UsageError(f"{run.path} has no feasible point yet (nothing within its budget was "
-                         f"fine-tuned); raise the budget or add trials")
-    if max_latency_ms is not None:
-        fits = front[front["latency_ms"] <= max_latency_ms]
-        if not len(fits):
-            fastest = front.loc[front["latency_ms"].idxmin()]
-            raise UsageError(f"no model on the front runs within {max_latency_ms:g} ms; the "
-                             f"fastest is trial {fastest.trial} at {fastest.latency_ms:.3f} ms "
-                             f"({100 * fastest.accuracy:.2f}% val)")
-        return fits.loc[fits["accuracy"].idxmax()]
-    wanted = _as_fraction(min_accuracy)
-    fits = front[front["accuracy"] >= wanted]
-    if not len(fits):
-        best = front.loc[front["accuracy"].idxmax()]
-        raise UsageError(f"no model on the front reaches {100 * wanted:.2f}% validation accuracy; "
-                         f"the most accurate is trial {best.trial} at {100 * best.accuracy:.2f}% "
-                         f"({best.latency_ms:.3f} ms)")
-    return fits.loc[fits["latency_ms"].idxmin()]
 
 
 def pick(run_dir: str | Path, *, max_latency_ms: float | None = None,

@@ -18,7 +18,7 @@ from search.runfolder import (
     save_pruned,
     trial_weights,
 )
-from search.training import accuracy, finetune
+from search.training import finetune, score
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,8 @@ def final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEval
     loaded = []  # (trial, spec, model) of the front's models still saved
     for number in front["trial"]:
         try:
-            loaded.append((number, *load_pruned_with_spec(folder.model_json(number))))
+            loaded.append((number, *load_pruned_with_spec(folder.model_json(number),
+                                                          evaluator.dense)))
         except (FileNotFoundError, UsageError):
             log.info("trial %d: model removed by another worker that found it dominated", number)
     front = front[front["trial"].isin([number for number, _, _ in loaded])].copy()
@@ -53,13 +54,13 @@ def final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEval
                      teacher=evaluator.teacher)
             save_pruned(model, dataclasses.replace(spec, weights=trial_weights(number, final=True)),
                         folder.model_json(number, final=True))
-        front["accuracy"] = [accuracy(m, evaluator.data.val_x, evaluator.data.val_y)
+        front["accuracy"] = [score(m, evaluator.data.val_x, evaluator.data.val_y, evaluator.recipe)
                              for m in models]
     comparison = compare([evaluator.dense_runner(), *models], evaluator.example,
                          device=evaluator.device, settings=evaluator.latency.scaled(3),
                          context=evaluator.context)
     front[["latency_ms", "latency_iqr_ms"]] = scaled_latencies(reference, comparison)
-    front["test_accuracy"] = [accuracy(m, evaluator.data.test_x, evaluator.data.test_y)
+    front["test_accuracy"] = [score(m, evaluator.data.test_x, evaluator.data.test_y, evaluator.recipe)
                               for m in models]
     return front, comparison.stats[0].median_ms
 

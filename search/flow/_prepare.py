@@ -9,7 +9,10 @@ then the dense baseline trained or loaded and the evaluator built. What comes ou
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +28,7 @@ from profilers import (
     width_steps,
 )
 from search._config import SearchConfig
-from search._errors import BudgetUnreachable
+from search._errors import BudgetUnreachable, UsageError
 from search.backends import TrialsJob
 from search.candidates import (
     CandidateEvaluator,
@@ -37,9 +40,26 @@ from search.candidates import (
 from search.runfolder import CONFIG, ENV, Reference, ReferenceRecord, RunFolder
 from search.sources import DataSplits, build_model, device_for, load_checkpoint, load_data
 from search.study import enqueue_reevaluation, open_study, redacted, warm_start
-from search.training import Recipe, accuracy, dense_model, example_input
+from search.training import Recipe, dense_model, example_input, score
+from spaces import convert_attention
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Given:
+    """What a search from Python was handed instead of names (``search.run(model=module,
+    train=..., ...)``): used in place of what the config's names would resolve to."""
+
+    model: nn.Module | None = None  # trained
+    data: DataSplits | None = None
+    example_input: torch.Tensor | None = None
+    score_fn: Callable[[torch.Tensor, torch.Tensor], float] | None = None
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+
+    @property
+    def anything(self) -> bool:
+        return any(v is not None for v in dataclasses.astuple(self))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,9 +84,11 @@ class Prepared:
         return self.record.budget_ms
 
 
-def prepare(config: SearchConfig, reevaluate: list[int] | None = None) -> Prepared:
+def prepare(config: SearchConfig, reevaluate: list[int] | None = None,
+            given: Given | None = None) -> Prepared:
     """Prepares the run ``config`` describes (see the module docstring); ``reevaluate`` lists
-    trials whose widths are scored again first (the nightly's last front).
+    trials whose widths are scored again first (the nightly's last front); ``given``: the
+    objects a search from Python was handed, used instead of the config's model and data.
 
     Raises UsageError for bad input (before the run folder is written where it can be found out
     first) and BudgetUnreachable (with reference.json written) when even the smallest candidate
@@ -74,16 +96,18 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None) -> Prepar
     """
     context = config.context
     device = device_for(config.device, context)
+    given = given or Given()
     recipe = Recipe(finetune_steps=config.finetune_steps, promote_steps=config.promote_steps,
-                    distill=config.distill)
+                    distill=config.distill, score_fn=given.score_fn, loss_fn=given.loss_fn)
     latency = LatencySettings(max_seconds=config.measure_seconds)
-    data = load_data(config.data, image_size=config.image_size, seed=config.seed)
-    example = example_input(data, config.batch_size)
+    data = given.data or load_data(config.data, image_size=config.image_size, seed=config.seed)
+    example = _example(given.example_input, data, config.batch_size)
     folder = RunFolder(config.run_dir)
 
     # Latency depends on the architecture only, so the budget is checked on an untrained model,
     # before minutes go into training the dense baseline.
-    untrained = build_model(config.model, data.num_classes).eval()
+    untrained = _given_model(given.model) if given.model is not None else \
+        build_model(config.model, data.num_classes).eval()
     if config.checkpoint:  # found out now, not after the study and the run folder exist
         load_checkpoint(build_model(config.model, data.num_classes), config.checkpoint)
     env = fingerprint(device, config.threads)
@@ -103,8 +127,9 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None) -> Prepar
     reference, budget_ms = _budget(untrained, example, built.space, config, device, latency,
                                    folder)
 
-    dense = dense_model_for(config, data, recipe)
-    dense_accuracy = accuracy(dense, data.val_x, data.val_y)
+    dense = _given_model(given.model) if given.model is not None else \
+        dense_model_for(config, data, recipe)
+    dense_accuracy = score(dense, data.val_x, data.val_y, recipe)
     log.info("dense accuracy: val %.2f%%", 100 * dense_accuracy)
     drop = config.max_accuracy_drop
     evaluator = CandidateEvaluator(
@@ -114,7 +139,7 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None) -> Prepar
         trial_timeout=config.trial_timeout, importance=config.importance,
         accuracy_floor=None if drop is None else dense_accuracy - drop / 100)
     record = ReferenceRecord(reference=reference, budget_ms=budget_ms, accuracy=dense_accuracy,
-                             test_accuracy=accuracy(dense, data.test_x, data.test_y),
+                             test_accuracy=score(dense, data.test_x, data.test_y, recipe),
                              dense_widths=built.space.dense())
     folder.write_reference(record)
     # Queued before any backend starts, so that each is queued once.
@@ -126,6 +151,26 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None) -> Prepar
                     trials=config.trials, timeout=config.timeout, threads=config.threads)
     return Prepared(config=config, study=study, job=job, folder=folder, record=record,
                     space_notes=built.notes, env=env)
+
+
+def _given_model(model: nn.Module) -> nn.Module:
+    """A copy of a model handed over from Python, on the CPU in eval mode, with its attention
+    modules in the form whose heads prune (as ``build_model`` gives them): the caller's model is
+    never changed."""
+    copied = copy.deepcopy(model).cpu().eval()
+    convert_attention(copied)
+    return copied
+
+
+def _example(given: torch.Tensor | None, data: DataSplits, batch_size: int) -> torch.Tensor:
+    """The input latency is measured with: the one handed over (one sample, or a batch of
+    ``--batch-size``), else validation images."""
+    if given is None:
+        return example_input(data, batch_size)
+    if given.ndim < 2 or len(given) not in (1, batch_size):
+        raise UsageError(f"example_input must be one sample or a batch of --batch-size "
+                         f"{batch_size} (N x C x ...), got shape {tuple(given.shape)}")
+    return given.detach().cpu().float().expand(batch_size, *given.shape[1:]).clone()
 
 
 def dense_model_for(config: SearchConfig, data: DataSplits, recipe: Recipe) -> nn.Module:

@@ -7,43 +7,119 @@ finished with what was found and the error goes on to the caller.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
+import re
+from collections.abc import Callable
 
 import pandas as pd
+import torch
+from torch import nn
 
 from search._config import SearchConfig
-from search._errors import SearchInterrupted, Terminated, TooManyFailures
+from search._errors import SearchInterrupted, Terminated, TooManyFailures, UsageError
 from search.backends import Backend, backend_for
 from search.flow._finish import Judge, finish
-from search.flow._prepare import Prepared, prepare
+from search.flow._prepare import Given, Prepared, prepare
+from search.runfolder import Run, load_run
+from search.sources import PYTHON_PREFIX, DataSplits, model_digest, splits_from
 from search.study import optuna_quiet, write_trials
 
 log = logging.getLogger(__name__)
 
 
-def run(config: SearchConfig | None = None, /, **options: object) -> pd.DataFrame:
-    """Searches per-layer channel allocations for the Pareto front of accuracy and latency.
+def run(config: SearchConfig | None = None, /, *, model: str | nn.Module | None = None,
+        train: object = None, val: object = None, test: object = None,
+        example_input: torch.Tensor | None = None,
+        score_fn: Callable[[torch.Tensor, torch.Tensor], float] | None = None,
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        **options: object) -> Run:
+    """Searches per-layer channel allocations for the Pareto front of score and latency.
 
     Args:
-        config: a :class:`SearchConfig`; or give its fields as keyword arguments instead.
+        config: a :class:`SearchConfig`; or give its fields as keyword arguments instead
+            (``budget_ratio=0.5``, ``model="resnet20"``, ``data="cifar10:PATH"``, ...).
+        model: a registered name (as ``--model``), or your trained ``nn.Module`` itself (it is
+            copied, never changed; the study knows it by its architecture and weights).
+        train, val, test: your data, each a map-style Dataset of (input, label), a DataLoader of
+            such batches, or an (inputs, labels) pair of tensors; without ``test``, the test
+            score is the validation one. Instead of ``data=``.
+        example_input: the input latency is measured with (one sample or a batch of
+            ``batch_size``); by default validation inputs.
+        score_fn: ``score_fn(outputs, targets) -> float``, higher is better (accuracy, F1,
+            mAP, ...), over a whole split. Default: top-1 accuracy.
+        loss_fn: ``loss_fn(outputs, targets) -> Tensor`` for the fine-tunes. Default:
+            cross-entropy.
 
     Returns:
-        The Pareto table (``pareto.csv``): one row per architecture on the front, fastest first.
+        The run (:class:`Run`): ``.pareto`` (the front, fastest first), ``.trials``, ``.path``,
+        ``.pick(max_latency_ms=... | min_accuracy=...)`` and ``.load(trial)``.
 
     Raises:
         UsageError: bad input (exit 2 in the CLI). BudgetUnreachable: even the smallest candidate
         is over the budget (exit 3). SearchInterrupted: Ctrl-C; finished work was written (130).
 
     Example:
-        >>> front = run(budget_ratio=0.5, trials=12)  # doctest: +SKIP
-        >>> front[["trial", "latency_ms", "accuracy"]]  # doctest: +SKIP
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Conv2d(16, 16, 3), nn.ReLU(),
+        ...                     nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+        >>> result = run(model=net, budget_ratio=0.8, trials=4)  # doctest: +SKIP
+        >>> small = result.load(result.pick(min_accuracy=0.9))  # doctest: +SKIP
     """
     if config is not None and options:
         raise TypeError("give run() a SearchConfig or keyword options, not both")
-    config = config or SearchConfig(**options)
+    if isinstance(model, str):
+        options["model"] = model
+        model = None
+    given, labels = _given(model, train, val, test, example_input, score_fn, loss_fn, options)
+    config = dataclasses.replace(config, **labels) if config is not None else \
+        SearchConfig(**{**options, **labels})
+    if given.anything and (config.workers > 1 or config.isolated or config.backend == "ray"):
+        raise UsageError("a model, data or functions handed over from Python run in this "
+                         "process only: --workers, --isolate and --backend ray rebuild the "
+                         "search in other processes; give model='pkg.module:factory' and "
+                         "data='pkg.module:function' for them")
     backend = backend_of(config)
     with optuna_quiet(), backend.connected():
-        return run_and_finish(prepare(config), backend)
+        prepared = prepare(config, given=given)
+        run_and_finish(prepared, backend)
+    return dataclasses.replace(load_run(config.run_dir),
+                               base=prepared.evaluator.dense if given.model is not None else None)
+
+
+def _given(model: nn.Module | None, train: object, val: object, test: object,
+           example_input: torch.Tensor | None, score_fn: Callable | None,
+           loss_fn: Callable | None, options: dict) -> tuple[Given, dict[str, object]]:
+    """The objects handed to :func:`run`, and the config fields that name them: a model as
+    ``python:CLASS@DIGEST`` (its architecture and weights), data as ``python@DIGEST``."""
+    labels: dict[str, object] = {}
+    if model is not None:
+        if not isinstance(model, nn.Module):
+            raise UsageError(f"model= takes a name or an nn.Module, got {type(model).__name__}")
+        labels["model"] = f"{PYTHON_PREFIX}{type(model).__name__}@{model_digest(model)}"
+        if "study_name" not in options:  # not the digest: a study per class and device
+            labels["study_name"] = f"{type(model).__name__}-{options.get('device', 'cpu')}"
+            labels["study_name"] = re.sub(r"[^\w.-]+", "_", labels["study_name"])
+    data = None
+    if train is not None or val is not None:
+        if train is None or val is None:
+            raise UsageError("give both train= and val= (test= is optional)")
+        if "data" in options:
+            raise UsageError("give data= (a name) or train=/val=, not both")
+        data = splits_from(train, val, test, image_size=options.get("image_size"))
+        labels["data"] = f"python@{_data_digest(data)}"
+    elif test is not None:
+        raise UsageError("test= needs train= and val= too")
+    return Given(model=model, data=data, example_input=example_input, score_fn=score_fn,
+                 loss_fn=loss_fn), labels
+
+
+def _data_digest(data: DataSplits) -> str:
+    digest = hashlib.sha256()
+    for tensor in (data.train_x, data.train_y, data.val_x, data.val_y, data.test_x, data.test_y):
+        digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
 
 
 def backend_of(config: SearchConfig) -> Backend:

@@ -3,6 +3,7 @@ the pruned models it saves, written and loaded back."""
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -14,7 +15,7 @@ from torch import nn
 
 from search.runfolder._layout import MODELS_DIR, REFERENCE, ReferenceRecord, model_json
 from search.sources import build_model, load_weights
-from spaces import PrunedSpec, rebuild
+from spaces import PrunedSpec, convert_attention, rebuild
 
 
 def atomic_write_bytes(path: Path, write) -> None:
@@ -39,27 +40,33 @@ def save_pruned(model: nn.Module, spec: PrunedSpec, json_path: Path) -> None:
     atomic_write_bytes(json_path, lambda p: p.write_text(spec.to_json()))
 
 
-def load_pruned(json_path: str | Path) -> nn.Module:
+def load_pruned(json_path: str | Path, base: nn.Module | None = None) -> nn.Module:
     """The pruned model a run saved, rebuilt from its widths JSON and state dict, in eval mode.
 
-    Nothing is unpickled: the architecture comes from the JSON and the base model's factory, the
-    weights from a state dict loaded with ``weights_only=True``.
+    Nothing is unpickled: the architecture comes from the JSON and the base model's factory (or
+    ``base``, the model a search from Python was handed, which is not changed), the weights from
+    a state dict loaded with ``weights_only=True``.
 
     Example:
         >>> model = load_pruned("results/vgg16_bn-digits-cpu/models/trial-3.json")  # doctest: +SKIP
         >>> model(torch.randn(1, 3, 16, 16)).shape  # doctest: +SKIP
         torch.Size([1, 10])
     """
-    return load_pruned_with_spec(json_path)[1]
+    return load_pruned_with_spec(json_path, base)[1]
 
 
-def load_pruned_with_spec(json_path: str | Path) -> tuple[PrunedSpec, nn.Module]:
+def load_pruned_with_spec(json_path: str | Path,
+                          base: nn.Module | None = None) -> tuple[PrunedSpec, nn.Module]:
     """``load_pruned``, with the widths JSON it read: reading the JSON a second time could find
     it gone (another worker on the study removes models it finds dominated)."""
     json_path = Path(json_path)
     spec = PrunedSpec.read(json_path)
     state = load_weights(json_path.with_name(spec.weights), f"{json_path.with_name(spec.weights)}")
-    base = build_model(spec.model, spec.num_classes)
+    if base is None:
+        base = build_model(spec.model, spec.num_classes)
+    else:  # the same swap of attention modules as build_model's, on a copy
+        base = copy.deepcopy(base)
+        convert_attention(base)
     return spec, rebuild(base, torch.zeros(spec.input_shape), spec.allocation, state)
 
 

@@ -11,8 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from torch import nn
 
 from search._errors import UsageError
+from search.runfolder._files import load_pruned
 from search.runfolder._front import current, pareto_mask
 from search.runfolder._layout import (
     CONFIG,
@@ -44,6 +46,65 @@ class Run:
     final: bool
     env: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # The model a search from Python was handed: what its saved models are rebuilt on.
+    base: nn.Module | None = field(default=None, repr=False, compare=False)
+
+    def pick(self, *, max_latency_ms: float | None = None,
+             min_accuracy: float | None = None) -> pd.Series:
+        """The front's row under one constraint (:func:`choose`).
+
+        Example:
+            >>> run.pick(max_latency_ms=2.0)["trial"]  # doctest: +SKIP
+            7
+        """
+        return choose(self, max_latency_ms=max_latency_ms, min_accuracy=min_accuracy)
+
+    def load(self, trial: int | pd.Series) -> nn.Module:
+        """The front model of ``trial`` (a number, or a row of :attr:`pareto`), in eval mode,
+        as ``load_pruned`` rebuilds it (on :attr:`base` when the search was handed a model).
+
+        Example:
+            >>> model = run.load(run.pick(min_accuracy=0.95))  # doctest: +SKIP
+        """
+        number = int(trial["trial"] if isinstance(trial, pd.Series) else trial)
+        rows = self.pareto[self.pareto["trial"] == number]
+        if not len(rows):
+            raise UsageError(f"trial {number} is not on the front of {self.path} (front: "
+                             f"{', '.join(map(str, self.pareto['trial']))})")
+        return load_pruned(self.path / rows.iloc[0]["model_path"], self.base)
+
+
+def _as_fraction(accuracy: float) -> float:
+    """--min-accuracy as a fraction: 0.975 and 97.5 both mean 97.5%."""
+    return accuracy / 100 if accuracy > 1 else accuracy
+
+
+def choose(run: Run, *, max_latency_ms: float | None = None,
+           min_accuracy: float | None = None) -> pd.Series:
+    """The best front point under one constraint: the most accurate (validation) within
+    ``max_latency_ms``, or the fastest with at least ``min_accuracy``."""
+    if (max_latency_ms is None) == (min_accuracy is None):
+        raise UsageError("give exactly one of --max-latency-ms X or --min-accuracy A")
+    front = run.pareto
+    if not len(front):
+        raise UsageError(f"{run.path} has no feasible point yet (nothing within its budget was "
+                         f"fine-tuned); raise the budget or add trials")
+    if max_latency_ms is not None:
+        fits = front[front["latency_ms"] <= max_latency_ms]
+        if not len(fits):
+            fastest = front.loc[front["latency_ms"].idxmin()]
+            raise UsageError(f"no model on the front runs within {max_latency_ms:g} ms; the "
+                             f"fastest is trial {fastest.trial} at {fastest.latency_ms:.3f} ms "
+                             f"({100 * fastest.accuracy:.2f}% val)")
+        return fits.loc[fits["accuracy"].idxmax()]
+    wanted = _as_fraction(min_accuracy)
+    fits = front[front["accuracy"] >= wanted]
+    if not len(fits):
+        best = front.loc[front["accuracy"].idxmax()]
+        raise UsageError(f"no model on the front reaches {100 * wanted:.2f}% validation accuracy; "
+                         f"the most accurate is trial {best.trial} at {100 * best.accuracy:.2f}% "
+                         f"({best.latency_ms:.3f} ms)")
+    return fits.loc[fits["latency_ms"].idxmin()]
 
 
 def _json(path: Path, default: object) -> object:

@@ -6,14 +6,29 @@
 
 from search.sources._data import DATA, DataSource, data_help, load_data
 from search.sources._devices import device_for
-from search.sources._models import MODEL_HUBS, MODELS, ModelHub, build_model, model_help
-from search.sources._readers import cifar10, digits, from_function, imagefolder, mnist
+from search.sources._models import (
+    MODEL_HUBS,
+    MODELS,
+    PYTHON_PREFIX,
+    ModelHub,
+    build_model,
+    model_digest,
+    model_help,
+)
+from search.sources._readers import (
+    cifar10,
+    digits,
+    from_function,
+    imagefolder,
+    mnist,
+    splits_from,
+)
 from search.sources._splits import DataSplits, stratified_splits
 from search.sources._test_models import TEST_MODELS
 from search.sources._weights import checkpoint_digest, load_checkpoint, load_weights
 from search.sources._zoo import ZOO
 
-__all__ = ["DATA", "DataSource", "DataSplits", "MODELS", "MODEL_HUBS", "ModelHub", "TEST_MODELS",
-           "ZOO", "build_model", "checkpoint_digest", "cifar10", "data_help", "device_for",
-           "digits", "from_function", "imagefolder", "load_checkpoint", "load_data", "load_weights",
-           "mnist", "model_help", "stratified_splits"]
+__all__ = ["DATA", "DataSource", "DataSplits", "MODELS", "MODEL_HUBS", "ModelHub", "PYTHON_PREFIX",
+           "TEST_MODELS", "ZOO", "build_model", "checkpoint_digest", "cifar10", "data_help",
+           "device_for", "digits", "from_function", "imagefolder", "load_checkpoint", "load_data",
+           "load_weights", "mnist", "model_digest", "model_help", "splits_from", "stratified_splits"]

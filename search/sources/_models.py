@@ -8,6 +8,7 @@ the error for an unknown name are built from these, so a new model is one entry.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,17 @@ MODEL_HUBS: dict[str, ModelHub] = {
                                                                    num_classes=n)),
 }
 USER_MODEL = "pkg.module:factory"
+PYTHON_PREFIX = "python:"  # the name of a model handed to search.run as an nn.Module
+
+
+def model_digest(model: nn.Module) -> str:
+    """The first 12 hex digits of a SHA-256 of the model's architecture (its printed form) and
+    weights: what identifies a model handed over from Python, which has no name."""
+    digest = hashlib.sha256(repr(model).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:12]
 
 
 def model_help() -> str:
@@ -62,6 +74,10 @@ def build_model(name: str, num_classes: int) -> nn.Module:
 
 
 def _model(name: str, num_classes: int) -> nn.Module:
+    if name.startswith(PYTHON_PREFIX):
+        raise UsageError(f"--model {name}: this run's model was handed to search.run from "
+                         f"Python and has no factory to build it; load its models in Python with "
+                         f"search.load_pruned(path, base=model) or run.load(trial)")
     if name in MODELS:
         return MODELS[name](num_classes=num_classes)
     prefix, sep, rest = name.partition(":")

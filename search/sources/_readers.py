@@ -260,10 +260,18 @@ def imagefolder(path: str, *, image_size: int | None = None, seed: int = 0) -> D
 
 
 def _materialise(split: object, what: str, name: str) -> tuple[Tensor, Tensor]:
-    """A split as (images, labels) tensors: a (x, y) pair of tensors, or a map-style dataset of
-    (x, y) items."""
+    """A split as (images, labels) tensors: a (x, y) pair of tensors, a DataLoader of (x, y)
+    batches, or a map-style dataset of (x, y) items."""
     if isinstance(split, tuple | list) and len(split) == 2 and all(isinstance(t, Tensor) for t in split):
         x, y = split
+    elif isinstance(split, torch.utils.data.DataLoader):
+        try:
+            batches = [(torch.as_tensor(bx, dtype=torch.float32), torch.as_tensor(by))
+                       for bx, by in split]
+            x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+        except Exception as exc:  # a user's loader may fail in any way; say where
+            raise UsageError(f"{what}: the {name} loader does not give (images, labels) "
+                             f"batches ({type(exc).__name__}: {exc})".splitlines()[0]) from None
     else:
         try:
             items = [split[i] for i in range(len(split))]  # type: ignore[index,arg-type]
@@ -278,6 +286,21 @@ def _materialise(split: object, what: str, name: str) -> tuple[Tensor, Tensor]:
         raise UsageError(f"{what}: the {name} split must hold N images of shape C x H x W and N "
                          f"labels; got images {tuple(x.shape)} and {len(y)} labels")
     return x, y
+
+
+def splits_from(train: object, val: object, test: object | None = None, *,
+                image_size: int | None = None) -> DataSplits:
+    """Splits handed over from Python (``search.run(train=..., val=..., test=...)``): each a
+    map-style dataset of (image, label), a DataLoader of such batches, or an (images, labels)
+    pair of tensors; without ``test``, test accuracy is measured on ``val``.
+
+    Example:
+        >>> x, y = torch.randn(8, 3, 8, 8), torch.arange(8) % 2
+        >>> splits_from((x, y), (x, y)).num_classes
+        2
+    """
+    splits = (train, val) if test is None else (train, val, test)
+    return from_function(lambda: splits, "train=/val=/test=", image_size=image_size)
 
 
 def from_function(function: Callable[[], object], path: str, *, image_size: int | None = None,

@@ -9,8 +9,9 @@ from search.training._train import (
     distillation_loss,
     finetune,
     recalibrate_bn,
+    score,
     train_dense,
 )
 
 __all__ = ["Recipe", "TrialTimeLimit", "accuracy", "dense_model", "distillation_loss",
-           "example_input", "finetune", "recalibrate_bn", "train_dense"]
+           "example_input", "finetune", "recalibrate_bn", "score", "train_dense"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +41,10 @@ class Recipe:
         bn_batches: training batches whose statistics replace a candidate's batch-norm statistics.
         dense_epochs: epochs of the dense baseline when no checkpoint is given.
         dense_lr: peak learning rate of the dense baseline (one-cycle).
+        loss_fn: ``loss_fn(outputs, targets) -> Tensor`` the fine-tunes minimise; None:
+            cross-entropy.
+        score_fn: ``score_fn(outputs, targets) -> float``, higher is better, over the whole
+            validation (or test) split: what a candidate is scored by. None: top-1 accuracy.
     """
 
     batch_size: int = 64
@@ -50,6 +55,8 @@ class Recipe:
     bn_batches: int = 8
     dense_epochs: int = 10
     dense_lr: float = 0.1
+    loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None
+    score_fn: Callable[[Tensor, Tensor], float] | None = None
 
 
 def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 256) -> float:
@@ -63,24 +70,47 @@ def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 256) -> f
     return correct / len(y)
 
 
+def score(model: nn.Module, x: Tensor, y: Tensor, recipe: Recipe,
+          batch_size: int = 256) -> float:
+    """What a model is scored by: ``recipe.score_fn`` on its outputs for the whole split, else
+    top-1 accuracy.
+
+    Example:
+        >>> net = nn.Linear(4, 3)
+        >>> x, y = torch.zeros(5, 4), torch.zeros(5, dtype=torch.long)
+        >>> score(net, x, y, Recipe(score_fn=lambda out, t: -float(out.abs().sum()))) <= 0
+        True
+    """
+    if recipe.score_fn is None:
+        return accuracy(model, x, y, batch_size)
+    model.eval()
+    with torch.inference_mode():
+        outputs = torch.cat([model(x[start:start + batch_size])
+                             for start in range(0, len(y), batch_size)])
+    return float(recipe.score_fn(outputs, y))
+
+
 def _check(deadline: float | None) -> None:
     if deadline is not None and time.perf_counter() > deadline:
         raise TrialTimeLimit("still fine-tuning at --trial-timeout")
 
 
 def distillation_loss(logits: Tensor, teacher_logits: Tensor, y: Tensor,
-                      temperature: float = 4.0) -> Tensor:
-    """Cross-entropy plus Hinton's soft-target term: KL divergence from the teacher's softened
-    outputs, scaled by T^2 so that its gradients keep their size as T changes."""
+                      temperature: float = 4.0,
+                      hard: Callable[[Tensor, Tensor], Tensor] | None = None) -> Tensor:
+    """Cross-entropy (or ``hard``, the run's loss) plus Hinton's soft-target term: KL divergence
+    from the teacher's softened outputs, scaled by T^2 so that its gradients keep their size as
+    T changes."""
     soft = F.kl_div(F.log_softmax(logits / temperature, dim=1),
                     F.log_softmax(teacher_logits / temperature, dim=1), log_target=True,
                     reduction="batchmean")
-    return F.cross_entropy(logits, y) + temperature ** 2 * soft
+    return (hard or F.cross_entropy)(logits, y) + temperature ** 2 * soft
 
 
 def _sgd_steps(model: nn.Module, data: DataSplits, steps: int, lr: float, batch_size: int,
                generator: torch.Generator, schedule: str, deadline: float | None = None,
-               teacher: nn.Module | None = None) -> None:
+               teacher: nn.Module | None = None,
+               loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None) -> None:
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4,
                                 nesterov=True)
@@ -93,11 +123,11 @@ def _sgd_steps(model: nn.Module, data: DataSplits, steps: int, lr: float, batch_
         _check(deadline)
         x, y = next(batches)
         if teacher is None:
-            loss = F.cross_entropy(model(x), y)
+            loss = (loss_fn or F.cross_entropy)(model(x), y)
         else:
             with torch.no_grad():
                 target = teacher(x)
-            loss = distillation_loss(model(x), target, y)
+            loss = distillation_loss(model(x), target, y, hard=loss_fn)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()}")
         optimizer.zero_grad(set_to_none=True)
@@ -112,7 +142,8 @@ def train_dense(model: nn.Module, data: DataSplits, recipe: Recipe, seed: int) -
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     steps = recipe.dense_epochs * math.floor(len(data.train_y) / recipe.batch_size)
-    _sgd_steps(model, data, steps, recipe.dense_lr, recipe.batch_size, generator, "onecycle")
+    _sgd_steps(model, data, steps, recipe.dense_lr, recipe.batch_size, generator, "onecycle",
+               loss_fn=recipe.loss_fn)
 
 
 def recalibrate_bn(model: nn.Module, data: DataSplits, batches: int, batch_size: int,
@@ -148,4 +179,4 @@ def finetune(model: nn.Module, data: DataSplits, recipe: Recipe, seed: int,
     recalibrate_bn(model, data, recipe.bn_batches, recipe.batch_size, generator)
     if recipe.finetune_steps > 0:
         _sgd_steps(model, data, recipe.finetune_steps, recipe.finetune_lr, recipe.batch_size,
-                   generator, "cosine", deadline, teacher)
+                   generator, "cosine", deadline, teacher, recipe.loss_fn)

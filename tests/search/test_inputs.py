@@ -101,10 +101,10 @@ def test_a_search_from_python_leaves_the_caller_as_it_was(seeded, monkeypatch):
     handlers, level = list(root.handlers), root.level
     threads = torch.get_num_threads()
     monkeypatch.chdir(seeded)
-    front = search.run(budget_ratio=1, trials=1, model="resnet20", image_size=16,
-                       finetune_steps=2, final_finetune_steps=2, measure_seconds=0.5,
-                       study_name="quiet")
-    assert len(front) >= 1
+    result = search.run(budget_ratio=1, trials=1, model="resnet20", image_size=16,
+                        finetune_steps=2, final_finetune_steps=2, measure_seconds=0.5,
+                        study_name="quiet")
+    assert len(result.pareto) >= 1
     assert matplotlib.get_backend() == "svg"
     assert optuna.logging.get_verbosity() == optuna.logging.DEBUG
     assert root.handlers == handlers and root.level == level

@@ -122,7 +122,7 @@ def test_a_front_model_removed_by_another_worker_during_the_final_stage_is_not_a
                           finetune_steps=2, final_finetune_steps=4, study_name="gone",
                           measure_seconds=0.5, results_dir=str(seeded / "results"))
     monkeypatch.setattr(search.flow._final_stage, "finetune", finetune_as_another_worker_removes)
-    front = search.run(config)
+    front = search.run(config).pareto
     assert removed, "the final stage fine-tuned nothing"
     assert len(front) >= 1
     for path in front["model_path"]:
