@@ -1,6 +1,8 @@
 """A search from Python on your own objects: an nn.Module, datasets or loaders, a score and a
 loss function; a result to pick from and load."""
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -90,3 +92,20 @@ def test_a_loader_of_other_things_is_one_line(tmp_path):
     with pytest.raises(search.UsageError, match="the train loader does not give"):
         search.run(train=loader, val=loader, budget_ratio=0.5, out=str(tmp_path / "x"))
     assert not (tmp_path / "x").exists()
+
+
+def test_the_readmes_python_example_runs(tmp_path, monkeypatch):
+    """The README's "Your model, from Python" block, as written, with a shorter search."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Your model, from Python", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "search.run(model=net" in code
+    code = code.replace("trials=8)", "trials=2, finetune_steps=2, final_finetune_steps=2, "
+                                     "measure_seconds=0.3)")
+    # The smallest candidate of so small a net measures near 0.7x: no budget flakiness here.
+    code = code.replace("budget_ratio=0.8", "budget_ratio=1")
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
+    assert isinstance(scope["small"], nn.Module)
+    assert len(scope["result"].pareto) >= 1
