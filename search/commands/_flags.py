@@ -21,6 +21,28 @@ TRACE_TIMEOUT_HELP = ("seconds torch-pruning may take to build the model's depen
                       "(0: no limit; default %(default)s)")
 
 
+RUN_EXAMPLES = [
+    ("the default: VGG-16-BN on the bundled digits, half the dense latency",
+     "--budget-ratio 0.5"),
+    ("your model and checkpoint, 10 ms on the first GPU",
+     "--model mymodels:net --checkpoint net.pt --data imagefolder:/data --budget-ms 10 "
+     "--device cuda"),
+    ("as it is deployed: batch 8, fp16, ONNX Runtime",
+     "--budget-ratio 0.5 --device cuda --batch-size 8 --precision fp16 --runtime onnxruntime"),
+    ("4 processes on one study; settings from a file", "--config search.toml --workers 4"),
+    ("replay a run", "--config results/resnet20-digits-cpu/config.json"),
+]
+NIGHTLY_EXAMPLES = [("3 hours a night, from cron",
+                     "nightly --hours 3 --budget-ms 10 --device cuda")]
+
+
+def _examples(prog: str, examples: list[tuple[str, str]]) -> str:
+    lines = ["examples:"]
+    for what, flags in examples:
+        lines += [f"  # {what}", f"  {prog} {flags}"]
+    return "\n".join(lines)
+
+
 class _Parser(argparse.ArgumentParser):
     """Says what is wrong in one line (argparse's default prints the whole usage first), with
     the closest flag for a misspelt one."""
@@ -70,94 +92,101 @@ def _round_to(text: str) -> int | str:
 def _add_run_flags(run: argparse.ArgumentParser) -> None:
     """The flags of a search: the same for run and nightly."""
     d = SearchConfig.__dataclass_fields__
-    run.add_argument("--config", metavar="FILE",
-                     help="settings from a TOML file (keys: these flags' names, budget_ratio = "
-                          "0.5), or a run folder's config.json to replay that run; flags given "
-                          "here override it")
+    # --help lists the groups in this order (the deployment context's after measurement).
+    model = run.add_argument_group("model and data")
     budget = run.add_argument_group("budget (exactly one)")
+    search = run.add_argument_group("search")
+    finetune = run.add_argument_group("fine-tuning")
+    measure = run.add_argument_group("device and measurement")
+    _add_context_flags(run)
+    parallel = run.add_argument_group("parallel, isolation and storage")
+    output = run.add_argument_group("output and replay")
+    output.add_argument("--config", metavar="FILE",
+                           help="settings from a TOML file (keys: these flags' names, budget_ratio "
+                                "= 0.5), or a run folder's config.json to replay that run; flags "
+                                "given here override it")
     budget.add_argument("--budget-ms", type=_positive_float, metavar="MS",
                         help="latency budget in milliseconds on --device")
     budget.add_argument("--budget-ratio", type=_positive_float, metavar="R",
                         help="latency budget as a fraction of the dense model's measured latency")
-    run.add_argument("--device", default=d["device"].default, help="cpu, cuda or cuda:N")
-    run.add_argument("--model", default=d["model"].default,
-                     help=f"{model_help()} (default %(default)s)")
-    run.add_argument("--data", default=d["data"].default, help=data_help())
-    run.add_argument("--checkpoint", help="state dict of the trained model (weights_only load); "
-                                          "without it a dense baseline is trained and cached")
-    run.add_argument("--image-size", type=int, metavar="PX",
-                     help="resize images to PX x PX (default: 16 for digits, else the data's "
-                          "own size)")
-    run.add_argument("--space", default=d["space"].default,
-                     help=f"{space_help()} (default %(default)s)")
-    run.add_argument("--importance", default=d["importance"].default,
-                     choices=(*IMPORTANCES, "search"),
-                     help="which channels a group keeps: the largest by L2 or L1 magnitude, by "
-                          "batch-norm scale, by first-order Taylor score (gradients of 2 training "
-                          "batches), random (a baseline), or search: the sampler chooses among "
-                          "l2, l1, bn and taylor per trial (default %(default)s)")
-    run.add_argument("--trials", type=int, default=d["trials"].default,
-                     help="trials to add in this run (default %(default)s)")
-    run.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
-                     help="stop starting trials after this long")
-    run.add_argument("--trial-timeout", type=_positive_float, metavar="SECONDS",
-                     help="a candidate still fine-tuning after this long is recorded as failed "
-                          "and the search goes on")
-    run.add_argument("--workers", type=int, default=1, metavar="N",
-                     help="N processes on the same study on this machine; with --backend ray, "
-                          "N Ray trials at a time (default 1)")
-    run.add_argument("--backend", default=d["backend"].default, choices=list(BACKENDS),
-                     help=f"{backend_help()} (default %(default)s)")
-    run.add_argument("--ray-address", metavar="ADDR",
-                     help="with --backend ray: the cluster to join ('auto' or HOST:PORT; "
-                          "default: start a local Ray instance)")
-    run.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
-                     help="score each trial in a worker process, so a candidate that crashes or "
-                          "poisons CUDA ends the worker, not the search (default: on CUDA only)")
-    run.add_argument("--sampler", default=d["sampler"].default, choices=list(SAMPLERS),
-                     help=sampler_help())
-    run.add_argument("--max-accuracy-drop", type=_positive_float, metavar="POINTS",
-                     help="steer the sampler away from candidates whose quick fine-tune leaves "
-                          "them more than POINTS percentage points below the dense model's "
-                          "validation accuracy (they are still recorded, and may still be on "
-                          "the front); default: no floor")
-    _add_context_flags(run)
-    run.add_argument("--no-latency-cache", dest="latency_cache", action="store_false",
-                     help="measure every candidate, even ones an earlier run measured here")
-    run.add_argument("--finetune-steps", type=int, default=d["finetune_steps"].default,
-                     help="SGD steps of each candidate's quick fine-tune (default %(default)s)")
-    run.add_argument("--promote-steps", type=int, default=d["promote_steps"].default, metavar="N",
-                     help="a candidate whose quick fine-tune puts it on the front found so far "
-                          "(within one validation image) is fine-tuned N steps more and scored "
-                          "again; 0: every candidate gets the quick fine-tune only "
-                          "(default %(default)s)")
-    run.add_argument("--distill", action="store_true",
-                     help="fine-tunes also learn the dense model's outputs (knowledge "
-                          "distillation: cross-entropy plus soft targets at T=4); each step "
-                          "costs a dense forward pass more")
-    run.add_argument("--final-finetune-steps", type=int,
-                     default=d["final_finetune_steps"].default, metavar="N",
-                     help="at the end, the front's models get N more steps and are scored "
-                          "again; 0 skips it (default %(default)s)")
-    run.add_argument("--measure-seconds", type=_positive_float,
-                     default=d["measure_seconds"].default, metavar="S",
-                     help="time cap of one latency comparison (a candidate against the dense "
-                          "model), which stops earlier once its spread is tight and always runs "
-                          "15 rounds; the dense reference and the final re-measurement get 3x "
-                          "(default %(default)s)")
-    run.add_argument("--round-to", type=_round_to, default=d["round_to"].default,
-                     help="kept channels are multiples of this, or 'auto': the multiple the "
-                          "device's measured width steps recommend (default %(default)s)")
-    run.add_argument("--trace-timeout", type=_positive_float,
-                     default=d["trace_timeout"].default, metavar="S",
-                     help=TRACE_TIMEOUT_HELP)
-    run.add_argument("--storage",
-                     help="Optuna storage URL, e.g. postgresql://... (default: the journal "
-                          "file study.journal in the run folder)")
-    run.add_argument("--study-name", help="resumes the study of that name (default "
-                                          "MODEL-DATA-DEVICE)")
-    run.add_argument("--seed", type=int, default=d["seed"].default)
-    run.add_argument("--out", help="run folder (default results/STUDY-NAME)")
+    measure.add_argument("--device", default=d["device"].default, help="cpu, cuda or cuda:N")
+    model.add_argument("--model", default=d["model"].default,
+                       help=f"{model_help()} (default %(default)s)")
+    model.add_argument("--data", default=d["data"].default, help=data_help())
+    model.add_argument("--checkpoint", help="state dict of the trained model (weights_only load); "
+                                            "without it a dense baseline is trained and cached")
+    model.add_argument("--image-size", type=int, metavar="PX",
+                       help="resize images to PX x PX (default: 16 for digits, else the data's "
+                            "own size)")
+    search.add_argument("--space", default=d["space"].default,
+                        help=f"{space_help()} (default %(default)s)")
+    search.add_argument("--importance", default=d["importance"].default,
+                        choices=(*IMPORTANCES, "search"),
+                        help="which channels a group keeps: the largest by L2 or L1 magnitude, by "
+                             "batch-norm scale, by first-order Taylor score (gradients of 2 training "
+                             "batches), random (a baseline), or search: the sampler chooses among "
+                             "l2, l1, bn and taylor per trial (default %(default)s)")
+    search.add_argument("--trials", type=int, default=d["trials"].default,
+                        help="trials to add in this run (default %(default)s)")
+    search.add_argument("--timeout", type=_positive_float, metavar="SECONDS",
+                        help="stop starting trials after this long")
+    search.add_argument("--trial-timeout", type=_positive_float, metavar="SECONDS",
+                        help="a candidate still fine-tuning after this long is recorded as failed "
+                             "and the search goes on")
+    parallel.add_argument("--workers", type=int, default=1, metavar="N",
+                          help="N processes on the same study on this machine; with --backend ray, "
+                               "N Ray trials at a time (default 1)")
+    parallel.add_argument("--backend", default=d["backend"].default, choices=list(BACKENDS),
+                          help=f"{backend_help()} (default %(default)s)")
+    parallel.add_argument("--ray-address", metavar="ADDR",
+                          help="with --backend ray: the cluster to join ('auto' or HOST:PORT; "
+                               "default: start a local Ray instance)")
+    parallel.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=None,
+                          help="score each trial in a worker process, so a candidate that crashes or "
+                               "poisons CUDA ends the worker, not the search (default: on CUDA only)")
+    search.add_argument("--sampler", default=d["sampler"].default, choices=list(SAMPLERS),
+                        help=sampler_help())
+    search.add_argument("--max-accuracy-drop", type=_positive_float, metavar="POINTS",
+                        help="steer the sampler away from candidates whose quick fine-tune leaves "
+                             "them more than POINTS percentage points below the dense model's "
+                             "validation accuracy (they are still recorded, and may still be on "
+                             "the front); default: no floor")
+    measure.add_argument("--no-latency-cache", dest="latency_cache", action="store_false",
+                         help="measure every candidate, even ones an earlier run measured here")
+    finetune.add_argument("--finetune-steps", type=int, default=d["finetune_steps"].default,
+                          help="SGD steps of each candidate's quick fine-tune (default %(default)s)")
+    finetune.add_argument("--promote-steps", type=int, default=d["promote_steps"].default, metavar="N",
+                          help="a candidate whose quick fine-tune puts it on the front found so far "
+                               "(within one validation image) is fine-tuned N steps more and scored "
+                               "again; 0: every candidate gets the quick fine-tune only "
+                               "(default %(default)s)")
+    finetune.add_argument("--distill", action="store_true",
+                          help="fine-tunes also learn the dense model's outputs (knowledge "
+                               "distillation: cross-entropy plus soft targets at T=4); each step "
+                               "costs a dense forward pass more")
+    finetune.add_argument("--final-finetune-steps", type=int,
+                          default=d["final_finetune_steps"].default, metavar="N",
+                          help="at the end, the front's models get N more steps and are scored "
+                               "again; 0 skips it (default %(default)s)")
+    measure.add_argument("--measure-seconds", type=_positive_float,
+                         default=d["measure_seconds"].default, metavar="S",
+                         help="time cap of one latency comparison (a candidate against the dense "
+                              "model), which stops earlier once its spread is tight and always runs "
+                              "15 rounds; the dense reference and the final re-measurement get 3x "
+                              "(default %(default)s)")
+    search.add_argument("--round-to", type=_round_to, default=d["round_to"].default,
+                        help="kept channels are multiples of this, or 'auto': the multiple the "
+                             "device's measured width steps recommend (default %(default)s)")
+    search.add_argument("--trace-timeout", type=_positive_float,
+                        default=d["trace_timeout"].default, metavar="S",
+                        help=TRACE_TIMEOUT_HELP)
+    parallel.add_argument("--storage",
+                          help="Optuna storage URL, e.g. postgresql://... (default: the journal "
+                               "file study.journal in the run folder)")
+    parallel.add_argument("--study-name", help="resumes the study of that name (default "
+                                               "MODEL-DATA-DEVICE)")
+    search.add_argument("--seed", type=int, default=d["seed"].default)
+    output.add_argument("--out", help="run folder (default results/STUDY-NAME)")
 
 
 def build_parser(prog: str = "python -m search") -> argparse.ArgumentParser:
@@ -168,14 +197,19 @@ def build_parser(prog: str = "python -m search") -> argparse.ArgumentParser:
                                  "measured latency. The bare form is 'run'.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     run = sub.add_parser("run", help="search for the Pareto-optimal pruned models (default)",
-                         description="Search per-layer channel allocations; write results/<study>/.")
+                         description="Search per-layer channel allocations; write "
+                                     "results/<study>/.",
+                         epilog=_examples(prog, RUN_EXAMPLES),
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_run_flags(run)
     nightly = sub.add_parser("nightly", help="resume the study for a time budget and compare "
                                              "with last night (for cron/CI)",
                              description="Resume the study, re-evaluate last night's front, "
                                          "add trials for --hours, append a row to "
                                          "history.csv, and exit 6 when tonight is worse "
-                                         "than last night or the device changed.")
+                                         "than last night or the device changed.",
+                             epilog=_examples(prog, NIGHTLY_EXAMPLES),
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_run_flags(nightly)
     nightly.add_argument("--hours", type=_positive_float, required=True, metavar="H",
                          help="time budget for new trials")

@@ -155,3 +155,19 @@ def test_a_bad_config_file_is_one_line_naming_the_key(tmp_path):
     assert_one_line_error(main_in_process(tmp_path, "--config", "pg.json"), 2,
                           "password is not saved with a run; give --storage URL again")
     assert not (tmp_path / "results").exists()
+
+
+def test_run_help_is_grouped_with_examples_that_parse(tmp_path):
+    from search.commands._flags import NIGHTLY_EXAMPLES, RUN_EXAMPLES, build_parser
+
+    text = main_in_process(tmp_path, "run", "--help").stdout
+    groups = ["model and data:", "budget (exactly one):", "search:", "fine-tuning:",
+              "device and measurement:", "deployment context (what latency is measured in):",
+              "parallel, isolation and storage:", "output and replay:", "examples:"]
+    places = [text.index(group) for group in groups]
+    assert places == sorted(places)
+    parser = build_parser()
+    for _, flags in RUN_EXAMPLES + NIGHTLY_EXAMPLES:
+        assert f"python -m search {flags}" in text or flags.startswith("nightly")
+        argv = flags.split()
+        parser.parse_args(argv if argv[0] == "nightly" else ["run", *argv])  # no UsageError
