@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("search", "spaces", "profilers")
 # search's layers, lowest first: a module imports its own layer and the ones before it only.
 # (profilers and spaces come before all of them and import nothing of search.)
-LAYERS = ["profilers", "spaces", "search._errors", "search._guards", "search.sources",
+LAYERS = ["profilers", "spaces", "search._errors", "search._guards", "search._progress", "search.sources",
           "search.runfolder", "search.reports", "search.training", "search.candidates",
           "search.study", "search.backends", "search._config", "search.flow", "search.commands",
           "search"]

@@ -28,6 +28,7 @@ from search._errors import (
     raise_terminated,
 )
 from search.commands._flags import SUBCOMMANDS, build_parser
+from search.commands._progress_bars import show_progress
 
 
 def _profile(args: argparse.Namespace) -> None:
@@ -206,9 +207,21 @@ def _main(argv: list[str] | None) -> int:
         sys.path.insert(0, os.getcwd())
     level = (logging.WARNING if {"-q", "--quiet"} & set(argv) else
              logging.DEBUG if {"-v", "--verbose"} & set(argv) else logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(message)s", datefmt="%H:%M:%S",
-                        stream=sys.stderr)
-    logging.getLogger().setLevel(level)
+    root = logging.getLogger()
+    handler = show_progress(sys.stderr, logging.Formatter("%(asctime)s %(message)s",
+                                                          datefmt="%H:%M:%S"))
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
+    try:
+        return _command(argv, debug)
+    finally:  # main() in a process of its own or not: its logging goes with it
+        root.removeHandler(handler)
+        root.setLevel(previous)
+        handler.close()
+
+
+def _command(argv: list[str], debug: bool) -> int:
     try:
         args = build_parser(_prog()).parse_args(argv)
         args.argv = argv

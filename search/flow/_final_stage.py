@@ -10,6 +10,7 @@ import pandas as pd
 
 from profilers import compare
 from search._errors import UsageError
+from search._progress import report
 from search.candidates import CandidateEvaluator, scaled_latencies
 from search.runfolder import (
     Reference,
@@ -49,9 +50,10 @@ def final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEval
         log.info("final stage: fine-tuning the %d models of the front for %d more steps...",
                  len(models), steps)
         recipe = dataclasses.replace(evaluator.recipe, finetune_steps=steps)
-        for number, spec, model in loaded:
+        for done, (number, spec, model) in enumerate(loaded, start=1):
             finetune(model, evaluator.data, recipe, seed=evaluator.seed * 100_003 + number,
                      teacher=evaluator.teacher)
+            report(log, "final stage", done, len(loaded), trial=number)
             save_pruned(model, dataclasses.replace(spec, weights=trial_weights(number, final=True)),
                         folder.model_json(number, final=True))
         front["accuracy"] = [score(m, evaluator.data.val_x, evaluator.data.val_y, evaluator.recipe)

@@ -19,12 +19,13 @@ from torch import nn
 
 from search._config import SearchConfig
 from search._errors import SearchInterrupted, Terminated, TooManyFailures, UsageError
+from search._progress import report
 from search.backends import Backend, backend_for
 from search.flow._finish import Judge, finish
 from search.flow._prepare import Given, Prepared, prepare
-from search.runfolder import Run, load_run
+from search.runfolder import Run, current, load_run, pareto_mask
 from search.sources import PYTHON_PREFIX, DataSplits, model_digest, splits_from
-from search.study import optuna_quiet, write_trials
+from search.study import optuna_quiet, trials_frame, write_trials
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +134,15 @@ def run_and_finish(prepared: Prepared, backend: Backend, judge: Judge | None = N
     returns the front. An interrupt or too many failures finishes the run with the trials found
     so far, then raises."""
     budget_ms = prepared.budget_ms
+    before = len(trials_frame(prepared.study, budget_ms))
+    total = prepared.job.trials if prepared.job.trials < 10**6 else None  # nightly: a timeout
 
     def checkpoint() -> None:
-        write_trials(prepared.study, prepared.folder.path, budget_ms)
+        trials = write_trials(prepared.study, prepared.folder.path, budget_ms)
+        scored = current(trials)
+        front = scored[pareto_mask(scored["latency_ms"], scored["accuracy"])]
+        best = f"{front['accuracy'].max():.4f}" if len(front) else "-"
+        report(log, "trials", len(trials) - before, total, front=len(front), best=best)
 
     try:
         backend.run_trials(prepared.study, prepared.job, checkpoint)

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from search._progress import report
 from search.sources import DataSplits
 
 log = logging.getLogger(__name__)
@@ -110,7 +111,8 @@ def distillation_loss(logits: Tensor, teacher_logits: Tensor, y: Tensor,
 def _sgd_steps(model: nn.Module, data: DataSplits, steps: int, lr: float, batch_size: int,
                generator: torch.Generator, schedule: str, deadline: float | None = None,
                teacher: nn.Module | None = None,
-               loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None) -> None:
+               loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
+               on_step: Callable[[int, int], None] | None = None) -> None:
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4,
                                 nesterov=True)
@@ -119,7 +121,7 @@ def _sgd_steps(model: nn.Module, data: DataSplits, steps: int, lr: float, batch_
     else:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
     batches = data.train_batches(batch_size, generator)
-    for _ in range(steps):
+    for step in range(steps):
         _check(deadline)
         x, y = next(batches)
         if teacher is None:
@@ -134,6 +136,8 @@ def _sgd_steps(model: nn.Module, data: DataSplits, steps: int, lr: float, batch_
         loss.backward()
         optimizer.step()
         scheduler.step()
+        if on_step is not None:
+            on_step(step + 1, steps)
     model.eval()
 
 
@@ -142,8 +146,15 @@ def train_dense(model: nn.Module, data: DataSplits, recipe: Recipe, seed: int) -
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     steps = recipe.dense_epochs * math.floor(len(data.train_y) / recipe.batch_size)
+    every = max(1, steps // 20)  # a bar moves in 5% steps; a plain log gets 20 lines
+
+    def on_step(done: int, total: int) -> None:
+        if done % every == 0 or done == total:
+            report(log, "dense training", done, total, epoch=1 + (done - 1) * recipe.dense_epochs
+                   // total)
+
     _sgd_steps(model, data, steps, recipe.dense_lr, recipe.batch_size, generator, "onecycle",
-               loss_fn=recipe.loss_fn)
+               loss_fn=recipe.loss_fn, on_step=on_step)
 
 
 def recalibrate_bn(model: nn.Module, data: DataSplits, batches: int, batch_size: int,
