@@ -164,9 +164,7 @@ def _nightly(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> SearchConfig:
     from search.commands._config_file import config_from
 
-    parser = build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return config_from(args, args.argv, sub.choices[args.command])
+    return config_from(args, args.argv, args.command_parser)
 
 
 def _print_front(pareto) -> None:
@@ -223,8 +221,13 @@ def _main(argv: list[str] | None) -> int:
 
 def _command(argv: list[str], debug: bool) -> int:
     try:
-        args = build_parser(_prog()).parse_args(argv)
+        parser = build_parser(_prog())
+        args = parser.parse_args(argv)
+        # --config needs to know which flags were given, and the command's parser knows them.
         args.argv = argv
+        args.command_parser = next(a for a in parser._actions
+                                   if isinstance(a, argparse._SubParsersAction)
+                                   ).choices[args.command]
         if args.command == "profile":
             _profile(args)
             return 0

@@ -118,7 +118,8 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None,
         round_to = _auto_round_to(untrained, example, config, device, cache)
     built = build_space(untrained, example, model_name=config.model, space=config.space,
                         round_to=round_to, trace_timeout=config.trace_timeout)
-    study = open_study(config.study_key())
+    key = config.study_key()  # once: it reads a checkpoint's whole file for its digest
+    study = open_study(key)
     folder.create()
     folder.write_json(CONFIG, {**config.to_dict(), "storage": redacted(config.storage_url),
                                "study": config.study, "round_to_used": round_to,
@@ -146,7 +147,7 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None,
     if reevaluate:
         enqueue_reevaluation(study, reevaluate)
     warm_start(study, built.space, dense, example)
-    job = TrialsJob(study=config.study_key(), space=built.space, evaluator=evaluator,
+    job = TrialsJob(study=key, space=built.space, evaluator=evaluator,
                     data_name=config.data, image_size=config.image_size, run_dir=folder.path,
                     trials=config.trials, timeout=config.timeout, threads=config.threads)
     return Prepared(config=config, study=study, job=job, folder=folder, record=record,

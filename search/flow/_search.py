@@ -100,8 +100,8 @@ def _given(model: nn.Module | None, train: object, val: object, test: object,
             raise UsageError(f"model= takes a name or an nn.Module, got {type(model).__name__}")
         labels["model"] = f"{PYTHON_PREFIX}{type(model).__name__}@{model_digest(model)}"
         if "study_name" not in options:  # not the digest: a study per class and device
-            labels["study_name"] = f"{type(model).__name__}-{options.get('device', 'cpu')}"
-            labels["study_name"] = re.sub(r"[^\w.-]+", "_", labels["study_name"])
+            labels["study_name"] = re.sub(r"[^\w.-]+", "_", f"{type(model).__name__}-"
+                                                            f"{options.get('device', 'cpu')}")
     data = None
     if train is not None or val is not None:
         if train is None or val is None:
