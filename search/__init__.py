@@ -11,6 +11,8 @@ Example:
     >>> model = search.load_pruned(f"results/vgg16_bn-digits-cpu/{front.model_path[0]}")  # doctest: +SKIP
 """
 
+from importlib import metadata
+
 from search._config import SearchConfig
 from search._errors import (
     BudgetUnreachable,
@@ -28,3 +30,8 @@ __all__ = ["BudgetUnreachable", "Night", "Run", "SearchConfig", "SearchInterrupt
            "StorageFailed", "TimeLimitReached", "TooManyFailures", "UsageError", "choose",
            "hypervolume", "inspect_model", "load_pruned", "load_run", "nightly", "pareto_mask",
            "pick", "profile", "run", "time_limit"]
+
+try:
+    __version__ = metadata.version("hwprune")
+except metadata.PackageNotFoundError:  # run from a checkout that was not installed
+    __version__ = "0+unknown"

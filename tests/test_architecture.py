@@ -139,3 +139,15 @@ def test_public_names_are_listed_and_exist():
         assert module.__all__, package
         missing = [name for name in module.__all__ if not hasattr(module, name)]
         assert not missing, f"{package}: {missing}"
+
+
+def test_the_package_says_its_version_and_that_it_is_typed():
+    from importlib import metadata
+
+    import search
+
+    assert search.__version__ == metadata.version("hwprune")
+    for package in PACKAGES:
+        assert (ROOT / package / "py.typed").is_file()
+    assert "Apache License" in (ROOT / "LICENSE").read_text()
+    assert 'text = "Apache-2.0"' in (ROOT / "pyproject.toml").read_text()
