@@ -59,7 +59,8 @@ class Given:
 
     @property
     def anything(self) -> bool:
-        return any(v is not None for v in dataclasses.astuple(self))
+        # Not dataclasses.astuple: it would deep-copy the model and the data to look at them.
+        return any(getattr(self, f.name) is not None for f in dataclasses.fields(self))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,8 +109,10 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None,
     # before minutes go into training the dense baseline.
     untrained = _given_model(given.model) if given.model is not None else \
         build_model(config.model, data.num_classes).eval()
+    checkpointed = None
     if config.checkpoint:  # found out now, not after the study and the run folder exist
-        load_checkpoint(build_model(config.model, data.num_classes), config.checkpoint)
+        checkpointed = build_model(config.model, data.num_classes)
+        load_checkpoint(checkpointed, config.checkpoint)
     env = fingerprint(device, config.threads)
     cache = (LatencyCache(Path(config.results_dir) / "latency-cache", env)
              if config.latency_cache else None)
@@ -128,8 +131,12 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None,
     reference, budget_ms = _budget(untrained, example, built.space, config, device, latency,
                                    folder)
 
-    dense = _given_model(given.model) if given.model is not None else \
-        dense_model_for(config, data, recipe)
+    if given.model is not None:
+        dense = _given_model(given.model)
+    elif checkpointed is not None:  # loaded above: not read from disk again
+        dense = checkpointed.eval()
+    else:
+        dense = dense_model_for(config, data, recipe)
     dense_accuracy = score(dense, data.val_x, data.val_y, recipe)
     log.info("dense accuracy: val %.2f%%", 100 * dense_accuracy)
     drop = config.max_accuracy_drop
