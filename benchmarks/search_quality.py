@@ -91,7 +91,7 @@ def _smallest_ratio(out: Path) -> float:
     return smallest / reference["latency_ms"] if smallest else float("nan")
 
 
-def _run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataFrame, dict]:
+def run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataFrame, dict]:
     """Runs one strategy in its own study; returns its front and counts."""
     out = root / name
     base = replace(setup.config, study_name=name, out=str(out))
@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         reference = {"ratio": args.budget_ratio, "accuracy": dense_accuracy - REFERENCE_DROP}
         fronts, counts = {}, {}
         for name in args.strategies:
-            fronts[name], counts[name] = _run_strategy(name, setup, n, root)
+            fronts[name], counts[name] = run_strategy(name, setup, n, root)
             print(name, counts[name], flush=True)
         fronts, smallest = side_by_side(setup, fronts, root)
     points_by_strategy = []

@@ -52,7 +52,7 @@ def setup_for(config: SearchConfig, baselines: Path | None = None,
         Path(config.results_dir).mkdir(parents=True, exist_ok=True)
         (Path(config.results_dir) / "baselines").symlink_to(baselines.resolve())
     data = load_data(config.data, image_size=config.image_size, seed=config.seed)
-    example = example_input(data, 1)
+    example = example_input(data, config.batch_size)  # the deployment's batch, for latency
     recipe = Recipe(finetune_steps=config.finetune_steps)
     if dense_epochs is not None and not config.checkpoint:
         dense = dense_model_for(config, data, replace(recipe, dense_epochs=dense_epochs))
@@ -121,7 +121,7 @@ def eagleeye(setup: Setup, n: int) -> list[dict[str, float]]:
     scored = []
     for i, fractions in enumerate(pool):
         model = prune(setup.dense, setup.example[:1], setup.space.allocation(fractions))
-        macs = count_cost(model, setup.example).macs
+        macs = count_cost(model, setup.example[:1]).macs
         scored.append((macs, adaptive_bn_accuracy(setup, model, seed=i), fractions))
     chosen, rest = [], scored
     while rest and len(chosen) < n:  # non-dominated sorting: the best layer first
@@ -141,7 +141,7 @@ def netadapt_proposals(setup: Setup, current: dict[str, float],
     current MACs (or the group's smallest width when it cannot)."""
     def macs(fractions: dict[str, float]) -> int:
         return count_cost(prune(setup.dense, setup.example[:1], setup.space.allocation(fractions)),
-                          setup.example).macs
+                          setup.example[:1]).macs
 
     now = macs(current)
     proposals = []

@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from search.reports._text import device_name, front_table, measured_in, run_notes
+from search.reports._text import device_name, front_table, macs_line, measured_in, run_notes
 from search.runfolder import Run, atomic_write_bytes
 
 _BLUE, _GREY, _RED, _BLACK = "#1f77b4", "#b0b0b0", "#d62728", "#222222"
@@ -180,6 +180,7 @@ def _context(run: Run) -> str:
                    + ", ".join(f"{n} {s.lower()}" for s, n in counts.items()) + "), "
                    f"{int((run.trials['latency_cached'] == True).sum())} "  # noqa: E712
                    "latencies from the cache"),
+        ("MACs against latency", macs_line(run)),
         ("state", "finished; front re-measured" if run.final else
                   "still going or stopped early; search-time latencies"),
     ]

@@ -11,6 +11,7 @@ from search.reports._text import (
     _pct,
     device_name,
     front_table,
+    macs_line,
     measured_in,
     run_notes,
 )
@@ -56,6 +57,7 @@ def write_report(path: Path, run: Run) -> None:
         f"{feasible} feasible, {over} over budget; "
         f"{int((trials['latency_cached'] == True).sum())} latencies reused from the cache"  # noqa: E712
         + _promoted(trials, config),
+        f"- MACs against measured latency: {macs_line(run)}",
         "",
         "## Pareto front (re-measured)" if run.final else "## Pareto front (search-time latencies)",
         "",

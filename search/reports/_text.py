@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from search.runfolder import Run
+from search.runfolder import Run, macs_latency
 
 
 def _pct(value: object) -> str:
@@ -56,3 +56,23 @@ def device_name(env: dict) -> str:
 
 def measured_in(run: Run) -> str:
     return run.config.get("measured_in", "not recorded (a run folder from an older version)")
+
+
+def macs_line(run: Run) -> str:
+    """How well MACs rank the candidates' measured latency in this run (Kendall's tau), and what
+    a MAC-steered choice at the run's budget would have measured."""
+    reference = run.reference
+    dense_ms = reference["latency_ms"]
+    budget = reference["budget_ms"] / dense_ms
+    result = macs_latency(run.trials, reference["macs"], dense_ms, (budget,))
+    if result.candidates < 2:
+        return "fewer than 2 candidates measured"
+    text = (f"Kendall tau {result.tau:.2f} over {result.candidates} measured candidates "
+            f"(1: MACs order them as the device does)")
+    pick = result.picks[0]
+    if pick.trial is None:
+        return text + f"; no candidate was within {budget:.0%} of the dense MACs"
+    return (text + f"; a MAC-steered choice (the largest candidate within {budget:.0%} of the "
+            f"dense MACs: trial {pick.trial}, {pick.macs_ratio:.0%}) measured "
+            f"{pick.latency_ratio:.2f} x the dense latency, {pick.over_budget:+.0%} against the "
+            f"{budget:.2f} x budget")

@@ -12,15 +12,15 @@ from torch import Tensor, nn
 
 
 class _BasicBlock(nn.Module):
-    def __init__(self, in_channels: int, channels: int, stride: int) -> None:
+    def __init__(self, in_channels: int, channels: int, stride: int, shortcut: bool = True) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(channels)
         self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(channels)
         self.relu = nn.ReLU(inplace=True)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or in_channels != channels:
+        self.shortcut: nn.Module | None = nn.Sequential() if shortcut else None
+        if shortcut and (stride != 1 or in_channels != channels):
             self.shortcut = nn.Sequential(
                 nn.Conv2d(in_channels, channels, 1, stride, bias=False), nn.BatchNorm2d(channels)
             )
@@ -28,13 +28,15 @@ class _BasicBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + self.shortcut(x))
+        return self.relu(out if self.shortcut is None else out + self.shortcut(x))
 
 
 class CifarResNet(nn.Module):
-    """ResNet for 32x32 inputs (He et al. 2016, section 4.2): 3 stages of 16/32/64 channels."""
+    """ResNet for 32x32 inputs (He et al. 2016, section 4.2): 3 stages of 16/32/64 channels.
+    With ``shortcuts=False`` it is the paper's plain network of the same depth: no layer's output
+    is tied to another's, so every convolution is pruned on its own."""
 
-    def __init__(self, depth: int, num_classes: int = 10) -> None:
+    def __init__(self, depth: int, num_classes: int = 10, shortcuts: bool = True) -> None:
         super().__init__()
         if (depth - 2) % 6:
             raise ValueError(f"CIFAR ResNet depth must be 6n+2, got {depth}")
@@ -46,7 +48,8 @@ class CifarResNet(nn.Module):
         for channels, stride in ((16, 1), (32, 2), (64, 2)):
             layers = []
             for i in range(blocks):
-                layers.append(_BasicBlock(in_channels, channels, stride if i == 0 else 1))
+                layers.append(_BasicBlock(in_channels, channels, stride if i == 0 else 1,
+                                          shortcuts))
                 in_channels = channels
             stages.append(nn.Sequential(*layers))
         self.layer1, self.layer2, self.layer3 = stages
@@ -143,6 +146,10 @@ def resnet56(num_classes: int = 10) -> CifarResNet:
     return CifarResNet(56, num_classes)
 
 
+def plain20(num_classes: int = 10) -> CifarResNet:
+    return CifarResNet(20, num_classes, shortcuts=False)
+
+
 def mobilenetv2(num_classes: int = 10) -> MobileNetV2:
     return MobileNetV2(num_classes)
 
@@ -155,6 +162,7 @@ ZOO = {
     "resnet20": resnet20,
     "resnet32": resnet32,
     "resnet56": resnet56,
+    "plain20": plain20,
     "mobilenetv2": mobilenetv2,
     "vgg16_bn": vgg16_bn,
 }
