@@ -130,7 +130,7 @@ def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dic
     fronts, smallest = quality.side_by_side(setup, fronts, root)
     curves = {name: [anytime(t, k, reference) for k in range(1, n + 1)]
               for name, t in trials.items()}
-    others = [name for name in fronts if name != "ours"]
+    others = [name for name in fronts if not name.startswith("ours")]
     best_other = max((curves[o][-1] for o in others), default=0.0)
     rows = []
     for name, front in fronts.items():
@@ -143,13 +143,12 @@ def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dic
         for ratio in AT:
             row[f"acc@{ratio}"], row[f"test@{ratio}"] = _at(within, ratio)
         row.update(evaluations=counts[name]["evaluations"], wall_s=counts[name]["wall_s"])
-        if name == "ours" and others:
+        if name.startswith("ours") and others:
             reached = evaluations_to_reach(trials[name], best_other, reference)
             row["to_reach_best_other"] = str(reached) if reached is not None else f">{n}"
         rows.append(row)
     pooled = pd.concat([t.assign(strategy=s) for s, t in trials.items()], ignore_index=True)
-    dense_macs = json.loads((root / "ours" / "reference.json").read_text())["macs"] \
-        if "ours" in trials else pooled["macs"].max()
+    dense_macs = json.loads((root / args.strategies[0] / "reference.json").read_text())["macs"]
     macs = macs_latency(pooled.assign(latency_ms=pooled["ratio"]), dense_macs, 1.0, AT)
     return {"rows": rows, "curves": curves, "smallest": smallest, "macs": macs,
             "dense_accuracy": dense_accuracy, "reference": reference}

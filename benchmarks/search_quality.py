@@ -8,9 +8,10 @@ own study. What differs is only how the widths are chosen:
 
 - ours: the default search (TPE on per-group keep fractions, budget constraint, warm start
   from uniform and globally ranked candidates), N trials.
-- ours-rungs, ours-distill, ours-floor (on request): ours with two fidelities (half the quick
-  fine-tune for all, ``--promote-steps`` of twice it near the front), with ``--distill``, and
-  with ``--max-accuracy-drop`` at the reference point's 20 points.
+- ours-rungs, ours-distill, ours-floor, ours-aimed (on request): ours with two fidelities (half
+  the quick fine-tune for all, ``--promote-steps`` of twice it near the front), with
+  ``--distill``, with ``--max-accuracy-drop`` at the reference point's 20 points, and with
+  ``--warm-start aimed``.
 - uniform: one keep fraction for every group, every fraction of the grid below 1 (the classic
   baseline; the grid has fewer than N).
 - tp-global: Torch-Pruning's global magnitude ranking (``MagnitudePruner(global_pruning=True)``,
@@ -65,7 +66,7 @@ import width_strategies as strategies  # noqa: E402  (a sibling script)
 from width_strategies import Setup  # noqa: E402
 
 STRATEGIES = ("ours", "uniform", "tp-global", "eagleeye", "netadapt")
-VARIANTS = ("ours-rungs", "ours-distill", "ours-floor")  # of ours, run when asked for
+VARIANTS = ("ours-rungs", "ours-distill", "ours-floor", "ours-aimed")  # of ours, run when asked for
 # "Best accuracy at a budget", at these shares of the search's budget (0.3, 0.4, 0.5 of the dense
 # latency for the default budget ratio 0.5).
 BUDGETS = (0.6, 0.8, 1.0)
@@ -105,8 +106,9 @@ def run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataFr
         run(replace(config, trials=len(candidates)))
         evaluations += len(candidates)
 
-    if name in ("ours", "ours-distill", "ours-floor"):
+    if name in ("ours", "ours-distill", "ours-floor", "ours-aimed"):
         run(replace(base, trials=n, distill=name == "ours-distill",
+                    warm_start="aimed" if name == "ours-aimed" else base.warm_start,
                     max_accuracy_drop=100 * REFERENCE_DROP if name == "ours-floor" else None))
         evaluations = n
     elif name == "ours-rungs":

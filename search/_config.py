@@ -14,7 +14,7 @@ from search.backends import BACKENDS
 from search.candidates import TRACE_TIMEOUT_S, check_space
 from search.runfolder import JOURNAL, LEGACY_SQLITE
 from search.sources import checkpoint_digest
-from search.study import SAMPLERS, StudyKey
+from search.study import SAMPLERS, WARM_STARTS, StudyKey
 from spaces import IMPORTANCES
 
 # Fields that define what a study searches: resuming a study with any of them changed would mix
@@ -54,6 +54,7 @@ class SearchConfig:
     backend: str = "local"
     ray_address: str | None = None
     sampler: str = "tpe"
+    warm_start: str = "grid"
     max_accuracy_drop: float | None = None
     batch_size: int = 1
     threads: int = 1
@@ -126,6 +127,9 @@ class SearchConfig:
             raise UsageError("--ray-address needs --backend ray")
         if self.sampler not in SAMPLERS:
             raise UsageError(f"unknown --sampler {self.sampler!r}; valid: {', '.join(SAMPLERS)}")
+        if self.warm_start not in WARM_STARTS:
+            raise UsageError(f"unknown --warm-start {self.warm_start!r}; valid: "
+                             f"{', '.join(WARM_STARTS)}")
         check_space(self.space)
         if self.importance not in (*IMPORTANCES, "search"):
             raise UsageError(f"unknown --importance {self.importance!r}; valid: "

@@ -12,7 +12,7 @@ from search._errors import UsageError
 from search.backends import BACKENDS, backend_help
 from search.candidates import space_help
 from search.sources import data_help, model_help
-from search.study import SAMPLERS, sampler_help
+from search.study import SAMPLERS, WARM_STARTS, sampler_help
 from spaces import IMPORTANCES
 
 SUBCOMMANDS = ("run", "nightly", "profile", "pick", "report", "inspect")
@@ -146,6 +146,10 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
                                "poisons CUDA ends the worker, not the search (default: on CUDA only)")
     search.add_argument("--sampler", default=d["sampler"].default, choices=list(SAMPLERS),
                         help=sampler_help())
+    search.add_argument("--warm-start", default=d["warm_start"].default, choices=list(WARM_STARTS),
+                        help="the candidates a new study starts with: "
+                             + "; ".join(f"{k}: {v}" for k, v in WARM_STARTS.items())
+                             + " (default %(default)s)")
     search.add_argument("--max-accuracy-drop", type=_positive_float, metavar="POINTS",
                         help="steer the sampler away from candidates whose quick fine-tune leaves "
                              "them more than POINTS percentage points below the dense model's "

@@ -39,7 +39,7 @@ from search.candidates import (
 )
 from search.runfolder import CONFIG, ENV, Reference, ReferenceRecord, RunFolder
 from search.sources import DataSplits, build_model, device_for, load_checkpoint, load_data
-from search.study import enqueue_reevaluation, open_study, redacted, warm_start
+from search.study import Aim, enqueue_reevaluation, open_study, redacted, warm_start
 from search.training import Recipe, dense_model, example_input, score
 from spaces import convert_attention
 
@@ -153,7 +153,10 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None,
     # Queued before any backend starts, so that each is queued once.
     if reevaluate:
         enqueue_reevaluation(study, reevaluate)
-    warm_start(study, built.space, dense, example)
+    smallest_ms = reference.smallest_latency_ms
+    aim = Aim(dense_ms=reference.latency_ms, smallest_ms=smallest_ms, budget_ms=budget_ms) \
+        if config.warm_start == "aimed" and smallest_ms is not None else None
+    warm_start(study, built.space, dense, example, aim)
     job = TrialsJob(study=key, space=built.space, evaluator=evaluator,
                     data_name=config.data, image_size=config.image_size, run_dir=folder.path,
                     trials=config.trials, timeout=config.timeout, threads=config.threads)

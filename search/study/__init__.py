@@ -1,9 +1,10 @@
 """The Optuna study: where it is stored, opening or resuming it, what its sampler draws, the trial
 loop that scores and records candidates, and which trials still have a live process."""
 
+from search.study._aimed import Aim, LatencyLine, aimed_params
 from search.study._liveness import WORKER_ATTR, claim, fail_abandoned, heartbeat
 from search.study._samplers import SAMPLERS, Sampler, make_sampler, sampler_help
-from search.study._sampling import suggest, suggest_importance, warm_start
+from search.study._sampling import WARM_STARTS, suggest, suggest_importance, warm_start
 from search.study._storage import open_storage, redacted, scrub
 from search.study._study import (
     StudyKey,
@@ -25,8 +26,9 @@ from search.study._trials import (
     write_trials,
 )
 
-__all__ = ["Evaluator", "SAMPLERS", "Sampler", "StudyKey", "WORKER_ATTR", "check_early_failures",
-           "claim", "completed_by_allocation", "enqueue_reevaluation", "fail_abandoned", "give_up",
+__all__ = ["Aim", "Evaluator", "LatencyLine", "SAMPLERS", "Sampler", "StudyKey", "WARM_STARTS",
+           "WORKER_ATTR", "aimed_params", "check_early_failures", "claim",
+           "completed_by_allocation", "enqueue_reevaluation", "fail_abandoned", "give_up",
            "heartbeat", "load_study", "make_sampler", "open_storage", "open_study", "optuna_quiet",
            "record_failure", "recorded_values", "redacted", "run_trials", "sampler_help", "score",
            "scrub", "suggest", "suggest_importance", "trials_frame", "warm_start", "write_trials"]

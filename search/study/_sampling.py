@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import optuna
 from torch import Tensor, nn
 
+from search.study._aimed import Aim, aimed_params
 from spaces import SEARCHED_IMPORTANCES, Allocation, SearchSpace, channel_scores, global_fractions
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,12 @@ log = logging.getLogger(__name__)
 # Uniform candidates tried first in a new study: they anchor the front across the latency range
 # that random start-up trials (whose per-group fractions average out near the middle) rarely reach.
 _WARM_START_FRACTIONS = (0.25, 0.5, 0.75)
+# --warm-start: the candidates a new study is given first.
+WARM_STARTS = {
+    "grid": "uniform and globally ranked candidates keeping 1/4, 1/2 and 3/4 of the channels",
+    "aimed": "uniform, globally ranked and knapsack (importance per MAC) candidates aimed at "
+             "latencies spread from the smallest candidate to the budget",
+}
 _DRAWN = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
           optuna.trial.TrialState.FAIL)
 
@@ -61,22 +68,30 @@ def suggest_importance(trial: optuna.Trial, importance: str) -> str | None:
 
 
 def warm_start(study: optuna.Study, space: SearchSpace, dense: nn.Module | None = None,
-               example: Tensor | None = None) -> None:
+               example: Tensor | None = None, aim: Aim | None = None) -> None:
     """Queues the warm-start candidates in a new study: every group at the grid's fractions
     nearest 0.25, 0.5 and 0.75 and at its smallest (uniform); then, given the trained ``dense``
     model, the allocations that keep as many channels in all as each of those but choose them by
     one ranking across the model (torch-pruning's global pruning by L2 magnitude), where they
     differ from the uniform ones. At the grid's smallest share the ranking would cut some groups
     below the grid, which then keep its smallest fraction: a candidate a little larger than the
-    uniform smallest, with its channels where the ranking puts them."""
+    uniform smallest, with its channels where the ranking puts them.
+
+    With ``aim`` (``--warm-start aimed``: the dense model's and the smallest candidate's measured
+    latencies and the budget), the candidates are aimed at
+    latencies across the budget instead (``._aimed``)."""
     if study.trials:
         return
-    grid = _warm_start(space.fractions)
-    queued = [space.params_at(fraction) for fraction in grid]
     # One fraction for the whole model leaves the ranking nothing to choose: no need to score.
     scored = dense is not None and example is not None and space.kind != "uniform"
     ranked = _ranked(dense, example, space) if scored else {}
-    queued += [space.params_for(global_fractions(ranked, fraction)) for fraction in grid if ranked]
+    if aim is not None and dense is not None and example is not None:
+        queued = aimed_params(dense, example, space, aim, scores=ranked)
+        log.info("warm start aimed at the budget: %d candidates", len(queued))
+    else:
+        grid = _warm_start(space.fractions)
+        queued = [space.params_at(fraction) for fraction in grid]
+        queued += [space.params_for(global_fractions(ranked, f)) for f in grid if ranked]
     for params in {json.dumps(p, sort_keys=True): p for p in queued}.values():
         study.enqueue_trial(params)
 

@@ -276,3 +276,43 @@ def test_a_candidate_that_fills_memory_fails_its_trial_and_the_search_goes_on(tm
     assert "stopped before the machine ran out of memory" in frame.loc[0, "fail_reason"]
     assert 0 <= frame.loc[1, "accuracy"] <= 1  # the next candidate was scored as usual
     assert signal.getsignal(signal.SIGUSR1) is handler
+
+
+def test_the_aimed_warm_start_proposes_candidates_within_the_budget_across_its_range():
+    from profilers import count_cost
+    from search.study import Aim, LatencyLine
+    from spaces import channel_scores
+
+    dense = resnet20().eval()
+    example = torch.randn(1, 3, 16, 16)
+    groups, _ = discover_groups(dense, example)
+    space = SearchSpace(tuple(groups), round_to=4)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    aim = Aim(dense_ms=10.0, smallest_ms=4.0, budget_ms=7.0)
+    warm_start(study, space, dense, example, aim)
+    queued = [t.system_attrs["fixed_params"]
+              for t in study.get_trials(states=(optuna.trial.TrialState.WAITING,))]
+
+    def macs(allocation):
+        return count_cost(prune(dense, example, allocation), example).macs
+
+    line = LatencyLine(macs(space.dense()), 10.0, macs(space.smallest()), 4.0)
+    predicted = [line.predict(macs(space.decode(p))) for p in queued]
+    assert all(ms <= 7.0 + 1e-9 for ms in predicted)  # nothing aimed over the budget
+    assert max(predicted) > 6.0  # and something aimed close to it: the front's end
+    uniform = [p for p in queued if len(set(p.values())) == 1]
+    assert 2 <= len(uniform) < len(queued)  # the rankings add candidates of their own
+    # The knapsack ranks channels by importance per MAC: with every score equal it keeps the
+    # cheap channels (the low-resolution layers) and cuts the costly ones first.
+    scores = channel_scores(dense, example, space)
+    flat = {name: torch.ones_like(s) for name, s in scores.items()}
+    from search.study import aimed_params
+
+    cheap_first = aimed_params(dense, example, space, aim, flat)[-1]
+    assert cheap_first["layer3.2.conv1"] > cheap_first["layer1.0.conv1"]
+
+
+def test_warm_start_aimed_is_a_choice_of_the_cli_and_config():
+    with pytest.raises(Exception, match="--warm-start"):
+        SearchConfig(budget_ratio=0.5, warm_start="nearest")
+    assert SearchConfig(budget_ratio=0.5, warm_start="aimed").warm_start == "aimed"

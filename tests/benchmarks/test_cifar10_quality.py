@@ -1,0 +1,52 @@
+"""The CIFAR-10 benchmark's --quick mode, on the committed dense ResNet-20: every strategy on the
+same evaluation count, anytime curves that only grow, and the MACs-against-latency figures."""
+
+import re
+
+import pandas as pd
+import pytest
+
+from tests.search.runs import benchmark
+
+dense = benchmark("cifar10_dense")
+_DATA_THERE = (dense.DATA / "test_batch").exists() or dense.SHARED_TOOL.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _DATA_THERE, reason="no CIFAR-10 batches and no ../shared to write them")
+def test_quick_mode_compares_every_strategy_on_cifar10(tmp_path):
+    bench = benchmark("cifar10_quality")
+    out = tmp_path / "cifar.txt"
+    table = bench.main(["--quick", "--out", str(out)])
+    assert table["strategy"].tolist() == list(bench.STRATEGIES)
+    assert (table["evaluations"] >= 1).all() and (table["evaluations"] <= 3).all()
+    assert (table["hv_final"] >= 0).all()
+    for _, row in table.iterrows():
+        accuracies = [row[f"acc@{r}"] for r in bench.AT if row[f"acc@{r}"] == row[f"acc@{r}"]]
+        assert accuracies == sorted(accuracies)  # a looser latency never holds a worse model
+        for r in bench.AT:  # a test accuracy for every model chosen at a latency, and only then
+            assert pd.isna(row[f"acc@{r}"]) == pd.isna(row[f"test@{r}"])
+    reached = table.loc[table["strategy"] == "ours", "to_reach_best_other"].item()
+    assert reached == ">3" or 1 <= int(reached) <= 3
+    text = out.read_text()
+    tau = float(re.search(r"Kendall tau (-?[\d.]+)", text).group(1))
+    assert -1 <= tau <= 1
+    assert text.count("MAC-steered picks") == 1 and "at 0.5:" in text
+    curves = pd.read_csv(tmp_path / "cifar-anytime.csv")
+    assert set(curves["strategy"]) == set(bench.STRATEGIES)
+    for _, curve in curves.groupby("strategy"):  # what a strategy has found can only grow
+        assert curve.sort_values("evaluations")["hypervolume"].is_monotonic_increasing
+
+
+def test_the_dense_recipe_augments_by_padded_crops_and_flips():
+    import torch
+    import torch.nn.functional as F
+
+    size = dense.IMAGE_SIZE
+    images = torch.arange(4 * 3 * size * size, dtype=torch.float32).view(4, 3, size, size) + 1
+    out = dense._augment(images, torch.Generator().manual_seed(0))
+    padded = F.pad(images, (2, 2, 2, 2))
+    for i in range(len(images)):
+        windows = [padded[i, :, dy:dy + size, dx:dx + size] for dy in range(5) for dx in range(5)]
+        assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(-1)) for w in windows)
+    assert not torch.equal(out, images)  # 4 images, 25 crops and 2 flips each: some moved
