@@ -43,9 +43,11 @@ def run(config: SearchConfig | None = None, /, *, model: str | nn.Module | None 
             (``budget_ratio=0.5``, ``model="resnet20"``, ``data="cifar10:PATH"``, ...).
         model: a registered name (as ``--model``), or your trained ``nn.Module`` itself (it is
             copied, never changed; the study knows it by its architecture and weights).
-        train, val, test: your data, each a map-style Dataset of (input, label), a DataLoader of
-            such batches, or an (inputs, labels) pair of tensors; without ``test``, the test
-            score is the validation one. Instead of ``data=``.
+        train: your training data, instead of ``data=``: a map-style Dataset of (input,
+            label), a DataLoader of such batches, or an (inputs, labels) pair of tensors.
+        val: your validation data (what candidates are scored on), of the same kinds.
+        test: your test data, of the same kinds; without it, the test score is the
+            validation one.
         example_input: the input latency is measured with (one sample or a batch of
             ``batch_size``); by default validation inputs.
         score_fn: ``score_fn(outputs, targets) -> float``, higher is better (accuracy, F1,
@@ -58,8 +60,9 @@ def run(config: SearchConfig | None = None, /, *, model: str | nn.Module | None 
         ``.pick(max_latency_ms=... | min_accuracy=...)`` and ``.load(trial)``.
 
     Raises:
-        UsageError: bad input (exit 2 in the CLI). BudgetUnreachable: even the smallest candidate
-        is over the budget (exit 3). SearchInterrupted: Ctrl-C; finished work was written (130).
+        UsageError: bad input (exit 2 in the CLI).
+        BudgetUnreachable: even the smallest candidate is over the budget (exit 3).
+        SearchInterrupted: Ctrl-C; finished work was written (130).
 
     Example:
         >>> from torch import nn
