@@ -50,3 +50,16 @@ def test_the_dense_recipe_augments_by_padded_crops_and_flips():
         windows = [padded[i, :, dy:dy + size, dx:dx + size] for dy in range(5) for dx in range(5)]
         assert any(torch.equal(out[i], w) or torch.equal(out[i], w.flip(-1)) for w in windows)
     assert not torch.equal(out, images)  # 4 images, 25 crops and 2 flips each: some moved
+
+
+def test_anytime_hypervolume_counts_only_what_was_found_by_then():
+    bench = benchmark("cifar10_quality")
+    reference = {"ratio": 0.7, "accuracy": 0.5}
+    trials = pd.DataFrame({"ratio": [0.9, 0.6, 0.5, 0.65],       # the first is over the budget
+                           "accuracy": [None, 0.7, 0.6, 0.8]})
+    curve = [bench.anytime(trials, n, reference) for n in range(1, 5)]
+    assert curve[0] == 0  # nothing within the budget yet
+    assert curve[1] == pytest.approx((0.7 - 0.6) * (0.7 - 0.5))
+    assert curve == sorted(curve) and curve[3] > curve[2] > curve[1]
+    assert bench.evaluations_to_reach(trials, curve[2], reference) == 3
+    assert bench.evaluations_to_reach(trials, curve[3] + 1e-3, reference) is None
