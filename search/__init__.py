@@ -22,14 +22,14 @@ from search._errors import (
     UsageError,
 )
 from search._guards import TimeLimitReached, time_limit
-from search.commands import choose, inspect_model, pick, profile
+from search.commands import choose, inspect_model, pick, profile, report
 from search.flow import Night, nightly, run
 from search.runfolder import Run, hypervolume, load_pruned, load_run, pareto_mask
 
 __all__ = ["BudgetUnreachable", "Night", "Run", "SearchConfig", "SearchInterrupted",
            "StorageFailed", "TimeLimitReached", "TooManyFailures", "UsageError", "choose",
            "hypervolume", "inspect_model", "load_pruned", "load_run", "nightly", "pareto_mask",
-           "pick", "profile", "run", "time_limit"]
+           "pick", "profile", "report", "run", "time_limit"]
 
 try:
     __version__ = metadata.version("hwprune")

@@ -105,27 +105,15 @@ def _pick(args: argparse.Namespace) -> None:
 
 
 def _report(args: argparse.Namespace) -> None:
-    from pathlib import Path
-
-    from search.reports import comparison_table, write_comparison_html, write_reports
+    from search.commands._report import report
+    from search.reports import comparison_table
     from search.runfolder import load_run
 
-    runs = [load_run(path) for path in args.run_dirs]
-    if len(runs) == 1:
-        if args.out:
-            raise UsageError("--out names the page comparing several runs; one run's reports "
-                             "are written into its folder")
-        for path in write_reports(runs[0]):
-            print(f"wrote {path}")
-        return
-    for run in runs:
-        if not run.reference.get("budget_ms"):
-            raise UsageError(f"{run.path}: the search has not measured its dense reference yet; "
-                             f"leave it out of the comparison")
-    out = Path(args.out or "compare.html")
-    write_comparison_html(out, runs)
-    print(comparison_table(runs).to_string(index=False))
-    print(f"wrote {out}")
+    paths = report(*args.run_dirs, out=args.out)
+    if len(args.run_dirs) > 1:
+        print(comparison_table([load_run(path) for path in args.run_dirs]).to_string(index=False))
+    for path in paths:
+        print(f"wrote {path}")
 
 
 def _inspect(args: argparse.Namespace) -> None:

@@ -67,3 +67,19 @@ def test_an_old_study_resumes_where_it_stopped(old):
     changed = main_in_process(old, *WRITTEN_WITH, "--finetune-steps", "3", "--trials", "1")
     assert changed.returncode == 2
     assert "was run with --finetune-steps 2, not 3" in changed.stderr
+
+
+def test_report_from_python_rebuilds_one_run_or_compares_several(old):
+    run_dir = old / "results" / "old-run"
+    (run_dir / "report.md").unlink()
+    written = search.report(run_dir)
+    assert [p.name for p in written] == ["report.md", "pareto.png", "report.html"]
+    assert "MACs against measured latency: Kendall tau" in (run_dir / "report.md").read_text()
+    shutil.copytree(run_dir, old / "results" / "again")
+    page = old / "cmp.html"
+    assert search.report(run_dir, old / "results" / "again", out=page) == [page]
+    assert page.stat().st_size > 100_000  # plotly inlined: it opens offline
+    with pytest.raises(search.UsageError, match="not a run folder"):
+        search.report(old)
+    with pytest.raises(search.UsageError, match="--out names the page"):
+        search.report(run_dir, out=page)
