@@ -50,7 +50,18 @@ def time_limit(seconds: float) -> Iterator[None]:
     """Raises TimeLimitReached in the block after ``seconds`` (0: no limit). For steps of other
     libraries that can run for hours on some models, such as torch-pruning's dependency graph.
     Outside the main thread (where SIGALRM cannot be handled) the block runs without a limit.
-    It owns SIGALRM while it runs: not for use inside another alarm."""
+    It owns SIGALRM while it runs: not for use inside another alarm.
+
+    Example:
+        >>> import time
+        >>> from search import TimeLimitReached, time_limit
+        >>> try:
+        ...     with time_limit(0.05):
+        ...         time.sleep(1)
+        ... except TimeLimitReached:
+        ...     print("stopped")
+        stopped
+    """
     if not seconds or threading.current_thread() is not threading.main_thread():
         yield
         return

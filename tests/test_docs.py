@@ -42,3 +42,28 @@ def test_every_relative_link_in_the_readme_lands():
 
 def test_the_readme_stays_short():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 220
+
+
+def test_the_public_api_carries_examples_that_run():
+    import doctest
+    import inspect
+
+    import search
+
+    finder = doctest.DocTestFinder(recurse=False)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    documented = [name for name in search.__all__
+                  if inspect.isfunction(getattr(search, name))
+                  or name in ("Run", "SearchConfig", "Night")]
+    assert len(documented) >= 14
+    without = []
+    for name in documented:
+        obj = getattr(search, name)
+        module = inspect.getmodule(obj)  # examples run as in their module, as doctest does
+        tests = finder.find(obj, name, module=module, globs={**vars(module), "search": search})
+        if not any(t.examples for t in tests):
+            without.append(name)
+        for test in tests:
+            runner.run(test)
+    assert without == []
+    assert runner.summarize(verbose=False).failed == 0

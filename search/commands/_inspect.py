@@ -17,7 +17,16 @@ from spaces import prune, unhandled_parts
 def inspect_model(*, model: str, data: str = "digits", image_size: int | None = None,
                   space: str = "per-layer", round_to: int = 8, seed: int = 0,
                   trace_timeout: float = TRACE_TIMEOUT_S) -> dict:
-    """Everything ``inspect`` prints, as plain data (what ``--json`` writes)."""
+    """Everything ``inspect`` prints, as plain data (what ``--json`` writes): the model's MACs
+    and parameters, dense and at the smallest candidate, and every channel group with its widths,
+    or the reason it is left dense.
+
+    Example:
+        >>> import search
+        >>> found = search.inspect_model(model="resnet20", image_size=16)  # doctest: +SKIP
+        >>> [g["name"] for g in found["groups"]][:2]  # doctest: +SKIP
+        ['layer1.0.conv1', 'layer1.1.conv1']
+    """
     if data == "digits" and image_size is None:
         image_size = 16
     splits = load_data(data, image_size=image_size, seed=seed)

@@ -26,7 +26,14 @@ def pick(run_dir: str | Path, *, max_latency_ms: float | None = None,
          onnx: bool = False) -> tuple[pd.Series, dict]:
     """Chooses a front model (:func:`choose`); with ``out``, writes ``model.json`` + ``model.pt``
     there, and with ``onnx`` also ``model.onnx``, checked against PyTorch with ONNX Runtime on the
-    run's test split and measured against eager. Returns the row and what was written/measured."""
+    run's test split and measured against eager. Returns the row and what was written/measured.
+
+    Example:
+        >>> import search
+        >>> row, done = search.pick("results/vgg16_bn-digits-cpu", max_latency_ms=2.0,
+        ...                         out="deploy")  # doctest: +SKIP
+        >>> model = search.load_pruned("deploy/model.json")  # doctest: +SKIP
+    """
     run = load_run(run_dir)
     row = choose(run, max_latency_ms=max_latency_ms, min_accuracy=min_accuracy)
     done: dict[str, object] = {}

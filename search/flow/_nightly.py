@@ -40,7 +40,14 @@ _ACCURACY_MARGIN = 0.2
 
 @dataclasses.dataclass(frozen=True)
 class Night:
-    """What a nightly run found: the front, tonight's history row and what got worse."""
+    """What a nightly run found: the front, tonight's history row and what got worse.
+
+    Example:
+        >>> import search
+        >>> night = search.nightly(search.SearchConfig(budget_ratio=0.5), hours=3)  # doctest: +SKIP
+        >>> night.problems or "no regression"  # doctest: +SKIP
+        'no regression'
+    """
 
     pareto: pd.DataFrame
     row: dict
@@ -63,7 +70,16 @@ def _last_front(run_dir: Path) -> list[int]:
 
 
 def nightly(config: SearchConfig, hours: float) -> Night:
-    """Runs tonight's search (see the module docstring) and appends to ``history.csv``."""
+    """Runs tonight's search for ``hours`` on the same study (last night's front scored again
+    first, then new trials), appends tonight's row to ``history.csv`` and returns the
+    :class:`Night`; ``hwprune nightly`` exits 6 when ``problems`` is not empty.
+
+    Example:
+        >>> import search
+        >>> night = search.nightly(search.SearchConfig(budget_ratio=0.5), hours=3)  # doctest: +SKIP
+        >>> night.row["trials"], night.problems  # doctest: +SKIP
+        (212, [])
+    """
     previous = _last_front(config.run_dir)
     tonight = dataclasses.replace(config, timeout=hours * 3600, trials=max(config.trials, 10**6))
     if previous:

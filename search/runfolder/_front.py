@@ -11,7 +11,13 @@ import pandas as pd
 def pareto_mask(latency_ms: pd.Series, accuracy: pd.Series) -> pd.Series:
     """True for rows no other row beats on both (lower-or-equal latency, higher-or-equal accuracy,
     one of them strictly). Done here rather than with ``study.best_trials`` because the front must
-    be judged against this run's budget and, at the end, against re-measured latencies."""
+    be judged against this run's budget and, at the end, against re-measured latencies.
+
+    Example:
+        >>> latency = pd.Series([1.0, 2.0, 3.0])
+        >>> pareto_mask(latency, pd.Series([0.90, 0.85, 0.95])).tolist()  # 2 ms is beaten by 1 ms
+        [True, False, True]
+    """
     order = sorted(range(len(latency_ms)),
                    key=lambda i: (latency_ms.iloc[i], -accuracy.iloc[i]))
     keep = [False] * len(order)
@@ -28,7 +34,13 @@ def hypervolume(latency_ms: pd.Series, accuracy: pd.Series, ref_latency_ms: floa
     """Area (ms x accuracy) the points dominate inside the box left of ``ref_latency_ms`` and
     above ``ref_accuracy``: one number for a front, comparable across runs with the same
     reference point. Exact in two dimensions; 0 for no points (a night or a strategy with an
-    empty front)."""
+    empty front).
+
+    Example:
+        >>> # One point at 1 ms and 90% dominates (2 - 1) x (0.9 - 0.5) of the box.
+        >>> hypervolume(pd.Series([1.0]), pd.Series([0.9]), ref_latency_ms=2.0, ref_accuracy=0.5)
+        0.4
+    """
     points = sorted(zip(latency_ms, accuracy, strict=True))
     if not points:
         return 0.0

@@ -36,6 +36,12 @@ class Run:
 
     ``final`` is False while the run is still going (or was interrupted before its end): the front
     is then computed from ``trials.csv`` with search-time latencies and no test accuracy.
+
+    Example:
+        >>> import search
+        >>> run = search.load_run("results/vgg16_bn-digits-cpu")  # doctest: +SKIP
+        >>> run.pareto[["trial", "latency_ms", "accuracy", "test_accuracy"]]  # doctest: +SKIP
+        >>> model = run.load(run.pick(max_latency_ms=2.0))  # doctest: +SKIP
     """
 
     path: Path
@@ -82,7 +88,15 @@ def _as_fraction(accuracy: float) -> float:
 def choose(run: Run, *, max_latency_ms: float | None = None,
            min_accuracy: float | None = None) -> pd.Series:
     """The best front point under one constraint: the most accurate (validation) within
-    ``max_latency_ms``, or the fastest with at least ``min_accuracy``."""
+    ``max_latency_ms``, or the fastest with at least ``min_accuracy``.
+
+    Example:
+        >>> import search
+        >>> run = search.load_run("results/vgg16_bn-digits-cpu")  # doctest: +SKIP
+        >>> search.choose(run, max_latency_ms=2.0)[["trial", "latency_ms", "accuracy"]]  # doctest: +SKIP
+        >>> search.choose(run, min_accuracy=0.98).model_path  # doctest: +SKIP
+        'models/final-29.json'
+    """
     if (max_latency_ms is None) == (min_accuracy is None):
         raise UsageError("give exactly one of --max-latency-ms X or --min-accuracy A")
     front = run.pareto
