@@ -24,8 +24,8 @@ def inspect_model(*, model: str, data: str = "digits", image_size: int | None = 
     Example:
         >>> import search
         >>> found = search.inspect_model(model="resnet20", image_size=16)  # doctest: +SKIP
-        >>> [g["name"] for g in found["groups"]][:2]  # doctest: +SKIP
-        ['layer1.0.conv1', 'layer1.1.conv1']
+        >>> found["groups"][0]["name"], found["groups"][0]["widths"]  # doctest: +SKIP
+        ('layer1.0.conv1', [8, 16])
     """
     if data == "digits" and image_size is None:
         image_size = 16
