@@ -24,7 +24,8 @@ def inspect_model(*, model: str, data: str = "digits", image_size: int | None = 
     Example:
         >>> import search
         >>> found = search.inspect_model(model="resnet20", image_size=16)  # doctest: +SKIP
-        >>> found["groups"][0]["name"], found["groups"][0]["widths"]  # doctest: +SKIP
+        >>> first, *rest = found["groups"]  # doctest: +SKIP
+        >>> first["name"], first["widths"]  # doctest: +SKIP
         ('layer1.0.conv1', [8, 16])
     """
     if data == "digits" and image_size is None:
