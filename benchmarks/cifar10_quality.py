@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                                for r in results for name, curve in r["curves"].items()
                                for k, hv in enumerate(curve)])
         curves.to_csv(out.with_name(f"{out.stem}-anytime.csv"), index=False)
-        print(f"wrote {out} and {out.stem}-anytime.csv")
+        table.to_csv(out.with_name(f"{out.stem}-seeds.csv"), index=False)
+        print(f"wrote {out}, {out.stem}-anytime.csv and {out.stem}-seeds.csv")
     return table
 
 
