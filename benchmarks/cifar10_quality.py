@@ -12,7 +12,7 @@ For each model and seed it reports:
 
 - **anytime hypervolume** after 10, 20 and 40 evaluations (what each strategy has found by then:
   its trials' quick-fine-tune validation accuracy against their measured latency / the dense
-  latency, reference point (budget ratio, dense accuracy - 0.2));
+  latency, reference point (budget ratio, chance accuracy));
 - **sample efficiency**: the evaluations ours needed to reach the best other strategy's
   hypervolume at 40 (``>N``: not within N);
 - **accuracy at 0.3, 0.5 and 0.7 x the dense latency** after the same final stage (each front
@@ -63,7 +63,6 @@ MODELS = ("resnet20", "plain20")
 AT = (0.3, 0.5, 0.7)  # shares of the dense latency (and of its MACs, for the MAC-steered pick)
 ANYTIME = (10, 20, 40)
 BUDGET_RATIO = 0.7  # the searches' budget: every share in AT lies within it
-REFERENCE_DROP = quality.REFERENCE_DROP
 QUICK = {"evaluations": 3, "finetune_steps": 2, "final_finetune_steps": 5, "measure_seconds": 0.5}
 
 
@@ -121,7 +120,10 @@ def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dic
     setup = strategies.setup_for(config)
     setup = replace(setup, eagleeye_pool=3)
     dense_accuracy = accuracy(setup.dense, setup.data.val_x, setup.data.val_y)
-    reference = {"ratio": BUDGET_RATIO, "accuracy": dense_accuracy - REFERENCE_DROP}
+    # The reference accuracy is chance: with the dense model's minus 20 points (the digits
+    # benchmark's), no quick-fine-tuned candidate within 0.7 x the dense latency scored above it
+    # on either model (the first run of 2026-12-03), and every anytime hypervolume was 0.
+    reference = {"ratio": BUDGET_RATIO, "accuracy": 1 / setup.data.num_classes}
     fronts, counts, trials = {}, {}, {}
     for name in args.strategies:
         fronts[name], counts[name] = quality.run_strategy(name, setup, n, root)
@@ -145,7 +147,8 @@ def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dic
         row.update(evaluations=counts[name]["evaluations"], wall_s=counts[name]["wall_s"])
         if name.startswith("ours") and others:
             reached = evaluations_to_reach(trials[name], best_other, reference)
-            row["to_reach_best_other"] = str(reached) if reached is not None else f">{n}"
+            row["to_reach_best_other"] = "n/a" if best_other <= 0 else (
+                str(reached) if reached is not None else f">{n}")
         rows.append(row)
     pooled = pd.concat([t.assign(strategy=s) for s, t in trials.items()], ignore_index=True)
     dense_macs = json.loads((root / args.strategies[0] / "reference.json").read_text())["macs"]
