@@ -109,9 +109,10 @@ def _report(args: argparse.Namespace) -> None:
     from search.reports import comparison_table
     from search.runfolder import load_run
 
-    paths = report(*args.run_dirs, out=args.out)
-    if len(args.run_dirs) > 1:
-        print(comparison_table([load_run(path) for path in args.run_dirs]).to_string(index=False))
+    runs = [load_run(path) for path in args.run_dirs]  # once: the table reads them too
+    paths = report(*runs, out=args.out)
+    if len(runs) > 1:
+        print(comparison_table(runs).to_string(index=False))
     for path in paths:
         print(f"wrote {path}")
 

@@ -6,13 +6,14 @@ from pathlib import Path
 
 from search._errors import UsageError
 from search.reports import write_reports
-from search.runfolder import load_run
+from search.runfolder import Run, load_run
 
 
-def report(*run_dirs: str | Path, out: str | Path | None = None) -> list[Path]:
+def report(*run_dirs: str | Path | Run, out: str | Path | None = None) -> list[Path]:
     """Rebuilds ``report.md``, ``pareto.png`` and ``report.html`` in one run folder (also while
     its search is still going), or, given several, writes one page comparing their fronts
-    (``out``, default ``compare.html``). Returns the paths written.
+    (``out``, default ``compare.html``). A run already loaded (:class:`Run`) is taken as it is.
+    Returns the paths written.
 
     Example:
         >>> import search
@@ -27,7 +28,7 @@ def report(*run_dirs: str | Path, out: str | Path | None = None) -> list[Path]:
     """
     if not run_dirs:
         raise UsageError("report needs at least one run folder")
-    runs = [load_run(path) for path in run_dirs]
+    runs = [path if isinstance(path, Run) else load_run(path) for path in run_dirs]
     if len(runs) == 1:
         if out is not None:
             raise UsageError("--out names the page comparing several runs; one run's reports "

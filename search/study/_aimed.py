@@ -24,7 +24,6 @@ latency budget, and Optuna's samplers know nothing of the candidates' structure.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -32,8 +31,6 @@ from torch import Tensor, nn
 
 from profilers import count_cost
 from spaces import SearchSpace, global_fractions, prune
-
-log = logging.getLogger(__name__)
 
 TARGETS = 4  # latency targets, evenly from the smallest candidate to the budget (included)
 _SHARES = tuple(i / 20 for i in range(2, 20))  # shares of all channels the rankings keep
