@@ -64,6 +64,7 @@ AT = (0.3, 0.5, 0.7)  # shares of the dense latency (and of its MACs, for the MA
 ANYTIME = (10, 20, 40)
 BUDGET_RATIO = 0.7  # the searches' budget: every share in AT lies within it
 QUICK = {"evaluations": 3, "finetune_steps": 2, "final_finetune_steps": 5, "measure_seconds": 0.5}
+QUICK_IMAGES = 1000  # validation and test images in the quick run (of 5,000 and 10,000)
 
 
 def _trials(out: Path) -> tuple[pd.DataFrame, dict]:
@@ -119,6 +120,10 @@ def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dic
                           results_dir=str(root / "results"), **recipe)
     setup = strategies.setup_for(config)
     setup = replace(setup, eagleeye_pool=3)
+    if args.quick:  # a smoke run: the first validation and test images score every model
+        data, k = setup.data, QUICK_IMAGES
+        setup = replace(setup, data=replace(data, val_x=data.val_x[:k], val_y=data.val_y[:k],
+                                            test_x=data.test_x[:k], test_y=data.test_y[:k]))
     dense_accuracy = accuracy(setup.dense, setup.data.val_x, setup.data.val_y)
     # The reference accuracy is chance: with the dense model's minus 20 points (the digits
     # benchmark's), no quick-fine-tuned candidate within 0.7 x the dense latency scored above it

@@ -177,6 +177,9 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+_OWN_LOGGERS = ("search", "profilers", "spaces")  # this project's packages
+
+
 def _prog() -> str:
     """The name this command was called by: ``hwprune``, else ``python -m search``."""
     called = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
@@ -192,19 +195,26 @@ def _main(argv: list[str] | None) -> int:
     # hwprune script too.
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    level = (logging.WARNING if {"-q", "--quiet"} & set(argv) else
-             logging.DEBUG if {"-v", "--verbose"} & set(argv) else logging.INFO)
+    level = logging.WARNING if {"-q", "--quiet"} & set(argv) else logging.INFO
+    # -v: this tool's own debug messages, not those of every library it loads (matplotlib's
+    # font search alone is hundreds of lines).
+    ours = [logging.getLogger(name) for name in _OWN_LOGGERS] \
+        if {"-v", "--verbose"} & set(argv) else []
     root = logging.getLogger()
     handler = show_progress(sys.stderr, logging.Formatter("%(asctime)s %(message)s",
                                                           datefmt="%H:%M:%S"))
-    previous = root.level
+    previous = root.level, [logger.level for logger in ours]
     root.addHandler(handler)
     root.setLevel(level)
+    for logger in ours:
+        logger.setLevel(logging.DEBUG)
     try:
         return _command(argv, debug)
     finally:  # main() in a process of its own or not: its logging goes with it
         root.removeHandler(handler)
-        root.setLevel(previous)
+        root.setLevel(previous[0])
+        for logger, was in zip(ours, previous[1], strict=True):
+            logger.setLevel(was)
         handler.close()
 
 

@@ -281,7 +281,7 @@ def build_parser(prog: str = "python -m search") -> argparse.ArgumentParser:
         talk.add_argument("-q", "--quiet", action="store_true",
                           help="log warnings and errors only (results are still printed)")
         talk.add_argument("-v", "--verbose", action="store_true",
-                          help="log debug messages too")
+                          help="log this tool's debug messages too")
     return parser
 
 

@@ -8,7 +8,6 @@ finished with what was found and the error goes on to the caller.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import re
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from search.backends import Backend, backend_for
 from search.flow._finish import Judge, finish
 from search.flow._prepare import Given, Prepared, prepare
 from search.runfolder import Run, current, load_run, pareto_mask
-from search.sources import PYTHON_PREFIX, DataSplits, model_digest, splits_from
+from search.sources import PYTHON_PREFIX, model_digest, splits_from
 from search.study import optuna_quiet, trials_frame, write_trials
 
 log = logging.getLogger(__name__)
@@ -112,18 +111,11 @@ def _given(model: nn.Module | None, train: object, val: object, test: object,
         if "data" in options:
             raise UsageError("give data= (a name) or train=/val=, not both")
         data = splits_from(train, val, test, image_size=options.get("image_size"))
-        labels["data"] = f"python@{_data_digest(data)}"
+        labels["data"] = data.label()
     elif test is not None:
         raise UsageError("test= needs train= and val= too")
     return Given(model=model, data=data, example_input=example_input, score_fn=score_fn,
                  loss_fn=loss_fn), labels
-
-
-def _data_digest(data: DataSplits) -> str:
-    digest = hashlib.sha256()
-    for tensor in (data.train_x, data.train_y, data.val_x, data.val_y, data.test_x, data.test_y):
-        digest.update(tensor.contiguous().numpy().tobytes())
-    return digest.hexdigest()[:12]
 
 
 def backend_of(config: SearchConfig) -> Backend:

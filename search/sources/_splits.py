@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,15 @@ class DataSplits:
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.train_x.shape[1:])
+
+    def label(self) -> str:
+        """What a run's ``data`` field says for splits handed over from Python: ``python@``
+        and a digest of every tensor, so a study knows its data by content, not by a name."""
+        digest = hashlib.sha256()
+        for tensor in (self.train_x, self.train_y, self.val_x, self.val_y, self.test_x,
+                       self.test_y):
+            digest.update(tensor.contiguous().numpy().tobytes())
+        return f"python@{digest.hexdigest()[:12]}"
 
     def train_batches(self, batch_size: int, generator: torch.Generator) -> Iterator[tuple]:
         """Endless shuffled training batches (a new permutation each epoch)."""

@@ -33,7 +33,7 @@ def test_a_bad_checkpoint_is_refused_before_anything_is_written_and_the_fix_resu
 
     (seeded / "weights").mkdir()
     torch.save(build_model("resnet20", 10).state_dict(), seeded / "weights" / "dense.pt")
-    fixed = cli(seeded, "--budget-ratio", "1", "--checkpoint", "weights/dense.pt", *args)
+    fixed = cli(seeded, "--budget-ratio", "1", "--checkpoint", "weights/dense.pt", "-v", *args)
     assert fixed.returncode == 0, fixed.stderr
     # The study knows the checkpoint by its content: the same weights under another path resume
     # it, and other weights are refused.
@@ -44,9 +44,11 @@ def test_a_bad_checkpoint_is_refused_before_anything_is_written_and_the_fix_resu
     torch.save(build_model("resnet20", 10).state_dict(), seeded / "other.pt")  # new weights
     other = main_in_process(seeded, "--budget-ratio", "1", "--checkpoint", "other.pt", *args)
     assert_one_line_error(other, 2, "study 'ckpt' was run with --checkpoint sha256:")
-    # Logs carry the time of day; -q leaves warnings and errors only.
+    # Logs carry the time of day; -q leaves warnings and errors only; -v adds this tool's debug
+    # messages (fvcore's skipped ops, from profilers), not every library's (matplotlib's fonts).
     assert any(TIMESTAMP.match(line) and "trial   0" in line
                for line in fixed.stderr.splitlines())
+    assert "fvcore counted no MACs" in fixed.stderr and "findfont" not in fixed.stderr
     assert "trial" not in moved.stderr and "dense accuracy" not in moved.stderr
 
 
