@@ -193,8 +193,10 @@ def _main(argv: list[str] | None) -> int:
     debug = "--debug" in argv
     # `python -m search` can import a user's pkg.module:factory from the current folder; the
     # hwprune script too.
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    here = os.getcwd()
+    added = "" not in sys.path and here not in sys.path
+    if added:
+        sys.path.insert(0, here)
     level = logging.WARNING if {"-q", "--quiet"} & set(argv) else logging.INFO
     # -v: this tool's own debug messages, not those of every library it loads (matplotlib's
     # font search alone is hundreds of lines).
@@ -211,6 +213,8 @@ def _main(argv: list[str] | None) -> int:
     try:
         return _command(argv, debug)
     finally:  # main() in a process of its own or not: its logging goes with it
+        if added and here in sys.path:
+            sys.path.remove(here)
         root.removeHandler(handler)
         root.setLevel(previous[0])
         for logger, was in zip(ours, previous[1], strict=True):

@@ -16,7 +16,7 @@ import search
 from search.runfolder import pareto_mask
 from search.sources import digits
 from search.training import accuracy
-from tests.search.runs import ROOT, SMALL, TINY, assert_one_line_error, cli, main_in_process
+from tests.search.runs import ROOT, SMALL, TINY, assert_one_line_error, main_in_process
 
 
 def test_run_writes_every_file_with_the_named_columns(first_run):
@@ -103,8 +103,8 @@ def test_load_run_of_a_search_still_going_computes_the_front_so_far(run_copy, tm
 
 def test_pick_under_a_latency_and_an_accuracy_constraint(run_copy, workdir, tmp_path):
     front = pd.read_csv(run_copy / "pareto.csv")
-    result = cli(workdir, "pick", str(run_copy), "--max-latency-ms", "1000", "--out",
-                 str(tmp_path / "deploy"))
+    result = main_in_process(workdir, "pick", str(run_copy), "--max-latency-ms", "1000", "--out",
+                             str(tmp_path / "deploy"))
     assert result.returncode == 0, result.stderr
     best = front.loc[front["accuracy"].idxmax()]
     assert f"models/final-{best.trial}.json" in result.stdout
@@ -113,15 +113,15 @@ def test_pick_under_a_latency_and_an_accuracy_constraint(run_copy, workdir, tmp_
     x = torch.randn(2, 3, 16, 16)
     with torch.inference_mode():
         assert torch.equal(model(x), original(x))
-    fastest = cli(workdir, "pick", str(run_copy), "--min-accuracy", "0.01")
+    fastest = main_in_process(workdir, "pick", str(run_copy), "--min-accuracy", "0.01")
     assert fastest.returncode == 0, fastest.stderr
     assert f"models/final-{front.iloc[0].trial}.json" in fastest.stdout
 
 
 def test_pick_onnx_matches_pytorch_and_is_measured(run_copy, workdir, tmp_path):
     pytest.importorskip("onnxruntime", reason="ONNX Runtime is an optional extra")
-    result = cli(workdir, "pick", str(run_copy), "--min-accuracy", "0.01", "--out",
-                 str(tmp_path / "deploy"), "--onnx")
+    result = main_in_process(workdir, "pick", str(run_copy), "--min-accuracy", "0.01", "--out",
+                             str(tmp_path / "deploy"), "--onnx")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "deploy" / "model.onnx").stat().st_size > 1000
     assert "outputs match PyTorch on 360 test inputs within atol 0.0001, rtol 0.001" in result.stdout
@@ -148,22 +148,23 @@ def test_same_study_name_resumes_and_continues_numbering(first_run, workdir):
     earlier = pd.read_csv(run_dir / "pareto.csv")
     for path in (run_dir / "models").iterdir():  # lost between runs: the run must still finish
         path.unlink()
-    result = cli(workdir, "--budget-ratio", "0.9", "--trials", "2", "--study-name", "e2e", *TINY)
+    result = main_in_process(workdir, "--budget-ratio", "0.9", "--trials", "2", "--study-name",
+                             "e2e", *TINY)
     assert result.returncode == 0, result.stderr
     assert pd.read_csv(run_dir / "trials.csv")["trial"].tolist() == list(range(7))
     pareto = pd.read_csv(run_dir / "pareto.csv")
     assert all((run_dir / path).exists() for path in pareto["model_path"])
     assert not set(pareto["trial"]) & set(earlier["trial"])
-    changed = cli(workdir, "--budget-ratio", "0.9", "--trials", "1", "--study-name", "e2e",
-                  "--round-to", "4", *TINY)
+    changed = main_in_process(workdir, "--budget-ratio", "0.9", "--trials", "1", "--study-name",
+                              "e2e", "--round-to", "4", *TINY)
     assert_one_line_error(changed, 2, "--round-to 8", "another --study-name")
 
 
 def test_another_study_reuses_measured_latencies_from_the_cache(first_run, workdir):
     # Same model, device and context as the first run: its uniform warm-start candidates were
     # measured there, so this study takes their latency ratios from results/latency-cache/.
-    result = cli(workdir, "--budget-ratio", "0.9", "--trials", "3", "--study-name", "cached",
-                 *TINY)
+    result = main_in_process(workdir, "--budget-ratio", "0.9", "--trials", "3", "--study-name",
+                             "cached", *TINY)
     assert result.returncode == 0, result.stderr
     run_dir = workdir / "results" / "cached"
     trials = pd.read_csv(run_dir / "trials.csv")
@@ -177,8 +178,8 @@ def test_another_study_reuses_measured_latencies_from_the_cache(first_run, workd
 
 
 def test_round_to_auto_uses_the_measured_width_steps_and_keeps_them(workdir):
-    result = cli(workdir, "--budget-ratio", "0.9", "--trials", "1", "--study-name", "auto",
-                 "--round-to", "auto", *TINY)
+    result = main_in_process(workdir, "--budget-ratio", "0.9", "--trials", "1", "--study-name",
+                             "auto", "--round-to", "auto", *TINY)
     assert result.returncode == 0, result.stderr
     config = json.loads((workdir / "results" / "auto" / "config.json").read_text())
     assert config["round_to"] == "auto" and config["round_to_used"] in (1, 2, 4, 8, 16, 32)
@@ -217,20 +218,20 @@ def test_bad_input_is_one_line_and_exit_2(workdir, args, code, fragment):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on a machine without CUDA")
 def test_cuda_without_cuda_is_exit_2(workdir):
-    assert_one_line_error(cli(workdir, "--budget-ms", "5", "--device", "cuda"), 2,
+    assert_one_line_error(main_in_process(workdir, "--budget-ms", "5", "--device", "cuda"), 2,
                           "CUDA is not available")
 
 
 def test_unreachable_budget_stops_before_training_with_exit_3(tmp_path):
-    result = cli(tmp_path, "--budget-ms", "0.001", *TINY)
+    result = main_in_process(tmp_path, "--budget-ms", "0.001", *TINY)
     assert_one_line_error(result, 3, "below the smallest candidate", "ms measured")
     assert not (tmp_path / "results" / "baselines").exists()  # nothing was trained
     assert "fine-tun" not in result.stderr.replace("finetune", "")
 
 
 def test_a_failing_candidate_is_recorded_and_the_search_goes_on(workdir):
-    result = cli(workdir, "--model", "usermodels:picky_training", "--budget-ratio", "1",
-                 "--trials", "4", "--study-name", "picky", *SMALL)
+    result = main_in_process(workdir, "--model", "usermodels:picky_training", "--budget-ratio", "1",
+                             "--trials", "4", "--study-name", "picky", *SMALL)
     assert result.returncode == 0, result.stderr
     run_dir = workdir / "results" / "picky"
     trials = pd.read_csv(run_dir / "trials.csv")
@@ -243,8 +244,8 @@ def test_a_failing_candidate_is_recorded_and_the_search_goes_on(workdir):
 
 
 def test_widths_that_break_the_model_are_left_out_before_the_search(workdir):
-    result = cli(workdir, "--model", "usermodels:picky", "--budget-ratio", "1", "--trials", "4",
-                 "--study-name", "probed", *SMALL)
+    result = main_in_process(workdir, "--model", "usermodels:picky", "--budget-ratio", "1",
+                             "--trials", "4", "--study-name", "probed", *SMALL)
     assert result.returncode == 0, result.stderr
     run_dir = workdir / "results" / "probed"
     line = ("group mid: widths [8] left out, pruning to them breaks the model (RuntimeError: "
@@ -257,8 +258,8 @@ def test_widths_that_break_the_model_are_left_out_before_the_search(workdir):
 
 
 def test_a_nan_loss_fails_the_candidate_with_its_reason(workdir):
-    result = cli(workdir, "--model", "usermodels:nan_at_16", "--budget-ratio", "1", "--trials",
-                 "3", "--study-name", "nan", *SMALL)
+    result = main_in_process(workdir, "--model", "usermodels:nan_at_16", "--budget-ratio", "1",
+                             "--trials", "3", "--study-name", "nan", *SMALL)
     assert result.returncode == 0, result.stderr
     trials = pd.read_csv(workdir / "results" / "nan" / "trials.csv")
     # keep 0.5 is 16 channels in the middle layer: its fine-tune loss is NaN.
@@ -267,8 +268,8 @@ def test_a_nan_loss_fails_the_candidate_with_its_reason(workdir):
 
 
 def test_most_early_trials_failing_stops_with_exit_4_and_the_reasons_counted(workdir):
-    result = cli(workdir, "--model", "usermodels:untrainable", "--budget-ratio", "1", "--trials",
-                 "20", "--study-name", "broken", *SMALL)
+    result = main_in_process(workdir, "--model", "usermodels:untrainable", "--budget-ratio", "1",
+                             "--trials", "20", "--study-name", "broken", *SMALL)
     assert_one_line_error(result, 4, "of the first 8 trials failed (", "x non-finite loss")
     run_dir = workdir / "results" / "broken"
     trials = pd.read_csv(run_dir / "trials.csv")
@@ -277,8 +278,8 @@ def test_most_early_trials_failing_stops_with_exit_4_and_the_reasons_counted(wor
 
 
 def test_trials_over_their_time_limit_fail_with_that_reason(workdir):
-    result = cli(workdir, "--budget-ratio", "1", "--trials", "2", "--trial-timeout", "0.000001",
-                 "--study-name", "slow", *TINY)
+    result = main_in_process(workdir, "--budget-ratio", "1", "--trials", "2", "--trial-timeout",
+                             "0.000001", "--study-name", "slow", *TINY)
     assert_one_line_error(result, 4, "2 of the first 2 trials failed (2x over the trial time limit)")
     trials = pd.read_csv(workdir / "results" / "slow" / "trials.csv")
     # The warm-start candidates the run did not reach stay queued in the study, not listed.

@@ -15,7 +15,7 @@ from PIL import Image
 
 from search import UsageError
 from search.sources import load_data
-from tests.search.runs import cli
+from tests.search.runs import main_in_process
 
 
 def write_cifar(root, per_batch=20, *, labels_key=b"labels"):
@@ -250,9 +250,9 @@ def test_a_bad_data_function_gets_one_line(data_module, name, message):
 def test_a_search_on_cifar10_batches_takes_shape_and_classes_from_them(tmp_path):
     write_cifar(tmp_path / "cifar", per_batch=40)
     out = tmp_path / "run"
-    result = cli(tmp_path, "--budget-ratio", "0.9", "--model", "resnet20", "--data",
-                 "cifar10:cifar", "--trials", "2", "--finetune-steps", "1",
-                 "--final-finetune-steps", "1", "--out", str(out))
+    result = main_in_process(tmp_path, "--budget-ratio", "0.9", "--model", "resnet20", "--data",
+                             "cifar10:cifar", "--trials", "2", "--finetune-steps", "1",
+                             "--final-finetune-steps", "1", "--out", str(out))
     assert result.returncode == 0, result.stderr
     config = json.loads((out / "config.json").read_text())
     assert config["image_size"] is None and config["data"] == "cifar10:cifar"

@@ -13,7 +13,7 @@ import torch
 
 import search
 from search.sources import build_model
-from tests.search.runs import SMALL, TINY, assert_one_line_error, cli, main_in_process
+from tests.search.runs import SMALL, TINY, assert_one_line_error, main_in_process
 
 TIMESTAMP = re.compile(r"^\d\d:\d\d:\d\d ")
 
@@ -33,12 +33,13 @@ def test_a_bad_checkpoint_is_refused_before_anything_is_written_and_the_fix_resu
 
     (seeded / "weights").mkdir()
     torch.save(build_model("resnet20", 10).state_dict(), seeded / "weights" / "dense.pt")
-    fixed = cli(seeded, "--budget-ratio", "1", "--checkpoint", "weights/dense.pt", "-v", *args)
+    fixed = main_in_process(seeded, "--budget-ratio", "1", "--checkpoint", "weights/dense.pt", "-v",
+                            *args)
     assert fixed.returncode == 0, fixed.stderr
     # The study knows the checkpoint by its content: the same weights under another path resume
     # it, and other weights are refused.
     (seeded / "weights" / "dense.pt").rename(seeded / "moved.pt")
-    moved = cli(seeded, "--budget-ratio", "1", "--checkpoint", "moved.pt", "-q", *args)
+    moved = main_in_process(seeded, "--budget-ratio", "1", "--checkpoint", "moved.pt", "-q", *args)
     assert moved.returncode == 0, moved.stderr
     assert len(pd.read_csv(seeded / "results" / "ckpt" / "trials.csv")) == 2
     torch.save(build_model("resnet20", 10).state_dict(), seeded / "other.pt")  # new weights
@@ -130,12 +131,12 @@ def test_a_config_file_sets_what_flags_do_and_a_run_folder_replays(seeded):
         'budget-ratio = 1\nmodel = "resnet20"\nimage_size = 16\ntrials = 3\n'
         'finetune_steps = 2\nfinal_finetune_steps = 2\nmeasure_seconds = 0.5\n'
         'study_name = "fromfile"\n')
-    first = cli(seeded, "--config", "search.toml", "--trials", "1")  # the flag wins
+    first = main_in_process(seeded, "--config", "search.toml", "--trials", "1")  # the flag wins
     assert first.returncode == 0, first.stderr
     run_dir = seeded / "results" / "fromfile"
     config = search.load_run(run_dir).config
     assert (config["model"], config["image_size"], config["trials"]) == ("resnet20", 16, 1)
-    replay = cli(seeded, "--config", "results/fromfile/config.json")
+    replay = main_in_process(seeded, "--config", "results/fromfile/config.json")
     assert replay.returncode == 0, replay.stderr
     assert len(pd.read_csv(run_dir / "trials.csv")) == 2  # the same study, one trial more
 

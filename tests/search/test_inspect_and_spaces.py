@@ -13,7 +13,7 @@ from search._errors import UsageError
 from search._guards import memory_limit, resident_bytes
 from search.candidates import build_space
 from search.commands import main
-from tests.search.runs import PICKY_MODEL, TINY, assert_one_line_error, cli
+from tests.search.runs import PICKY_MODEL, TINY, assert_one_line_error, main_in_process
 
 
 def inspect(capsys, *args):
@@ -183,7 +183,7 @@ def test_a_memory_limit_that_is_not_reached_changes_nothing():
 
 def test_a_spaces_file_pattern_that_matches_nothing_is_exit_2(tmp_path):
     (tmp_path / "space.toml").write_text('[[rule]]\nmatch = "layer9.*"\nexclude = true\n')
-    result = cli(tmp_path, "--budget-ratio", "0.9", "--space", "space.toml", *TINY)
+    result = main_in_process(tmp_path, "--budget-ratio", "0.9", "--space", "space.toml", *TINY)
     assert_one_line_error(result, 2, "space.toml: rule 1 (match = 'layer9.*') matches no prunable")
     assert not (tmp_path / "results" / "resnet20-digits-cpu").exists()
 
@@ -193,8 +193,8 @@ def test_a_per_stage_spaces_file_searches_one_fraction_per_stage(seeded):
     (seeded / "space.toml").write_text(
         'space = "per-stage"\nfractions = [0.25, 0.5, 1.0]\n'
         '[[rule]]\nmatch = "layer3.0.conv2"\nexclude = true\n')
-    result = cli(seeded, "--budget-ratio", "1", "--trials", "5", "--space", "space.toml",
-                 "--study-name", "staged", *TINY)
+    result = main_in_process(seeded, "--budget-ratio", "1", "--trials", "5", "--space",
+                             "space.toml", "--study-name", "staged", *TINY)
     assert result.returncode == 0, result.stderr
     trials = pd.read_csv(seeded / "results" / "staged" / "trials.csv")
     allocations = [json.loads(a) for a in trials["allocation"]]
@@ -207,8 +207,8 @@ def test_a_per_stage_spaces_file_searches_one_fraction_per_stage(seeded):
         assert stage3 <= {0.25, 0.5, 1.0}
     # Editing the file and resuming the study is refused: its trials would not be comparable.
     (seeded / "space.toml").write_text('space = "uniform"\n')
-    again = cli(seeded, "--budget-ratio", "1", "--trials", "1", "--space", "space.toml",
-                "--study-name", "staged", *TINY)
+    again = main_in_process(seeded, "--budget-ratio", "1", "--trials", "1", "--space", "space.toml",
+                            "--study-name", "staged", *TINY)
     assert_one_line_error(again, 2, "another version of the spaces file space.toml")
 
 
@@ -221,19 +221,20 @@ def test_run_help_names_every_space_kind(capsys):
 
 @pytest.mark.slow
 def test_taylor_importance_searches_and_resuming_with_another_criterion_is_refused(seeded):
-    result = cli(seeded, "--budget-ratio", "1", "--trials", "2", "--importance", "taylor",
-                 "--study-name", "taylor", *TINY)
+    result = main_in_process(seeded, "--budget-ratio", "1", "--trials", "2", "--importance",
+                             "taylor", "--study-name", "taylor", *TINY)
     assert result.returncode == 0, result.stderr
     run_dir = seeded / "results" / "taylor"
     assert "channels kept by taylor importance" in (run_dir / "report.md").read_text()
-    other = cli(seeded, "--budget-ratio", "1", "--trials", "1", "--study-name", "taylor", *TINY)
+    other = main_in_process(seeded, "--budget-ratio", "1", "--trials", "1", "--study-name",
+                            "taylor", *TINY)
     assert_one_line_error(other, 2, "was run with --importance taylor, not l2")
 
 
 @pytest.mark.slow
 def test_importance_search_makes_the_criterion_a_dimension(seeded):
-    result = cli(seeded, "--budget-ratio", "1", "--trials", "6", "--importance", "search",
-                 "--isolate", "--study-name", "chosen", *TINY)
+    result = main_in_process(seeded, "--budget-ratio", "1", "--trials", "6", "--importance",
+                             "search", "--isolate", "--study-name", "chosen", *TINY)
     assert result.returncode == 0, result.stderr
     trials = pd.read_csv(seeded / "results" / "chosen" / "trials.csv")
     assert (trials["state"] == "COMPLETE").all()

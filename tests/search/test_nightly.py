@@ -6,7 +6,7 @@ import pytest
 
 import search
 from search.runfolder import hypervolume
-from tests.search.runs import TINY, cli
+from tests.search.runs import TINY, main_in_process
 
 # A longer final stage than TINY's: a front's accuracy must clear the reference point (dense -
 # 0.2), which 2 quick steps plus a 10-step final stage do not always give. Each night adds trials
@@ -18,7 +18,7 @@ NIGHT = ["nightly", "--hours", "0.003", "--budget-ratio", "1", "--study-name", "
 
 def test_nights_append_history_rescore_the_last_front_and_flag_regressions(workdir):
     run_dir = workdir / "results" / "nightly"
-    first = cli(workdir, *NIGHT)
+    first = main_in_process(workdir, *NIGHT)
     assert first.returncode == 0, first.stderr
     front_1 = pd.read_csv(run_dir / "pareto.csv")["trial"].tolist()
     night_1 = len(pd.read_csv(run_dir / "trials.csv"))
@@ -33,7 +33,7 @@ def test_nights_append_history_rescore_the_last_front_and_flag_regressions(workd
         1 - history.loc[0, "hv_ref_accuracy"])
     history.loc[0, "fingerprint"] = "0123456789ab"
     history.to_csv(run_dir / "history.csv", index=False)
-    second = cli(workdir, *NIGHT)
+    second = main_in_process(workdir, *NIGHT)
     assert second.returncode == 6, second.stderr
     assert "warning: nightly: tonight's front is worse than on" in second.stderr
     assert "the device or its software changed since" in second.stderr

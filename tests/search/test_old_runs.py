@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import search
-from tests.search.runs import cli, main_in_process
+from tests.search.runs import main_in_process
 
 FIXTURE = Path(__file__).parent / "fixtures" / "run-written-2026-12-02"
 # The flags it was written with: a resumed study must match them. (Not the budget, which is not
@@ -55,7 +55,7 @@ def test_an_old_run_reports_and_picks(old):
 
 
 def test_an_old_study_resumes_where_it_stopped(old):
-    resumed = cli(old, *WRITTEN_WITH, "--trials", "2")
+    resumed = main_in_process(old, *WRITTEN_WITH, "--trials", "2")
     assert resumed.returncode == 0, resumed.stderr
     assert "dense baseline: loaded" in resumed.stderr  # the old cache key still finds it
     trials = pd.read_csv(old / "results" / "old-run" / "trials.csv")

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import search
-from tests.search.runs import assert_one_line_error, cli, main_in_process
+from tests.search.runs import assert_one_line_error, main_in_process
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_report_rebuilds_the_same_files_from_the_folder(run_dir, workdir):
     written = (run_dir / "report.md").read_text()
     for name in ("report.md", "report.html", "pareto.png"):
         (run_dir / name).unlink()
-    result = cli(workdir, "report", str(run_dir))
+    result = main_in_process(workdir, "report", str(run_dir))
     assert result.returncode == 0, result.stderr
     assert (run_dir / "report.md").read_text() == written
     assert (run_dir / "pareto.png").stat().st_size > 10_000
@@ -136,7 +136,7 @@ def test_report_rebuilds_the_same_files_from_the_folder(run_dir, workdir):
 def test_report_on_a_search_still_going(run_dir, workdir):
     (run_dir / "pareto.csv").unlink()  # as while a search runs: trials.csv is written per trial
     (run_dir / "notes.json").unlink()
-    result = cli(workdir, "report", str(run_dir))
+    result = main_in_process(workdir, "report", str(run_dir))
     assert result.returncode == 0, result.stderr
     report = (run_dir / "report.md").read_text()
     assert "## Pareto front (search-time latencies)" in report
@@ -148,7 +148,7 @@ def test_report_compares_several_runs_on_one_plot(run_dir, tmp_path, workdir):
     other = tmp_path / "e2e-again"
     shutil.copytree(run_dir, other)
     out = tmp_path / "both.html"
-    result = cli(workdir, "report", str(run_dir), str(other), "--out", str(out))
+    result = main_in_process(workdir, "report", str(run_dir), str(other), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert str(other) in result.stdout and f"wrote {out}" in result.stdout
     fronts = len(pd.read_csv(run_dir / "pareto.csv"))

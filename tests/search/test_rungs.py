@@ -87,9 +87,10 @@ def test_promotion_changes_the_weights_and_only_when_it_promotes(tmp_path):
 
 
 def test_the_cli_run_records_promotions_in_trials_csv_and_the_report(seeded):
-    from tests.search.runs import TINY, cli
+    from tests.search.runs import TINY, main_in_process
 
-    result = cli(seeded, "--budget-ratio", "1", "--trials", "3", "--promote-steps", "2", *TINY)
+    result = main_in_process(seeded, "--budget-ratio", "1", "--trials", "3", "--promote-steps", "2",
+                             *TINY)
     assert result.returncode == 0, result.stderr
     run_dir = seeded / "results" / "resnet20-digits-cpu"
     trials = pd.read_csv(run_dir / "trials.csv")
