@@ -51,6 +51,7 @@ import torch
 from profilers import fingerprint
 from search import SearchConfig
 from search.runfolder import hypervolume, macs_latency, pareto_mask
+from search.sources import TensorSplit
 from search.training import accuracy
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -122,9 +123,9 @@ def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dic
     setup = replace(setup, eagleeye_pool=3)
     if args.quick:  # a smoke run: the first validation and test images score every model
         data, k = setup.data, QUICK_IMAGES
-        setup = replace(setup, data=replace(data, val_x=data.val_x[:k], val_y=data.val_y[:k],
-                                            test_x=data.test_x[:k], test_y=data.test_y[:k]))
-    dense_accuracy = accuracy(setup.dense, setup.data.val_x, setup.data.val_y)
+        setup = replace(setup, data=replace(data, val=TensorSplit(data.val.x[:k], data.val.y[:k]),
+                                            test=TensorSplit(data.test.x[:k], data.test.y[:k])))
+    dense_accuracy = accuracy(setup.dense, setup.data.val)
     # The reference accuracy is chance: with the dense model's minus 20 points (the digits
     # benchmark's), no quick-fine-tuned candidate within 0.7 x the dense latency scored above it
     # on either model (the first run of 2026-12-03), and every anytime hypervolume was 0.

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                                  finetune_lr=lr * setup.recipe.finetune_lr)
                 finetune(model, setup.data, recipe, seed=args.seed * 100_003 + number + offset,
                          teacher=setup.dense if distill else None)
-                row[name] = accuracy(model, setup.data.val_x, setup.data.val_y)
+                row[name] = accuracy(model, setup.data.val)
                 seconds[name] += time.perf_counter() - began
             rows.append(row)
             print(row, flush=True)
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     stamp = datetime.date.today().isoformat()
     text = (f"# proxy_correlation, {stamp}, {env['cpu_model']} ({env['cpu_count']} CPUs), torch "
             f"{env['torch']}, model {args.model}, {args.data} {setup.data.input_shape[-1]} px, "
-            f"{len(setup.data.val_y)} validation images, space {args.space}, {len(scores)} random "
+            f"{len(setup.data.val)} validation images, space {args.space}, {len(scores)} random "
             f"candidates, "
             f"long = {args.long_steps} steps\n"
             f"# python benchmarks/proxy_correlation.py "

@@ -102,8 +102,8 @@ def run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataFr
         # and resized again by each (7 s a time for CIFAR-10 here). Only with a checkpoint: a
         # search without one caches its own baseline, keyed by the data's name.
         data = setup.data
-        handed = {"train": (data.train_x, data.train_y), "val": (data.val_x, data.val_y),
-                  "test": (data.test_x, data.test_y)}
+        handed = {"train": (data.train.x, data.train.y), "val": (data.val.x, data.val.y),
+                  "test": (data.test.x, data.test.y)}
         base = replace(base, data=data.label())
     began, evaluations = time.perf_counter(), 0
 
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         setup = strategies.setup_for(config, None if args.quick else strategies.BASELINES,
                                      dense_epochs=QUICK_DENSE_EPOCHS if args.quick else None)
         setup = replace(setup, eagleeye_pool=3) if args.quick else setup
-        dense_accuracy = accuracy(setup.dense, setup.data.val_x, setup.data.val_y)
+        dense_accuracy = accuracy(setup.dense, setup.data.val)
         reference = {"ratio": args.budget_ratio, "accuracy": dense_accuracy - REFERENCE_DROP}
         fronts, counts = {}, {}
         for name in args.strategies:

@@ -111,7 +111,7 @@ def adaptive_bn_accuracy(setup: Setup, model: torch.nn.Module, seed: int) -> flo
     """EagleEye's proxy: validation accuracy after re-estimating batch-norm statistics."""
     recalibrate_bn(model, setup.data, setup.recipe.bn_batches, setup.recipe.batch_size,
                    torch.Generator().manual_seed(seed))
-    return accuracy(model, setup.data.val_x, setup.data.val_y)
+    return accuracy(model, setup.data.val)
 
 
 def eagleeye(setup: Setup, n: int) -> list[dict[str, float]]:

@@ -13,7 +13,7 @@ from search._errors import UsageError
 from search.backends import BACKENDS
 from search.candidates import TRACE_TIMEOUT_S, check_space
 from search.runfolder import JOURNAL, LEGACY_SQLITE
-from search.sources import checkpoint_digest
+from search.sources import Streaming, checkpoint_digest
 from search.study import SAMPLERS, WARM_STARTS, StudyKey
 from spaces import IMPORTANCES
 
@@ -44,6 +44,8 @@ class SearchConfig:
     data: str = "digits"
     checkpoint: str | None = None
     image_size: int | None = None
+    data_memory_gb: float = 2.0
+    data_workers: int | None = None
     space: str = "per-layer"
     importance: str = "l2"
     trials: int = 40
@@ -109,6 +111,12 @@ class SearchConfig:
         if not (self.measure_seconds > 0 and math.isfinite(self.measure_seconds)):
             raise UsageError(f"--measure-seconds must be a positive number of seconds, "
                              f"got {self.measure_seconds}")
+        if not (self.data_memory_gb >= 0 and math.isfinite(self.data_memory_gb)):
+            raise UsageError(f"--data-memory-gb must be 0 (stream all) or more GB, got "
+                             f"{self.data_memory_gb}")
+        if self.data_workers is not None and self.data_workers < 0:
+            raise UsageError(f"--data-workers must be 0 (read in the search's process) or more, "
+                             f"got {self.data_workers}")
         if self.image_size is not None and self.image_size < 8:
             raise UsageError(f"--image-size must be at least 8 pixels, got {self.image_size}")
         if self.timeout is not None and not self.timeout > 0:
@@ -136,6 +144,11 @@ class SearchConfig:
                              f"{', '.join(IMPORTANCES)}, search")
         if self.study_name is not None and not re.fullmatch(r"[\w.-]+", self.study_name):
             raise UsageError(f"--study-name {self.study_name!r}: use letters, digits, '.', '_', '-'")
+
+    @property
+    def streaming(self) -> Streaming:
+        """When an image folder or a user's dataset is streamed rather than held."""
+        return Streaming(memory_gb=self.data_memory_gb, workers=self.data_workers)
 
     @property
     def study(self) -> str:

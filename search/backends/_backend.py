@@ -17,6 +17,7 @@ from pathlib import Path
 import optuna
 
 from search.candidates import CandidateEvaluator
+from search.sources import DEFAULT_STREAMING, Streaming
 from search.study import StudyKey
 from spaces import SearchSpace
 
@@ -26,8 +27,8 @@ class TrialsJob:
     """What a backend needs to add trials to a study, as the prepare step decided it.
 
     Everything but ``evaluator`` is plain data; a backend that scores in another process sends
-    the evaluator as plain data too (``search.backends._isolated.spec_of``), with ``data_name``
-    and ``image_size`` to load the data there.
+    the evaluator as plain data too (``search.backends._isolated.spec_of``), with ``data_name``,
+    ``image_size`` and ``streaming`` to load the data there.
     """
 
     study: StudyKey
@@ -35,6 +36,7 @@ class TrialsJob:
     evaluator: CandidateEvaluator
     data_name: str
     image_size: int | None
+    streaming: Streaming = DEFAULT_STREAMING
     run_dir: Path
     trials: int
     timeout: float | None = None

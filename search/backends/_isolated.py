@@ -34,7 +34,7 @@ from search.candidates import (
     failure_reason,
     is_machine_error,
 )
-from search.sources import build_model, load_data
+from search.sources import DEFAULT_STREAMING, Streaming, build_model, load_data
 from search.study import run_trials
 from search.training import TrialTimeLimit
 from spaces import Allocation
@@ -68,19 +68,26 @@ class Spec:
     dense_state: dict[str, torch.Tensor]
     data_name: str
     image_size: int
+    streaming: Streaming = DEFAULT_STREAMING
 
 
-def spec_of(evaluator: CandidateEvaluator, data_name: str, image_size: int) -> Spec:
+def spec_of(evaluator: CandidateEvaluator, data_name: str, image_size: int,
+            streaming: Streaming = DEFAULT_STREAMING) -> Spec:
     """The evaluator as plain data, for another process."""
     state = {k: v.detach().cpu() for k, v in evaluator.dense.state_dict().items()}
-    return Spec(replace(evaluator, dense=None, data=None), state, data_name, image_size)
+    return Spec(replace(evaluator, dense=None, data=None), state, data_name, image_size,
+                streaming)
 
 
 def rebuild(spec: Spec, device: torch.device | None = None) -> CandidateEvaluator:
     """The evaluator again, in this process (on ``device`` if given): data loaded, dense model
     built and its weights loaded."""
     template = spec.evaluator
-    data = load_data(spec.data_name, image_size=spec.image_size, seed=template.seed)
+    streaming = spec.streaming
+    if multiprocessing.current_process().daemon:  # the isolated worker: no children allowed
+        streaming = replace(streaming, workers=0)
+    data = load_data(spec.data_name, image_size=spec.image_size, seed=template.seed,
+                     streaming=streaming)
     dense = build_model(template.model_name, data.num_classes)
     dense.load_state_dict(spec.dense_state)
     return replace(template, dense=dense.eval(), data=data,
@@ -118,13 +125,14 @@ class IsolatedEvaluator:
     ``reference`` and ``importance``.
     """
 
-    def __init__(self, evaluator: CandidateEvaluator, data_name: str, image_size: int) -> None:
+    def __init__(self, evaluator: CandidateEvaluator, data_name: str, image_size: int,
+                 streaming: Streaming = DEFAULT_STREAMING) -> None:
         self.budget_ms = evaluator.budget_ms
         self.accuracy_floor = evaluator.accuracy_floor
         self.reference = evaluator.reference
         self.importance = evaluator.importance
         self._timeout = evaluator.trial_timeout
-        self._spec = spec_of(evaluator, data_name, image_size)
+        self._spec = spec_of(evaluator, data_name, image_size, streaming)
         self._context = multiprocessing.get_context("spawn")
         self._process: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
@@ -189,7 +197,8 @@ class IsolatedLoop(LocalLoop):
 
     def run_trials(self, study: optuna.Study, job: TrialsJob,
                    on_trial: Callable[[], None]) -> None:
-        evaluator = IsolatedEvaluator(job.evaluator, job.data_name, job.image_size)
+        evaluator = IsolatedEvaluator(job.evaluator, job.data_name, job.image_size,
+                                      job.streaming)
         try:
             run_trials(study, job.space, evaluator, trials=job.trials, timeout=job.timeout,
                        on_trial=on_trial)

@@ -109,7 +109,7 @@ class WorkerProcesses(Backend):
         context = multiprocessing.get_context("spawn")
         threads = threads_per_process(self.workers)
         torch.set_num_threads(threads)
-        spec = spec_of(job.evaluator, job.data_name, job.image_size)
+        spec = spec_of(job.evaluator, job.data_name, job.image_size, job.streaming)
         plain = dataclasses.replace(job, evaluator=None)  # the worker rebuilds it from spec
         processes = []
         for number, count in enumerate(shares(job.trials, self.workers)[1:], start=2):

@@ -113,6 +113,7 @@ def _absolute_storage(url: str) -> str:
 def job_for(job: TrialsJob) -> Job:
     """The plain-data job of a search, with every path absolute (a Ray worker's working
     directory is not the driver's)."""
-    return Job(spec_of(_with_absolute_paths(job.evaluator), job.data_name, job.image_size),
+    return Job(spec_of(_with_absolute_paths(job.evaluator), job.data_name, job.image_size,
+                       job.streaming),
                job.space, _absolute_storage(job.study.storage_url), job.study.name,
                job.evaluator.device.type, job.threads)

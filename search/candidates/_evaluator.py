@@ -8,6 +8,7 @@ A candidate over the budget is never fine-tuned: that is where most of a search'
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -106,8 +107,7 @@ class CandidateEvaluator:
         batches = None
         if importance == "taylor":  # the same two training batches for every candidate
             size = self.recipe.batch_size
-            batches = [(self.data.train_x[i:i + size], self.data.train_y[i:i + size])
-                       for i in (0, size)]
+            batches = list(itertools.islice(self.data.train.batches(size), 2))
         pruned = prune(self.dense, self.example[:1], allocation, importance=importance,
                        batches=batches)
         cost = count_cost(pruned, self.example)
@@ -168,7 +168,7 @@ class CandidateEvaluator:
                 seed = self.seed * 100_003 + (number if seed_number is None else seed_number)
                 finetune(pruned, self.data, self.recipe, seed=seed, deadline=deadline,
                          teacher=self.teacher)
-                result.accuracy = score(pruned, self.data.val_x, self.data.val_y, self.recipe)
+                result.accuracy = score(pruned, self.data.val, self.recipe)
                 if self.recipe.promote_steps:
                     self._promote(pruned, result, promotion or Promotion(), seed, deadline)
                 spec = PrunedSpec(self.model_name, self.data.num_classes,
@@ -197,10 +197,10 @@ class CandidateEvaluator:
         """The second rung: more steps from the quick fine-tune's weights (batch-norm statistics
         are already this candidate's), when its quick accuracy puts it near the front."""
         quick = result.accuracy
-        promoted = promotion.promotes(quick, result.latency_ms, len(self.data.val_y))
+        promoted = promotion.promotes(quick, result.latency_ms, len(self.data.val))
         if promoted:
             longer = replace(self.recipe, finetune_steps=self.recipe.promote_steps, bn_batches=0)
             finetune(pruned, self.data, longer, seed=seed + 7_919, deadline=deadline,
                      teacher=self.teacher)
-            result.accuracy = score(pruned, self.data.val_x, self.data.val_y, self.recipe)
+            result.accuracy = score(pruned, self.data.val, self.recipe)
         result.extra.update({RUNG0_ACCURACY: quick, PROMOTED: promoted})

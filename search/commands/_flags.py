@@ -118,6 +118,14 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
     model.add_argument("--image-size", type=int, metavar="PX",
                        help="resize images to PX x PX (default: 16 for digits, else the data's "
                             "own size)")
+    model.add_argument("--data-memory-gb", type=float, metavar="GB",
+                       default=d["data_memory_gb"].default,
+                       help="an image folder or a dataset from Python that fits in GB once "
+                            "decoded is held in memory; a larger one is streamed from disk in "
+                            "batches (default %(default)s; 0 streams all)")
+    model.add_argument("--data-workers", type=int, metavar="N",
+                       help="DataLoader processes that decode streamed data (default: one per "
+                            "core beyond the first, at most 4; 0: in the search's process)")
     search.add_argument("--space", default=d["space"].default,
                         help=f"{space_help()} (default %(default)s)")
     search.add_argument("--importance", default=d["importance"].default,

@@ -32,7 +32,7 @@ def inspect_model(*, model: str, data: str = "digits", image_size: int | None = 
         image_size = 16
     splits = load_data(data, image_size=image_size, seed=seed)
     net = build_model(model, splits.num_classes).eval()
-    example = splits.val_x[:1].clone()
+    example = splits.val.inputs(1)
     built = build_space(net, example, model_name=model, space=space, round_to=round_to,
                         trace_timeout=trace_timeout)
     searched = built.space

@@ -11,7 +11,7 @@ import torch
 from profilers import Context, compare, export_onnx, onnxruntime_session, session_runner
 from search._errors import UsageError
 from search.runfolder import Run, choose, load_pruned, load_run, save_pruned
-from search.sources import load_data
+from search.sources import Streaming, load_data
 from spaces import PrunedSpec
 
 log = logging.getLogger(__name__)
@@ -65,22 +65,28 @@ def _export_and_check(model: torch.nn.Module, spec: PrunedSpec, run: Run, path: 
     example = torch.zeros(spec.input_shape)
     export_onnx(model, example, path)
     config = run.config
-    data = load_data(config["data"], image_size=config["image_size"], seed=config["seed"])
+    streaming = Streaming(memory_gb=config.get("data_memory_gb", 2.0),
+                          workers=config.get("data_workers"))
+    data = load_data(config["data"], image_size=config["image_size"], seed=config["seed"],
+                     streaming=streaming)
     session = onnxruntime_session(path, torch.device("cpu"), threads=1)
-    with torch.inference_mode():
-        expected = model(data.test_x)
-    got = torch.from_numpy(session.run(None, {"input": data.test_x.numpy()})[0])
-    max_diff = float((got - expected).abs().max())
-    if not torch.allclose(got, expected, atol=ONNX_ATOL, rtol=ONNX_RTOL):
-        raise RuntimeError(f"ONNX export of the picked model disagrees with PyTorch by up to "
-                           f"{max_diff:.2e} on the test split")
-    agree = float((got.argmax(1) == expected.argmax(1)).float().mean())
+    max_diff, agreeing = 0.0, 0
+    for x, _ in data.test.batches(256):
+        with torch.inference_mode():
+            expected = model(x)
+        got = torch.from_numpy(session.run(None, {"input": x.numpy()})[0])
+        max_diff = max(max_diff, float((got - expected).abs().max()))
+        if not torch.allclose(got, expected, atol=ONNX_ATOL, rtol=ONNX_RTOL):
+            raise RuntimeError(f"ONNX export of the picked model disagrees with PyTorch by up to "
+                               f"{max_diff:.2e} on the test split")
+        agreeing += int((got.argmax(1) == expected.argmax(1)).sum())
+    agree = agreeing / len(data.test)
     # Latency of the file as deployed (ONNX Runtime, CPU) next to eager, interleaved, batch 1.
-    x = data.test_x[:1].contiguous()
+    x = data.test.inputs(1).contiguous()
     comparison = compare([model, session_runner(session, x, torch.device("cpu"))], x,
                          device="cpu", context=Context())
     eager_ms = comparison.stats[0].median_ms
-    return {"onnx": str(path), "onnx_max_abs_diff": max_diff, "onnx_test_inputs": len(data.test_x),
+    return {"onnx": str(path), "onnx_max_abs_diff": max_diff, "onnx_test_inputs": len(data.test),
             "onnx_tolerance": f"atol {ONNX_ATOL:g}, rtol {ONNX_RTOL:g}",
             "onnx_same_predictions": agree, "eager_cpu_ms": eager_ms,
             "onnxruntime_cpu_ms": comparison.ratios[1] * eager_ms}

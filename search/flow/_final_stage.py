@@ -56,13 +56,13 @@ def final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEval
             report(log, "final stage", done, len(loaded), trial=number)
             save_pruned(model, dataclasses.replace(spec, weights=trial_weights(number, final=True)),
                         folder.model_json(number, final=True))
-        front["accuracy"] = [score(m, evaluator.data.val_x, evaluator.data.val_y, evaluator.recipe)
+        front["accuracy"] = [score(m, evaluator.data.val, evaluator.recipe)
                              for m in models]
     comparison = compare([evaluator.dense_runner(), *models], evaluator.example,
                          device=evaluator.device, settings=evaluator.latency.scaled(3),
                          context=evaluator.context)
     front[["latency_ms", "latency_iqr_ms"]] = scaled_latencies(reference, comparison)
-    front["test_accuracy"] = [score(m, evaluator.data.test_x, evaluator.data.test_y, evaluator.recipe)
+    front["test_accuracy"] = [score(m, evaluator.data.test, evaluator.recipe)
                               for m in models]
     return front, comparison.stats[0].median_ms
 

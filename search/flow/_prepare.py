@@ -101,7 +101,10 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None,
     recipe = Recipe(finetune_steps=config.finetune_steps, promote_steps=config.promote_steps,
                     distill=config.distill, score_fn=given.score_fn, loss_fn=given.loss_fn)
     latency = LatencySettings(max_seconds=config.measure_seconds)
-    data = given.data or load_data(config.data, image_size=config.image_size, seed=config.seed)
+    data = given.data or load_data(config.data, image_size=config.image_size, seed=config.seed,
+                                   streaming=config.streaming)
+    for note in data.notes:
+        log.info("data: %s", note)
     example = _example(given.example_input, data, config.batch_size)
     folder = RunFolder(config.run_dir)
 
@@ -137,7 +140,7 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None,
         dense = checkpointed.eval()
     else:
         dense = dense_model_for(config, data, recipe)
-    dense_accuracy = score(dense, data.val_x, data.val_y, recipe)
+    dense_accuracy = score(dense, data.val, recipe)
     log.info("dense accuracy: val %.2f%%", 100 * dense_accuracy)
     drop = config.max_accuracy_drop
     evaluator = CandidateEvaluator(
@@ -147,7 +150,7 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None,
         trial_timeout=config.trial_timeout, importance=config.importance,
         accuracy_floor=None if drop is None else dense_accuracy - drop / 100)
     record = ReferenceRecord(reference=reference, budget_ms=budget_ms, accuracy=dense_accuracy,
-                             test_accuracy=score(dense, data.test_x, data.test_y, recipe),
+                             test_accuracy=score(dense, data.test, recipe),
                              dense_widths=built.space.dense())
     folder.write_reference(record)
     # Queued before any backend starts, so that each is queued once.
@@ -158,7 +161,8 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None,
         if config.warm_start == "aimed" and smallest_ms is not None else None
     warm_start(study, built.space, dense, example, aim)
     job = TrialsJob(study=key, space=built.space, evaluator=evaluator,
-                    data_name=config.data, image_size=config.image_size, run_dir=folder.path,
+                    data_name=config.data, image_size=config.image_size,
+                    streaming=config.streaming, run_dir=folder.path,
                     trials=config.trials, timeout=config.timeout, threads=config.threads)
     return Prepared(config=config, study=study, job=job, folder=folder, record=record,
                     space_notes=built.notes, env=env)

@@ -23,7 +23,7 @@ from search.backends import Backend, backend_for
 from search.flow._finish import Judge, finish
 from search.flow._prepare import Given, Prepared, prepare
 from search.runfolder import Run, current, load_run, pareto_mask
-from search.sources import PYTHON_PREFIX, model_digest, splits_from
+from search.sources import PYTHON_PREFIX, Streaming, model_digest, splits_from
 from search.study import optuna_quiet, trials_frame, write_trials
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,8 @@ def run(config: SearchConfig | None = None, /, *, model: str | nn.Module | None 
     if isinstance(model, str):
         options["model"] = model
         model = None
-    given, labels = _given(model, train, val, test, example_input, score_fn, loss_fn, options)
+    given, labels = _given(model, train, val, test, example_input, score_fn, loss_fn, options,
+                           config)
     config = dataclasses.replace(config, **labels) if config is not None else \
         SearchConfig(**{**options, **labels})
     if given.anything and (config.workers > 1 or config.isolated or config.backend == "ray"):
@@ -93,7 +94,8 @@ def run(config: SearchConfig | None = None, /, *, model: str | nn.Module | None 
 
 def _given(model: nn.Module | None, train: object, val: object, test: object,
            example_input: torch.Tensor | None, score_fn: Callable | None,
-           loss_fn: Callable | None, options: dict) -> tuple[Given, dict[str, object]]:
+           loss_fn: Callable | None, options: dict,
+           config: SearchConfig | None) -> tuple[Given, dict[str, object]]:
     """The objects handed to :func:`run`, and the config fields that name them: a model as
     ``python:CLASS@DIGEST`` (its architecture and weights), data as ``python@DIGEST``."""
     labels: dict[str, object] = {}
@@ -110,7 +112,11 @@ def _given(model: nn.Module | None, train: object, val: object, test: object,
             raise UsageError("give both train= and val= (test= is optional)")
         if "data" in options:
             raise UsageError("give data= (a name) or train=/val=, not both")
-        data = splits_from(train, val, test, image_size=options.get("image_size"))
+        streaming = config.streaming if config is not None else Streaming(
+            memory_gb=options.get("data_memory_gb", 2.0),  # type: ignore[arg-type]
+            workers=options.get("data_workers"))  # type: ignore[arg-type]
+        data = splits_from(train, val, test, image_size=options.get("image_size"),
+                           streaming=streaming)
         labels["data"] = data.label()
     elif test is not None:
         raise UsageError("test= needs train= and val= too")

@@ -16,6 +16,8 @@ from search.sources._models import (
     model_help,
 )
 from search.sources._readers import (
+    DEFAULT_STREAMING,
+    Streaming,
     cifar10,
     digits,
     from_function,
@@ -23,12 +25,19 @@ from search.sources._readers import (
     mnist,
     splits_from,
 )
-from search.sources._splits import DataSplits, stratified_splits
+from search.sources._splits import (
+    DataSplits,
+    Split,
+    StreamedSplit,
+    TensorSplit,
+    stratified_splits,
+)
 from search.sources._test_models import TEST_MODELS
 from search.sources._weights import checkpoint_digest, load_checkpoint, load_weights
 from search.sources._zoo import ZOO
 
-__all__ = ["DATA", "DataSource", "DataSplits", "MODELS", "MODEL_HUBS", "ModelHub", "PYTHON_PREFIX",
-           "TEST_MODELS", "ZOO", "build_model", "checkpoint_digest", "cifar10", "data_help",
+__all__ = ["DATA", "DEFAULT_STREAMING", "DataSource", "DataSplits", "MODELS", "MODEL_HUBS",
+           "ModelHub", "PYTHON_PREFIX", "Split", "StreamedSplit", "Streaming", "TEST_MODELS",
+           "TensorSplit", "ZOO", "build_model", "checkpoint_digest", "cifar10", "data_help",
            "device_for", "digits", "from_function", "imagefolder", "load_checkpoint", "load_data",
            "load_weights", "mnist", "model_digest", "model_help", "splits_from", "stratified_splits"]

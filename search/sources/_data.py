@@ -13,18 +13,28 @@ from dataclasses import dataclass
 
 from search._errors import UsageError
 from search.sources._names import closest_first, import_attr
-from search.sources._readers import cifar10, digits, from_function, imagefolder, mnist
+from search.sources._readers import (
+    DEFAULT_STREAMING,
+    Streaming,
+    cifar10,
+    digits,
+    from_function,
+    imagefolder,
+    mnist,
+)
 from search.sources._splits import DataSplits
 
 
 @dataclass(frozen=True)
 class DataSource:
     """One entry of the registry: ``read(image_size=, seed=)`` or, with ``takes_path``,
-    ``read(path, image_size=, seed=)``."""
+    ``read(path, image_size=, seed=)``; with ``streams``, also ``streaming=`` (data that may not
+    fit in memory)."""
 
     read: Callable[..., DataSplits]
     help: str
     takes_path: bool = False
+    streams: bool = False
 
     def syntax(self, name: str) -> str:
         return f"{name}:PATH" if self.takes_path else name
@@ -35,7 +45,7 @@ DATA: dict[str, DataSource] = {
     "cifar10": DataSource(cifar10, "the CIFAR-10 python batches", takes_path=True),
     "mnist": DataSource(mnist, "MNIST/Fashion-MNIST IDX files", takes_path=True),
     "imagefolder": DataSource(imagefolder, "CLASS/IMAGE files, optionally under train/ val/ "
-                                           "test/", takes_path=True),
+                                           "test/", takes_path=True, streams=True),
 }
 USER_DATA = "pkg.module:function"  # any other name with a colon: a user's function
 
@@ -46,9 +56,11 @@ def data_help() -> str:
     return f"{', '.join(listed)}, or {USER_DATA} returning (train, val[, test])"
 
 
-def load_data(name: str, *, image_size: int | None, seed: int) -> DataSplits:
+def load_data(name: str, *, image_size: int | None, seed: int,
+              streaming: Streaming = DEFAULT_STREAMING) -> DataSplits:
     """Train/val/test splits by the name a user typed (``--data``); ``image_size`` None keeps
-    the data's own size.
+    the data's own size; ``streaming``: when an image folder or a user's dataset is streamed
+    rather than held (``--data-memory-gb``, ``--data-workers``).
 
     Example:
         >>> load_data("digits", image_size=16, seed=0).num_classes
@@ -56,14 +68,15 @@ def load_data(name: str, *, image_size: int | None, seed: int) -> DataSplits:
     """
     prefix, sep, rest = name.partition(":")
     source = DATA.get(prefix)
+    extra = {"streaming": streaming} if source is not None and source.streams else {}
     if source is not None and not source.takes_path and not sep:
-        return source.read(image_size=image_size, seed=seed)
+        return source.read(image_size=image_size, seed=seed, **extra)
     if source is not None and source.takes_path and sep and rest:
-        return source.read(rest, image_size=image_size, seed=seed)
+        return source.read(rest, image_size=image_size, seed=seed, **extra)
     if sep and rest and prefix:
         known = ", ".join(s.syntax(n) for n, s in DATA.items() if s.takes_path)
         return from_function(import_attr(name, "--data", known), name, image_size=image_size,
-                             seed=seed)
+                             seed=seed, streaming=streaming)
     plain = [n for n, s in DATA.items() if not s.takes_path]
     raise UsageError(f"unknown data {name!r}; valid: {closest_first(name, plain)}, "
                      f"{', '.join(s.syntax(n) for n, s in DATA.items() if s.takes_path)}, or "

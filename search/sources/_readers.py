@@ -1,22 +1,25 @@
 """The readers behind ``--data``: ``digits`` (scikit-learn's, the offline default), ``cifar10:PATH``,
 ``mnist:PATH``, ``imagefolder:PATH`` and ``pkg.module:function``, each turned into the same
-in-memory :class:`DataSplits`.
+:class:`DataSplits`.
 
 The digits are scikit-learn's bundled handwritten digits (1,797 real 8x8 images), resized and
 repeated to 3 channels so every image model takes them unchanged.
 
-Input shape and class count come from the data. Images are held in memory as float tensors (the
-quick fine-tune samples batches from them), so a data set must fit in memory; pass a subset
-through ``pkg.module:function`` when it does not.
+Input shape and class count come from the data. Data that fits in ``--data-memory-gb`` once
+decoded (2 GB by default; the small benchmarks always do) is decoded once and held as tensors.
+An image folder or a user's dataset that does not fit is streamed: read in batches through a
+DataLoader with ``--data-workers`` processes, so a search holds only the batches it is using.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import os
 import pickle
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from search._errors import UsageError
-from search.sources._splits import DataSplits, stratified_splits
+from search.sources._splits import DataSplits, StreamedSplit, TensorSplit, stratified_splits
 
 _CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 # MNIST's IDX files (Fashion-MNIST and KMNIST use the same names and format), each maybe gzipped.
@@ -36,6 +39,45 @@ _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".t
 _NUMPY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                   ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
                   ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+
+
+@dataclass(frozen=True)
+class Streaming:
+    """When data is streamed rather than held, and by how many loader processes.
+
+    Attributes:
+        memory_gb: decoded data up to this size (float32, all splits together) is held in
+            memory; more is streamed (``--data-memory-gb``).
+        workers: DataLoader processes that decode streamed batches (``--data-workers``); None:
+            one per core beyond the first, at most 4.
+    """
+
+    memory_gb: float = 2.0
+    workers: int | None = None
+
+    @property
+    def loader_workers(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+    def held(self, sizes: dict[str, int]) -> set[str]:
+        """Which splits (by name, with their decoded size in bytes) are held in memory:
+        validation first (every candidate is scored on it), then test, then train, while they
+        fit together in ``memory_gb``."""
+        left, held = self.memory_gb * 1024 ** 3, set()
+        for name in ("val", "test", "train"):
+            if name in sizes and sizes[name] <= left:
+                held.add(name)
+                left -= sizes[name]
+        return held
+
+
+def _float_bytes(items: int, shape: tuple[int, ...]) -> int:
+    return items * 4 * int(np.prod(shape))
+
+
+DEFAULT_STREAMING = Streaming()
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -57,7 +99,7 @@ def digits(*, image_size: int | None = 16, seed: int = 0) -> DataSplits:
 
     Example:
         >>> splits = digits(image_size=16)
-        >>> splits.input_shape, splits.num_classes, len(splits.test_y)
+        >>> splits.input_shape, splits.num_classes, len(splits.test)
         ((3, 16, 16), 10, 360)
     """
     from sklearn.datasets import load_digits
@@ -73,8 +115,8 @@ def digits(*, image_size: int | None = 16, seed: int = 0) -> DataSplits:
     train, val = train_test_split(rest, test_size=0.25, random_state=seed, stratify=labels[rest])
     mean, std = images[train].mean(), images[train].std()
     images = ((images - mean) / std).repeat(1, 3, 1, 1).contiguous()
-    return DataSplits(images[train], labels[train], images[val], labels[val], images[test],
-                      labels[test], num_classes=10)
+    return DataSplits.from_tensors(images[train], labels[train], images[val], labels[val],
+                                   images[test], labels[test], num_classes=10)
 
 
 def _normalise(train: Tensor, *others: Tensor) -> list[Tensor]:
@@ -129,7 +171,8 @@ def cifar10(path: str, *, image_size: int | None = None, seed: int = 0) -> DataS
     train, val = stratified_splits(labels, (0.9, 0.1), seed)
     train_x, val_x, test_x = _normalise(*(_resized(x, image_size)
                                           for x in (images[train], images[val], test_x)))
-    return DataSplits(train_x, labels[train], val_x, labels[val], test_x, test_y, num_classes=10)
+    return DataSplits.from_tensors(train_x, labels[train], val_x, labels[val], test_x, test_y,
+                                   num_classes=10)
 
 
 def _idx(root: Path, name: str, what: str) -> np.ndarray:
@@ -182,8 +225,8 @@ def mnist(path: str, *, image_size: int | None = None, seed: int = 0) -> DataSpl
     train, val = stratified_splits(labels, (0.9, 0.1), seed)
     train_x, val_x, test_x = _normalise(*(_resized(x, image_size)
                                           for x in (images[train], images[val], test_x)))
-    return DataSplits(train_x, labels[train], val_x, labels[val], test_x, test_y,
-                      num_classes=num_classes)
+    return DataSplits.from_tensors(train_x, labels[train], val_x, labels[val], test_x, test_y,
+                                   num_classes=num_classes)
 
 
 def _image_files(root: Path) -> list[tuple[Path, str]]:
@@ -191,31 +234,59 @@ def _image_files(root: Path) -> list[tuple[Path, str]]:
                   for f in d.rglob("*") if f.suffix.lower() in _IMAGE_SUFFIXES)
 
 
-def _load_images(files: list[Path], size: int, what: str) -> Tensor:
+def _load_image(file: Path, size: int, what: str) -> Tensor:
+    """One image file as a 3 x size x size float tensor in [0, 1]: the shorter side resized to
+    ``size``, then the centre square."""
     from PIL import Image, UnidentifiedImageError
 
-    images = torch.empty(len(files), 3, size, size)
-    for i, file in enumerate(files):
-        try:
-            with Image.open(file) as image:
-                image = image.convert("RGB")
-                scale = size / min(image.size)  # shorter side to size, then the centre square
-                w, h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
-                image = image.resize((w, h), Image.BILINEAR)
-                left, top = (w - size) // 2, (h - size) // 2
-                image = image.crop((left, top, left + size, top + size))
-                array = np.asarray(image, dtype=np.uint8)
-        except (OSError, UnidentifiedImageError) as exc:
-            raise UsageError(f"{what}: cannot read {file} ({exc})") from None
-        images[i] = torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255
-    return images
+    try:
+        with Image.open(file) as image:
+            image = image.convert("RGB")
+            scale = size / min(image.size)
+            w, h = max(size, round(image.width * scale)), max(size, round(image.height * scale))
+            image = image.resize((w, h), Image.BILINEAR)
+            left, top = (w - size) // 2, (h - size) // 2
+            image = image.crop((left, top, left + size, top + size))
+            array = np.asarray(image, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise UsageError(f"{what}: cannot read {file} ({exc})") from None
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255
 
 
-def imagefolder(path: str, *, image_size: int | None = None, seed: int = 0) -> DataSplits:
+class _ImageFiles(torch.utils.data.Dataset):
+    """Image files and their labels, decoded when an item is read (a DataLoader's workers)."""
+
+    def __init__(self, files: list[Path], labels: Tensor, size: int, what: str) -> None:
+        self.files, self.labels, self.size, self.what = files, labels, size, what
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        return _load_image(self.files[i], self.size, self.what), int(self.labels[i])
+
+
+class _Normalise:
+    """Per-channel (x - mean) / std on a batch: a streamed split's transform (picklable)."""
+
+    def __init__(self, mean: Tensor, std: Tensor) -> None:
+        self.mean, self.std = mean, std
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
+_STATISTICS_SAMPLE = 512  # training images a streamed folder's normalisation is estimated from
+
+
+def imagefolder(path: str, *, image_size: int | None = None, seed: int = 0,
+                streaming: Streaming = DEFAULT_STREAMING) -> DataSplits:
     """An image tree, one folder per class (torchvision's ImageFolder layout). With ``train/`` and
     ``val/`` (and ``test/``) subfolders those are the splits; otherwise one tree is split 60/20/20
     stratified by ``seed``. Images are resized (shorter side) and centre-cropped to
-    ``image_size``, by default the shorter side of the first image."""
+    ``image_size``, by default the shorter side of the first image, and normalised per channel
+    by the training images' statistics. A tree that does not fit ``streaming.memory_gb`` once
+    decoded is streamed (statistics from 512 training images chosen by ``seed``)."""
     what = f"--data imagefolder:{path}"
     root = Path(path).expanduser()
     if not root.is_dir():
@@ -238,61 +309,177 @@ def imagefolder(path: str, *, image_size: int | None = None, seed: int = 0) -> D
 
         with Image.open(next(iter(files.values()))[0][0]) as first:
             image_size = min(first.size)
-    loaded = {name: (_load_images([f for f, _ in found], image_size, what),
-                     torch.tensor([index[label] for _, label in found]))
+    listed = {name: ([f for f, _ in found], torch.tensor([index[label] for _, label in found]))
               for name, found in files.items()}
-    notes: tuple[str, ...] = ()
-    if "all" in loaded:
-        images, labels = loaded["all"]
+    if "all" in listed:
+        paths, labels = listed.pop("all")
         rare = [c for c, n in Counter(labels.tolist()).items() if n < 5]
         if rare:
             raise UsageError(f"{what}: class {classes[rare[0]]!r} has fewer than 5 images; a "
                              f"60/20/20 split needs at least 5 per class")
         parts = stratified_splits(labels, (0.6, 0.2, 0.2), seed)
-        loaded = {name: (images[idx], labels[idx]) for name, idx in zip(("train", "val", "test"),
-                                                                           parts, strict=True)}
-    if "test" not in loaded:
-        loaded["test"] = loaded["val"]
+        listed = {name: ([paths[i] for i in idx], labels[idx])
+                  for name, idx in zip(("train", "val", "test"), parts, strict=True)}
+    notes: tuple[str, ...] = ()
+    if "test" not in listed:
+        listed["test"] = listed["val"]
         notes = ("the data has no test/ split: test accuracy is measured on val/",)
-    xs = _normalise(loaded["train"][0], loaded["val"][0], loaded["test"][0])
-    return DataSplits(xs[0], loaded["train"][1], xs[1], loaded["val"][1], xs[2],
-                      loaded["test"][1], num_classes=len(classes), notes=notes)
+    order = ("train", "val", "test")
+    same_test = listed["test"] is listed["val"]
+    held = streaming.held({n: _float_bytes(len(listed[n][0]), (3, image_size, image_size))
+                           for n in order if not (n == "test" and same_test)})
+    decoded = {n: torch.stack([_load_image(f, image_size, what) for f in listed[n][0]])
+               for n in order if n in held}
+    if "train" in decoded:  # statistics of every training image
+        sample = decoded["train"]
+    else:  # of a sample of them, chosen by seed
+        train_files = listed["train"][0]
+        pick = torch.randperm(len(train_files), generator=torch.Generator().manual_seed(seed))
+        sample = torch.stack([_load_image(train_files[i], image_size, what)
+                              for i in pick[:_STATISTICS_SAMPLE].tolist()])
+    mean = sample.mean(dim=(0, 2, 3), keepdim=True)
+    std = sample.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    normalise = _Normalise(mean, std)
+    splits: dict[str, TensorSplit | StreamedSplit] = {}
+    for n in order:
+        if n == "test" and same_test:
+            splits[n] = splits["val"]
+        elif n in decoded:
+            splits[n] = TensorSplit(normalise(decoded[n]).contiguous(), listed[n][1])
+        else:
+            splits[n] = StreamedSplit(_ImageFiles(*listed[n], image_size, what),
+                                      streaming.loader_workers, normalise)
+    streamed = [n for n in order if splits[n].streamed and not (n == "test" and same_test)]
+    if streamed:
+        notes = (*notes, f"streamed from the files: {', '.join(streamed)} (they do not fit "
+                         f"--data-memory-gb {streaming.memory_gb:g} once decoded)")
+    return DataSplits(splits["train"], splits["val"], splits["test"], num_classes=len(classes),
+                      notes=notes)
 
 
-def _materialise(split: object, what: str, name: str) -> tuple[Tensor, Tensor]:
-    """A split as (images, labels) tensors: a (x, y) pair of tensors, a DataLoader of (x, y)
-    batches, or a map-style dataset of (x, y) items."""
-    if isinstance(split, tuple | list) and len(split) == 2 and all(isinstance(t, Tensor) for t in split):
-        x, y = split
-    elif isinstance(split, torch.utils.data.DataLoader):
-        try:
-            batches = [(torch.as_tensor(bx, dtype=torch.float32), torch.as_tensor(by))
-                       for bx, by in split]
-            x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
-        except Exception as exc:  # a user's loader may fail in any way; say where
-            raise UsageError(f"{what}: the {name} loader does not give (images, labels) "
-                             f"batches ({type(exc).__name__}: {exc})".splitlines()[0]) from None
-    else:
-        try:
-            items = [split[i] for i in range(len(split))]  # type: ignore[index,arg-type]
-            x = torch.stack([torch.as_tensor(item[0], dtype=torch.float32) for item in items])
-            y = torch.tensor([int(item[1]) for item in items])
-        except Exception as exc:  # a user's dataset may fail in any way; say where
-            raise UsageError(f"{what}: the {name} split is neither (images, labels) tensors nor "
-                             f"a dataset of (image, label) items ({type(exc).__name__}: {exc})"
-                             .splitlines()[0]) from None
+def _held(x: object, y: object, what: str, name: str) -> TensorSplit:
     x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y).long().flatten()
     if x.ndim != 4 or len(x) != len(y) or len(y) == 0:
         raise UsageError(f"{what}: the {name} split must hold N images of shape C x H x W and N "
                          f"labels; got images {tuple(x.shape)} and {len(y)} labels")
-    return x, y
+    return TensorSplit(x, y)
+
+
+def _from_loader(loader: torch.utils.data.DataLoader, what: str, name: str) -> TensorSplit:
+    try:
+        batches = [(torch.as_tensor(bx, dtype=torch.float32), torch.as_tensor(by))
+                   for bx, by in loader]
+        return _held(torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches]),
+                     what, name)
+    except UsageError:
+        raise
+    except Exception as exc:  # a user's loader may fail in any way; say where
+        raise UsageError(f"{what}: the {name} loader does not give (images, labels) "
+                         f"batches ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+
+
+def _resize_to(size: int | None) -> Callable[[Tensor], Tensor] | None:
+    return None if size is None else _Resize(size)
+
+
+class _Resize:
+    """A streamed split's transform: batches resized to ``size`` (picklable)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return _resized(x, self.size)
+
+
+def _dataset_of(split: object, what: str, name: str,
+                default_workers: int) -> tuple[object, int, Callable | None, tuple[int, ...]]:
+    """A map-style dataset handed over (or a DataLoader's): the dataset, its loader workers and
+    collate function, and its first input's shape."""
+    workers, collate, loader = default_workers, None, isinstance(split, torch.utils.data.DataLoader)
+    if loader:
+        workers, collate, split = split.num_workers, split.collate_fn, split.dataset  # type: ignore[union-attr]
+    try:
+        n = len(split)  # type: ignore[arg-type]
+        first = split[0]  # type: ignore[index]
+        shape = tuple(torch.as_tensor(first[0]).shape)
+        int(first[1])
+    except Exception as exc:  # a user's dataset may fail in any way; say where
+        kind = (f"the {name} loader does not give (images, labels) batches" if loader else
+                f"the {name} split is neither (images, labels) tensors nor a dataset of "
+                f"(image, label) items")
+        raise UsageError(f"{what}: {kind} ({type(exc).__name__}: {exc})".splitlines()[0]) \
+            from None
+    if len(shape) != 3 or n == 0:
+        raise UsageError(f"{what}: the {name} split must hold N images of shape C x H x W and N "
+                         f"labels; got {n} items of shape {shape}")
+    return split, workers, collate, shape
+
+
+def _splits_of(returned: list, what: str, image_size: int | None,
+               streaming: Streaming) -> list[TensorSplit | StreamedSplit]:
+    """The splits as handed over: (x, y) pairs of tensors (held as they are), DataLoaders of
+    (x, y) batches or map-style datasets of (x, y) items. A dataset (a loader's too) is read
+    once and held while the splits fit ``streaming.memory_gb`` (validation first); one that does
+    not is streamed."""
+    names = ("train", "val", "test")
+    done: dict[str, TensorSplit | StreamedSplit] = {}
+    datasets: dict[str, tuple] = {}
+    for split, name in zip(returned, names, strict=False):
+        if isinstance(split, tuple | list) and len(split) == 2 and all(isinstance(t, Tensor)
+                                                                        for t in split):
+            done[name] = _held(_resized(torch.as_tensor(split[0], dtype=torch.float32),
+                                        image_size), split[1], what, name)
+        elif isinstance(split, torch.utils.data.DataLoader) and isinstance(
+                split.dataset, torch.utils.data.IterableDataset):  # no indexing: read once, held
+            held = _from_loader(split, what, name)
+            done[name] = TensorSplit(_resized(held.x, image_size), held.y)
+        else:
+            datasets[name] = _dataset_of(split, what, name, streaming.loader_workers)
+
+    def size(name: str) -> int:
+        dataset, _, _, shape = datasets[name]
+        if image_size is not None:
+            shape = (shape[0], image_size, image_size)
+        return _float_bytes(len(dataset), shape)
+    held = streaming.held({name: size(name) for name in datasets})
+    for name, (dataset, workers, collate, _) in datasets.items():
+        streamed = StreamedSplit(dataset, workers, _resize_to(image_size), collate)  # type: ignore[arg-type]
+        if name not in held:
+            done[name] = streamed
+            continue
+        try:
+            batches = list(streamed.batches(256))
+        except Exception as exc:  # a user's dataset may fail in any way; say where
+            raise UsageError(f"{what}: the {name} split is neither (images, labels) tensors "
+                             f"nor a dataset of (image, label) items ({type(exc).__name__}: "
+                             f"{exc})".splitlines()[0]) from None
+        done[name] = _held(torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches]),
+                           what, name)
+    return [done[name] for name in names if name in done]
+
+
+def _labels(split: TensorSplit | StreamedSplit, name: str) -> Tensor:
+    """The labels the class count is checked on: held ones as they are; a streamed dataset's
+    ``targets`` when it has them; else, read through its batches, those of a streamed val or
+    test split but not of a streamed train split (reading all of it would decode it all; its
+    labels must lie in the range the others show)."""
+    if isinstance(split, TensorSplit):
+        return split.y
+    targets = getattr(split.dataset, "targets", None)
+    if targets is not None:
+        return torch.as_tensor(targets).long().flatten()
+    if name == "train":
+        return torch.empty(0, dtype=torch.long)
+    return torch.cat([y for _, y in split.batches(256)])
 
 
 def splits_from(train: object, val: object, test: object | None = None, *,
-                image_size: int | None = None) -> DataSplits:
+                image_size: int | None = None, streaming: Streaming = DEFAULT_STREAMING) -> DataSplits:
     """Splits handed over from Python (``search.run(train=..., val=..., test=...)``): each a
     map-style dataset of (image, label), a DataLoader of such batches, or an (images, labels)
-    pair of tensors; without ``test``, test accuracy is measured on ``val``.
+    pair of tensors; without ``test``, test accuracy is measured on ``val``. A dataset that does
+    not fit ``streaming.memory_gb`` is streamed through a DataLoader (a loader's own workers).
 
     Example:
         >>> x, y = torch.randn(8, 3, 8, 8), torch.arange(8) % 2
@@ -300,16 +487,18 @@ def splits_from(train: object, val: object, test: object | None = None, *,
         2
     """
     splits = (train, val) if test is None else (train, val, test)
-    return from_function(lambda: splits, "train=/val=/test=", image_size=image_size)
+    return from_function(lambda: splits, "train=/val=/test=", image_size=image_size,
+                         streaming=streaming)
 
 
 def from_function(function: Callable[[], object], path: str, *, image_size: int | None = None,
-                  seed: int = 0) -> DataSplits:
+                  seed: int = 0, streaming: Streaming = DEFAULT_STREAMING) -> DataSplits:
     """``pkg.module:function`` (``path``, imported by the registry): ``function()`` returns
-    (train, val) or (train, val, test), each a map-style dataset of (image, label) or an
-    (images, labels) pair of tensors. Images are used as given (normalise them in the function),
-    resized only when ``--image-size`` is set; the class count is ``len(train.classes)`` if the
-    data set says, else the largest label + 1."""
+    (train, val) or (train, val, test), each a map-style dataset of (image, label), a DataLoader
+    of such batches, or an (images, labels) pair of tensors. Images are used as given (normalise
+    them in the function), resized only when ``--image-size`` is set; the class count is
+    ``len(train.classes)`` if the data set says, else the largest label + 1. A dataset that does
+    not fit ``--data-memory-gb`` is streamed."""
     what = f"--data {path}"
     try:
         returned = function()
@@ -319,22 +508,26 @@ def from_function(function: Callable[[], object], path: str, *, image_size: int 
     if not isinstance(returned, tuple | list) or len(returned) not in (2, 3):
         raise UsageError(f"{what}: the function must return (train, val) or (train, val, test), "
                          f"got {type(returned).__name__}")
-    names = ("train", "val", "test")
-    splits = [_materialise(s, what, n) for s, n in zip(returned, names, strict=False)]
+    splits = _splits_of(list(returned), what, image_size, streaming)
     notes: tuple[str, ...] = ()
     if len(splits) == 2:
         splits.append(splits[1])
         notes = ("the data function returns no test split: test accuracy is measured on val",)
-    shapes = {tuple(x.shape[1:]) for x, _ in splits}
-    if len(shapes) > 1 and image_size is None:
+    shapes = {tuple(s.inputs(1).shape[1:]) for s in splits}
+    if len(shapes) > 1:
         raise UsageError(f"{what}: the splits' images differ in shape ({sorted(shapes)}); "
                          f"give --image-size PX to resize them")
-    labels = torch.cat([y for _, y in splits])
     classes = getattr(returned[0], "classes", None)
+    if classes is None and isinstance(returned[0], torch.utils.data.DataLoader):
+        classes = getattr(returned[0].dataset, "classes", None)
+    labels = torch.cat([_labels(s, n) for s, n in zip(splits, ("train", "val", "test"),
+                                                      strict=True)])
     num_classes = len(classes) if classes is not None else int(labels.max()) + 1
     if labels.min() < 0 or labels.max() >= num_classes or num_classes < 2:
         raise UsageError(f"{what}: labels must lie in 0..{num_classes - 1} and name 2 or more "
                          f"classes; got {int(labels.min())}..{int(labels.max())}")
-    (tx, ty), (vx, vy), (sx, sy) = ((_resized(x, image_size).contiguous(), y) for x, y in splits)
-    return DataSplits(tx, ty, vx, vy, sx, sy, num_classes=num_classes, notes=notes)
-
+    streamed = [n for n, s in zip(("train", "val", "test"), splits, strict=False) if s.streamed]
+    if streamed:
+        notes = (*notes, f"streamed through a DataLoader: {', '.join(streamed)} (they do not fit "
+                         f"--data-memory-gb {streaming.memory_gb:g} once decoded)")
+    return DataSplits(*splits, num_classes=num_classes, notes=notes)

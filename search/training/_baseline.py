@@ -23,8 +23,9 @@ log = logging.getLogger(__name__)
 def example_input(data: DataSplits, batch_size: int) -> torch.Tensor:
     """A batch of ``batch_size`` validation images (repeated when there are fewer): the input
     latency is measured with."""
-    repeats = -(-batch_size // len(data.val_x))
-    return data.val_x.repeat(repeats, 1, 1, 1)[:batch_size].clone()
+    images = data.val.inputs(batch_size)
+    repeats = -(-batch_size // len(images))
+    return images.repeat(repeats, 1, 1, 1)[:batch_size].clone()
 
 
 def dense_model(*, model: str, data_name: str, data: DataSplits, image_size: int | None,

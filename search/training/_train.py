@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from search._progress import report
-from search.sources import DataSplits
+from search.sources import DataSplits, Split
 
 log = logging.getLogger(__name__)
 
@@ -60,35 +60,43 @@ class Recipe:
     score_fn: Callable[[Tensor, Tensor], float] | None = None
 
 
-def accuracy(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 256) -> float:
-    """Top-1 accuracy in [0, 1]."""
+def accuracy(model: nn.Module, data: Split, batch_size: int = 256) -> float:
+    """Top-1 accuracy in [0, 1] over a split (held or streamed).
+
+    Example:
+        >>> from search.sources import TensorSplit
+        >>> net = nn.Linear(4, 3)
+        >>> accuracy(net, TensorSplit(torch.zeros(5, 4), torch.zeros(5, dtype=torch.long)))
+        1.0
+    """
     model.eval()
     correct = 0
     with torch.inference_mode():
-        for start in range(0, len(y), batch_size):
-            logits = model(x[start:start + batch_size])
-            correct += int((logits.argmax(1) == y[start:start + batch_size]).sum())
-    return correct / len(y)
+        for x, y in data.batches(batch_size):
+            correct += int((model(x).argmax(1) == y).sum())
+    return correct / len(data)
 
 
-def score(model: nn.Module, x: Tensor, y: Tensor, recipe: Recipe,
-          batch_size: int = 256) -> float:
+def score(model: nn.Module, data: Split, recipe: Recipe, batch_size: int = 256) -> float:
     """What a model is scored by: ``recipe.score_fn`` on its outputs for the whole split, else
     top-1 accuracy.
 
     Example:
+        >>> from search.sources import TensorSplit
         >>> net = nn.Linear(4, 3)
-        >>> x, y = torch.zeros(5, 4), torch.zeros(5, dtype=torch.long)
-        >>> score(net, x, y, Recipe(score_fn=lambda out, t: -float(out.abs().sum()))) <= 0
+        >>> split = TensorSplit(torch.zeros(5, 4), torch.zeros(5, dtype=torch.long))
+        >>> score(net, split, Recipe(score_fn=lambda out, t: -float(out.abs().sum()))) <= 0
         True
     """
     if recipe.score_fn is None:
-        return accuracy(model, x, y, batch_size)
+        return accuracy(model, data, batch_size)
     model.eval()
+    outputs, targets = [], []
     with torch.inference_mode():
-        outputs = torch.cat([model(x[start:start + batch_size])
-                             for start in range(0, len(y), batch_size)])
-    return float(recipe.score_fn(outputs, y))
+        for x, y in data.batches(batch_size):
+            outputs.append(model(x))
+            targets.append(y)
+    return float(recipe.score_fn(torch.cat(outputs), torch.cat(targets)))
 
 
 def _check(deadline: float | None) -> None:
@@ -120,7 +128,7 @@ def _sgd_steps(model: nn.Module, data: DataSplits, steps: int, lr: float, batch_
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     else:
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
-    batches = data.train_batches(batch_size, generator)
+    batches = data.train.shuffled(batch_size, generator)
     for step in range(steps):
         _check(deadline)
         x, y = next(batches)
@@ -145,7 +153,7 @@ def train_dense(model: nn.Module, data: DataSplits, recipe: Recipe, seed: int) -
     """Trains the dense baseline in place (one-cycle SGD)."""
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
-    steps = recipe.dense_epochs * math.floor(len(data.train_y) / recipe.batch_size)
+    steps = recipe.dense_epochs * max(1, math.floor(len(data.train) / recipe.batch_size))
     every = max(1, steps // 20)  # a bar moves in 5% steps; a plain log gets 20 lines
 
     def on_step(done: int, total: int) -> None:
@@ -168,7 +176,7 @@ def recalibrate_bn(model: nn.Module, data: DataSplits, batches: int, batch_size:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the calibration batches
     model.train()
-    stream = data.train_batches(batch_size, generator)
+    stream = data.train.shuffled(batch_size, generator)
     with torch.no_grad():
         for _ in range(batches):
             model(next(stream)[0])

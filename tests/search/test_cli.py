@@ -62,9 +62,9 @@ def test_saved_models_reload_without_pickles_and_match_the_report(first_run):
         assert not model.training
         spec = json.loads((run_dir / row.model_path).read_text())
         assert spec["allocation"] == json.loads(row.allocation)
-        assert accuracy(model, data.test_x, data.test_y) == pytest.approx(row.test_accuracy)
+        assert accuracy(model, data.test) == pytest.approx(row.test_accuracy)
         # The accuracy users pick by is that of the model they export (after the final stage).
-        assert accuracy(model, data.val_x, data.val_y) == pytest.approx(row.accuracy)
+        assert accuracy(model, data.val) == pytest.approx(row.accuracy)
         state = torch.load(run_dir / "models" / spec["weights"], weights_only=True)
         assert all(isinstance(v, torch.Tensor) for v in state.values())
     # Weights are kept for the search-time front (a trial the end-of-run re-measurement drops

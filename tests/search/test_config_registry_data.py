@@ -103,10 +103,10 @@ def test_unknown_data_lists_valid_names():
 
 def test_digits_splits_are_fixed_by_seed_and_disjoint():
     a, b, c = digits(image_size=16, seed=0), digits(image_size=16, seed=0), digits(image_size=16, seed=1)
-    assert (len(a.train_y), len(a.val_y), len(a.test_y)) == (1077, 360, 360)
+    assert (len(a.train), len(a.val), len(a.test)) == (1077, 360, 360)
     assert a.input_shape == (3, 16, 16)
-    assert torch.equal(a.val_x, b.val_x) and not torch.equal(a.val_x, c.val_x)
+    assert torch.equal(a.val.x, b.val.x) and not torch.equal(a.val.x, c.val.x)
     # Every class appears in every split (stratified).
-    assert all(len(torch.unique(y)) == 10 for y in (a.train_y, a.val_y, a.test_y))
-    flat = {tuple(v.flatten()[:64].tolist()) for v in a.test_x}
-    assert not flat & {tuple(v.flatten()[:64].tolist()) for v in a.val_x}
+    assert all(len(torch.unique(y)) == 10 for y in (a.train.y, a.val.y, a.test.y))
+    flat = {tuple(v.flatten()[:64].tolist()) for v in a.test.x}
+    assert not flat & {tuple(v.flatten()[:64].tolist()) for v in a.val.x}

@@ -36,14 +36,14 @@ def test_cifar10_reads_the_python_batches(tmp_path):
     write_cifar(tmp_path / "cifar-10-batches-py")
     splits = load_data(f"cifar10:{tmp_path}", image_size=None, seed=0)
     assert splits.input_shape == (3, 32, 32) and splits.num_classes == 10
-    assert len(splits.train_y) + len(splits.val_y) == 100 and len(splits.val_y) == 10
-    assert sorted(splits.val_y.tolist()) == list(range(10))  # stratified: one of each class
-    assert len(splits.test_y) == 20
-    channel_means = splits.train_x.mean(dim=(0, 2, 3))
+    assert len(splits.train) + len(splits.val) == 100 and len(splits.val) == 10
+    assert sorted(splits.val.y.tolist()) == list(range(10))  # stratified: one of each class
+    assert len(splits.test) == 20
+    channel_means = splits.train.x.mean(dim=(0, 2, 3))
     assert torch.allclose(channel_means, torch.zeros(3), atol=1e-4)  # normalised per channel
     # The red plane carries the label, as written.
-    red = splits.train_x[:, 0, 0, 0]
-    assert torch.equal(torch.argsort(red), torch.argsort(splits.train_y.float() + red * 0))
+    red = splits.train.x[:, 0, 0, 0]
+    assert torch.equal(torch.argsort(red), torch.argsort(splits.train.y.float() + red * 0))
     resized = load_data(f"cifar10:{tmp_path}/cifar-10-batches-py", image_size=16, seed=0)
     assert resized.input_shape == (3, 16, 16)
 
@@ -105,13 +105,13 @@ def test_mnist_reads_the_idx_files(tmp_path, zipped):
     write_mnist(tmp_path, zipped=zipped)
     splits = load_data(f"mnist:{tmp_path}", image_size=None, seed=0)
     assert splits.input_shape == (3, 28, 28) and splits.num_classes == 10
-    assert len(splits.train_y) + len(splits.val_y) == 100 and len(splits.val_y) == 10
-    assert len(splits.test_y) == 20 and splits.test_y.tolist() == [i % 10 for i in range(20)]
-    assert torch.equal(splits.train_x[:, 0], splits.train_x[:, 2])  # grey, repeated
-    assert splits.train_x.mean().abs() < 1e-4  # normalised by the training images
+    assert len(splits.train) + len(splits.val) == 100 and len(splits.val) == 10
+    assert len(splits.test) == 20 and splits.test.y.tolist() == [i % 10 for i in range(20)]
+    assert torch.equal(splits.train.x[:, 0], splits.train.x[:, 2])  # grey, repeated
+    assert splits.train.x.mean().abs() < 1e-4  # normalised by the training images
     # The class is still in the top rows after normalising: the label maps to one pixel value.
-    top = splits.test_x[:, 0, 0, 0]
-    assert len(set(zip(splits.test_y.tolist(), top.round(decimals=4).tolist(), strict=True))) == 10
+    top = splits.test.x[:, 0, 0, 0]
+    assert len(set(zip(splits.test.y.tolist(), top.round(decimals=4).tolist(), strict=True))) == 10
     assert load_data(f"mnist:{tmp_path}", image_size=16, seed=0).input_shape == (3, 16, 16)
 
 
@@ -149,8 +149,8 @@ def test_imagefolder_one_tree_is_split_and_sized_from_its_images(tmp_path):
     splits = load_data(f"imagefolder:{tmp_path}", image_size=None, seed=0)
     assert splits.num_classes == 3
     assert splits.input_shape == (3, 12, 12)  # the first image's shorter side, centre-cropped
-    assert (len(splits.train_y), len(splits.val_y), len(splits.test_y)) == (9, 3, 3)
-    assert sorted(splits.test_y.tolist()) == [0, 1, 2]
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (9, 3, 3)
+    assert sorted(splits.test.y.tolist()) == [0, 1, 2]
     assert not splits.notes
 
 
@@ -159,7 +159,7 @@ def test_imagefolder_split_folders_are_used_as_given(tmp_path):
     write_images(tmp_path / "val", per_class=1)
     splits = load_data(f"imagefolder:{tmp_path}", image_size=8, seed=0)
     assert splits.input_shape == (3, 8, 8)
-    assert (len(splits.train_y), len(splits.val_y), len(splits.test_y)) == (9, 3, 3)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (9, 3, 3)
     assert splits.notes and "no test/ split" in splits.notes[0]
 
 
@@ -225,10 +225,10 @@ def test_a_data_function_gives_the_splits_shape_and_classes(data_module):
     splits = load_data(f"{data_module}:three", image_size=None, seed=0)
     assert splits.input_shape == (1, 12, 12)
     assert splits.num_classes == 5  # from train.classes, not the labels seen
-    assert (len(splits.train_y), len(splits.val_y), len(splits.test_y)) == (16, 8, 8)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (16, 8, 8)
     two = load_data(f"{data_module}:two", image_size=16, seed=0)
     assert two.input_shape == (1, 16, 16) and two.num_classes == 4
-    assert torch.equal(two.test_x, two.val_x) and "no test split" in two.notes[0]
+    assert torch.equal(two.test.x, two.val.x) and "no test split" in two.notes[0]
     assert load_data(f"{data_module}:ragged", image_size=12, seed=0).input_shape == (1, 12, 12)
 
 

@@ -40,9 +40,9 @@ def test_a_module_and_datasets_from_python_are_searched_picked_and_loaded(tmp_pa
     def half_accuracy(outputs, targets):  # any score, higher is better
         return 0.5 * float((outputs.argmax(1) == targets).float().mean())
 
-    result = search.run(model=net, train=TensorDataset(data.train_x, data.train_y),
-                        val=DataLoader(TensorDataset(data.val_x, data.val_y), batch_size=50),
-                        test=(data.test_x, data.test_y), score_fn=half_accuracy,
+    result = search.run(model=net, train=TensorDataset(data.train.x, data.train.y),
+                        val=DataLoader(TensorDataset(data.val.x, data.val.y), batch_size=50),
+                        test=(data.test.x, data.test.y), score_fn=half_accuracy,
                         loss_fn=loss_fn, **FAST)
     assert isinstance(result, search.Run) and result.final and len(result.pareto) >= 1
     assert result.path.name == "Sequential-cpu"  # the default study: the class and device
@@ -50,29 +50,29 @@ def test_a_module_and_datasets_from_python_are_searched_picked_and_loaded(tmp_pa
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     assert losses and set(losses) == {64}  # fine-tune batches went through loss_fn
     assert result.reference["accuracy"] == pytest.approx(
-        0.5 * accuracy(net, data.val_x, data.val_y))
+        0.5 * accuracy(net, data.val))
     assert (result.trials["accuracy"].dropna() <= 0.5).all()
     row = result.pick(max_latency_ms=float(result.pareto["latency_ms"].max()))
     small = result.load(row)
-    assert small(data.test_x[:4]).shape == (4, 10)
+    assert small(data.test.x[:4]).shape == (4, 10)
     assert sum(p.numel() for p in small.parameters()) == row["params"]
     # The same from the run folder, given the base model; the CLI says how.
     again = search.load_pruned(result.path / row["model_path"], base=net)
-    assert torch.allclose(again(data.test_x[:4]), small(data.test_x[:4]))
+    assert torch.allclose(again(data.test.x[:4]), small(data.test.x[:4]))
     cli = main_in_process(tmp_path, "pick", str(result.path), "--max-latency-ms", "100",
                           "--out", "picked")
     assert cli.returncode == 2 and "was handed to search.run from Python" in cli.stderr
 
     # The study knows the model by its architecture and weights: the same model resumes it;
     # other weights under the same study name are refused.
-    resumed = search.run(model=net, train=(data.train_x, data.train_y),
-                         val=(data.val_x, data.val_y), test=(data.test_x, data.test_y),
+    resumed = search.run(model=net, train=(data.train.x, data.train.y),
+                         val=(data.val.x, data.val.y), test=(data.test.x, data.test.y),
                          score_fn=half_accuracy, **FAST)
     assert len(resumed.trials) == len(result.trials) + 2
     with torch.no_grad():
         net[0].weight.add_(1.0)
     with pytest.raises(search.UsageError, match="was run with --model python:Sequential@"):
-        search.run(model=net, train=(data.train_x, data.train_y), val=(data.val_x, data.val_y),
+        search.run(model=net, train=(data.train.x, data.train.y), val=(data.val.x, data.val.y),
                    score_fn=half_accuracy, **FAST)
 
 
@@ -80,7 +80,7 @@ def test_objects_that_need_another_process_are_refused_with_what_to_pass(tmp_pat
     with pytest.raises(search.UsageError, match="give model='pkg.module:factory'"):
         search.run(model=_net(), workers=2, budget_ratio=0.5, out=str(tmp_path / "w"))
     with pytest.raises(search.UsageError, match="give both train= and val="):
-        search.run(model=_net(), train=digits().train_x, budget_ratio=0.5)
+        search.run(model=_net(), train=digits().train.x, budget_ratio=0.5)
     with pytest.raises(search.UsageError, match="example_input must be one sample"):
         search.run(model=_net(), example_input=torch.zeros(3), budget_ratio=0.5,
                    out=str(tmp_path / "e"))

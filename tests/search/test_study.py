@@ -32,7 +32,7 @@ def make(tmp_path, budget_ratio, trials, cache=None, **overrides):
     (tmp_path / "run").mkdir(parents=True)
     data = digits(image_size=8)
     dense = resnet20().eval()
-    example = data.val_x[:1]
+    example = data.val.x[:1]
     groups, _ = discover_groups(dense, example)
     # Coarse widths make repeats of the same allocation likely in a few trials.
     space = SearchSpace(tuple(groups), fractions=(0.5, 1.0), round_to=16)
@@ -255,7 +255,7 @@ class _HoarderAtHalf(torch.nn.Module):
 
 def test_a_candidate_that_fills_memory_fails_its_trial_and_the_search_goes_on(tmp_path):
     data, dense = digits(image_size=8), _HoarderAtHalf().eval()
-    example = data.val_x[:1]
+    example = data.val.x[:1]
     groups, _ = discover_groups(dense, example)
     space = SearchSpace(tuple(groups), fractions=(0.5, 1.0), round_to=8)
     reference = measure_reference(dense, None, example, torch.device("cpu"), FAST, Context())

@@ -39,7 +39,7 @@ def test_a_fine_tune_with_a_teacher_learns_from_it():
     finetune(plain, data, recipe, seed=0)
     finetune(distilled, data, recipe, seed=0, teacher=teacher)
     finetune(again, data, recipe, seed=0, teacher=teacher)
-    x = data.val_x[:32]
+    x = data.val.x[:32]
     with torch.no_grad():
         assert not torch.allclose(plain(x), distilled(x))
         torch.testing.assert_close(distilled(x), again(x))  # same seed, same result
