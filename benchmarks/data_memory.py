@@ -11,7 +11,7 @@ everything held (``--data-memory-gb 1000``), unless that would not fit this mach
 
     python benchmarks/data_memory.py                      # 100,000 images at 224 px
     python benchmarks/data_memory.py --images 20000 --size 128
-    python benchmarks/data_memory.py --quick              # 2,000 images at 64 px, all streamed
+    python benchmarks/data_memory.py --quick              # 1,000 images at 32 px, all streamed
 
 Prints a table and writes it to benchmarks/results/data_memory-DATE.txt (``--out`` elsewhere).
 """
@@ -35,6 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = 10
 HELD_OUT = 500  # val and test images each
+QUICK = {"images": 1_000, "size": 32, "held_out": 100}
 SEARCH = ["--model", "resnet20", "--budget-ratio", "1", "--trials", "2", "--finetune-steps", "1",
           "--final-finetune-steps", "1", "--measure-seconds", "0.3", "--no-latency-cache"]
 
@@ -54,10 +55,11 @@ def _write_one(job: tuple[Path, int, int, int]) -> None:
     Image.fromarray(image.clip(0, 255).astype(np.uint8)).save(path, quality=85)
 
 
-def write_folder(root: Path, images: int, size: int) -> None:
-    """``images`` JPEG files of ``size`` px under ``root/{train,val,test}/CLASS/``."""
+def write_folder(root: Path, images: int, size: int, held_out: int = HELD_OUT) -> None:
+    """``images`` JPEG files of ``size`` px under ``root/{train,val,test}/CLASS/``, ``held_out``
+    each in val and test."""
     jobs = []
-    counts = {"val": HELD_OUT, "test": HELD_OUT, "train": images - 2 * HELD_OUT}
+    counts = {"val": held_out, "test": held_out, "train": images - 2 * held_out}
     for k, (split, n) in enumerate(counts.items()):
         for c in range(CLASSES):
             (root / split / f"class{c}").mkdir(parents=True, exist_ok=True)
@@ -134,19 +136,21 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=100_000)
     parser.add_argument("--size", type=int, default=224, help="image size on disk and searched")
-    parser.add_argument("--quick", action="store_true", help="2,000 images at 64 px")
+    parser.add_argument("--quick", action="store_true",
+                        help="1,000 images at 32 px (100 each in val and test)")
     parser.add_argument("--folder", type=Path, help="keep the image folder here (reused if there)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    held_out = QUICK["held_out"] if args.quick else HELD_OUT
     if args.quick:
-        args.images, args.size = 2_000, 64
-    if args.images < 2 * HELD_OUT + CLASSES:
-        parser.error(f"--images must be at least {2 * HELD_OUT + CLASSES}")
+        args.images, args.size = QUICK["images"], QUICK["size"]
+    if args.images < 2 * held_out + CLASSES:
+        parser.error(f"--images must be at least {2 * held_out + CLASSES}")
     with tempfile.TemporaryDirectory() as tmp:
         folder = args.folder or Path(tmp) / "images"
         began = time.perf_counter()
         if not (folder / "test").is_dir():
-            write_folder(folder, args.images, args.size)
+            write_folder(folder, args.images, args.size, held_out)
         written_s = time.perf_counter() - began
         decoded_gb = args.images * 3 * args.size ** 2 * 4 / 1024 ** 3
         limit = 0 if args.quick else 2  # the quick folder fits 2 GB: stream it all

@@ -15,5 +15,5 @@ def test_quick_mode_searches_a_folder_streamed_and_held_and_measures_both(tmp_pa
     streamed, held = table.to_dict("records")
     assert streamed["processes"] > held["processes"] >= 1
     files = list((tmp_path / "images" / "train").rglob("*.jpg"))
-    assert len(files) == 2_000 - 2 * bench.HELD_OUT
-    assert "2,000 JPEG images at 64 px" in (tmp_path / "memory.txt").read_text()
+    assert len(files) == bench.QUICK["images"] - 2 * bench.QUICK["held_out"]
+    assert "1,000 JPEG images at 32 px" in (tmp_path / "memory.txt").read_text()
