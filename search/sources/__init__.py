@@ -16,8 +16,6 @@ from search.sources._models import (
     model_help,
 )
 from search.sources._readers import (
-    DEFAULT_STREAMING,
-    Streaming,
     cifar10,
     digits,
     from_function,
@@ -26,9 +24,11 @@ from search.sources._readers import (
     splits_from,
 )
 from search.sources._splits import (
+    DEFAULT_STREAMING,
     DataSplits,
     Split,
     StreamedSplit,
+    Streaming,
     TensorSplit,
     stratified_splits,
 )

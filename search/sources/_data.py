@@ -14,15 +14,13 @@ from dataclasses import dataclass
 from search._errors import UsageError
 from search.sources._names import closest_first, import_attr
 from search.sources._readers import (
-    DEFAULT_STREAMING,
-    Streaming,
     cifar10,
     digits,
     from_function,
     imagefolder,
     mnist,
 )
-from search.sources._splits import DataSplits
+from search.sources._splits import DEFAULT_STREAMING, DataSplits, Streaming
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import pickle
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +26,15 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from search._errors import UsageError
-from search.sources._splits import DataSplits, StreamedSplit, TensorSplit, stratified_splits
+from search.sources._splits import (
+    DEFAULT_STREAMING,
+    DataSplits,
+    StreamedSplit,
+    Streaming,
+    TensorSplit,
+    decoded_bytes,
+    stratified_splits,
+)
 
 _CIFAR_TRAIN = tuple(f"data_batch_{i}" for i in range(1, 6))
 # MNIST's IDX files (Fashion-MNIST and KMNIST use the same names and format), each maybe gzipped.
@@ -39,45 +45,6 @@ _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".t
 _NUMPY_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
                   ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
                   ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
-
-
-@dataclass(frozen=True)
-class Streaming:
-    """When data is streamed rather than held, and by how many loader processes.
-
-    Attributes:
-        memory_gb: decoded data up to this size (float32, all splits together) is held in
-            memory; more is streamed (``--data-memory-gb``).
-        workers: DataLoader processes that decode streamed batches (``--data-workers``); None:
-            one per core beyond the first, at most 4.
-    """
-
-    memory_gb: float = 2.0
-    workers: int | None = None
-
-    @property
-    def loader_workers(self) -> int:
-        if self.workers is not None:
-            return self.workers
-        return max(0, min(4, (os.cpu_count() or 1) - 1))
-
-    def held(self, sizes: dict[str, int]) -> set[str]:
-        """Which splits (by name, with their decoded size in bytes) are held in memory:
-        validation first (every candidate is scored on it), then test, then train, while they
-        fit together in ``memory_gb``."""
-        left, held = self.memory_gb * 1024 ** 3, set()
-        for name in ("val", "test", "train"):
-            if name in sizes and sizes[name] <= left:
-                held.add(name)
-                left -= sizes[name]
-        return held
-
-
-def _float_bytes(items: int, shape: tuple[int, ...]) -> int:
-    return items * 4 * int(np.prod(shape))
-
-
-DEFAULT_STREAMING = Streaming()
 
 
 class _ArraysOnly(pickle.Unpickler):
@@ -326,7 +293,7 @@ def imagefolder(path: str, *, image_size: int | None = None, seed: int = 0,
         notes = ("the data has no test/ split: test accuracy is measured on val/",)
     order = ("train", "val", "test")
     same_test = listed["test"] is listed["val"]
-    held = streaming.held({n: _float_bytes(len(listed[n][0]), (3, image_size, image_size))
+    held = streaming.held({n: decoded_bytes(len(listed[n][0]), (3, image_size, image_size))
                            for n in order if not (n == "test" and same_test)})
     decoded = {n: torch.stack([_load_image(f, image_size, what) for f in listed[n][0]])
                for n in order if n in held}
@@ -441,7 +408,7 @@ def _splits_of(returned: list, what: str, image_size: int | None,
         dataset, _, _, shape = datasets[name]
         if image_size is not None:
             shape = (shape[0], image_size, image_size)
-        return _float_bytes(len(dataset), shape)
+        return decoded_bytes(len(dataset), shape)
     held = streaming.held({name: size(name) for name in datasets})
     for name, (dataset, workers, collate, _) in datasets.items():
         streamed = StreamedSplit(dataset, workers, _resize_to(image_size), collate)  # type: ignore[arg-type]

@@ -3,12 +3,15 @@
 A split is held in memory (:class:`TensorSplit`) when it fits, or streamed from its dataset
 through a DataLoader with workers (:class:`StreamedSplit`), so that only the batches a fine-tune
 or an evaluation uses are decoded. Both give the same batches for the same seed: the shuffled
-order is drawn over indices, whatever holds the items.
+order is drawn over indices, whatever holds the items. :class:`Streaming` decides which splits
+are held (``--data-memory-gb``) and how many loader processes stream the rest.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -121,6 +124,46 @@ class _IndexBatches:
 
 
 Split = TensorSplit | StreamedSplit
+
+
+@dataclass(frozen=True)
+class Streaming:
+    """When data is streamed rather than held, and by how many loader processes.
+
+    Attributes:
+        memory_gb: decoded data up to this size (float32, all splits together) is held in
+            memory; more is streamed (``--data-memory-gb``).
+        workers: DataLoader processes that decode streamed batches (``--data-workers``); None:
+            one per core beyond the first, at most 4.
+    """
+
+    memory_gb: float = 2.0
+    workers: int | None = None
+
+    @property
+    def loader_workers(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+    def held(self, sizes: dict[str, int]) -> set[str]:
+        """Which splits (by name, with their decoded size in bytes) are held in memory:
+        validation first (every candidate is scored on it), then test, then train, while they
+        fit together in ``memory_gb``."""
+        left, held = self.memory_gb * 1024 ** 3, set()
+        for name in ("val", "test", "train"):
+            if name in sizes and sizes[name] <= left:
+                held.add(name)
+                left -= sizes[name]
+        return held
+
+
+def decoded_bytes(items: int, shape: tuple[int, ...]) -> int:
+    """The bytes of ``items`` float32 inputs of ``shape``."""
+    return items * 4 * math.prod(shape)
+
+
+DEFAULT_STREAMING = Streaming()
 
 
 @dataclass(frozen=True)
