@@ -11,6 +11,7 @@ everything held (``--data-memory-gb 1000``), unless that would not fit this mach
 
     python benchmarks/data_memory.py                      # 100,000 images at 224 px
     python benchmarks/data_memory.py --images 20000 --size 128
+    python benchmarks/data_memory.py --memory-gb 0      # stream val and test too
     python benchmarks/data_memory.py --quick              # 1,000 images at 32 px, all streamed
 
 Prints a table and writes it to benchmarks/results/data_memory-DATE.txt (``--out`` elsewhere).
@@ -22,6 +23,7 @@ import argparse
 import datetime
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -121,8 +123,10 @@ def measure(folder: Path, workdir: Path, size: int, extra: list[str]) -> dict:
             time.sleep(0.2)
     if proc.returncode != 0:
         sys.exit(f"error: the search failed (exit {proc.returncode}); see {workdir / 'search.log'}")
-    return {"peak_gb": peak / 1024 ** 3, "processes": processes,
-            "wall_s": time.perf_counter() - began}
+    said = re.search(r"data: streamed from the files: ([\w, ]+) \(", (workdir / "search.log")
+                     .read_text())
+    return {"peak_gb": peak / 1024 ** 3, "processes": processes, "streamed":
+            said.group(1).replace(", ", "+") if said else "-", "wall_s": time.perf_counter() - began}
 
 
 def _available_gb() -> float:
@@ -138,6 +142,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--size", type=int, default=224, help="image size on disk and searched")
     parser.add_argument("--quick", action="store_true",
                         help="1,000 images at 32 px (100 each in val and test)")
+    parser.add_argument("--memory-gb", type=float,
+                        help="the streamed run's --data-memory-gb (default 2; --quick: 0)")
     parser.add_argument("--folder", type=Path, help="keep the image folder here (reused if there)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
@@ -153,8 +159,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             write_folder(folder, args.images, args.size, held_out)
         written_s = time.perf_counter() - began
         decoded_gb = args.images * 3 * args.size ** 2 * 4 / 1024 ** 3
-        limit = 0 if args.quick else 2  # the quick folder fits 2 GB: stream it all
-        runs = {f"streamed (--data-memory-gb {limit})": ["--data-memory-gb", str(limit)]}
+        limit = args.memory_gb if args.memory_gb is not None else 0 if args.quick else 2
+        # (the quick folder fits 2 GB: it is streamed whole)
+        runs = {f"streamed (--data-memory-gb {limit:g})": ["--data-memory-gb", f"{limit:g}"]}
         if decoded_gb * 1.5 < _available_gb():
             runs["held (--data-memory-gb 1000)"] = ["--data-memory-gb", "1000"]
         rows = []

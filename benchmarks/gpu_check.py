@@ -121,7 +121,10 @@ def plan(cuda: bool, py: str = sys.executable) -> list[Check]:
         Check("cuda-tests", [py, "-m", "pytest", "-m", "cuda", "-q", "-o", "addopts=", "-p",
                              "no:cacheprovider", "tests/profilers"], needs=("pytest",),
               timeout_s=120, in_repo=True),
-        Check("main-job", [*search, *budget, "--device", device, "--isolate", "--trials", "6",
+        # On the CPU (the dry run, a test of the suite) the job stands in for the CUDA one: the
+        # same flags and worker, fewer trials.
+        Check("main-job", [*search, *budget, "--device", device, "--isolate", "--trials",
+                           "6" if cuda else "3",
                            "--study-name", "main", *image, *_SMALL], cuda=False, timeout_s=150,
               folder="main"),
     ]

@@ -84,9 +84,11 @@ class StreamedSplit:
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
 
-    def _read(self, index_batches: Iterator[list[int]] | list[list[int]]) -> Iterator[Batch]:
+    def _read(self, index_batches: Iterator[list[int]] | list[list[int]],
+              workers: int | None = None) -> Iterator[Batch]:
         loader = DataLoader(self.dataset, batch_sampler=index_batches,  # type: ignore[arg-type]
-                            num_workers=self.workers, collate_fn=self.collate)
+                            num_workers=self.workers if workers is None else workers,
+                            collate_fn=self.collate)
         for x, y in loader:
             x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y).long().flatten()
             yield (self.transform(x) if self.transform else x), y
@@ -100,14 +102,15 @@ class StreamedSplit:
         yield from self._read(_IndexBatches(len(self), batch_size, generator))
 
     def inputs(self, n: int) -> Tensor:
-        return next(self._read([list(range(min(n, len(self))))]))[0]
+        # A few items: read here, not by worker processes started for them.
+        return next(self._read([list(range(min(n, len(self))))], workers=0))[0]
 
     def _digest(self, digest: hashlib._Hash) -> None:
         # Streamed data is known by its size and a sample of items, not by reading all of it.
         n = len(self)
         digest.update(f"{type(self.dataset).__qualname__}:{n}".encode())
         sample = sorted({*range(min(n, 8)), *range(max(0, n - 8), n)})
-        x, y = next(self._read([sample]))
+        x, y = next(self._read([sample], workers=0))
         digest.update(x.contiguous().numpy().tobytes() + y.numpy().tobytes())
 
 
