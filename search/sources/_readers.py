@@ -311,8 +311,8 @@ def imagefolder(path: str, *, image_size: int | None = None, seed: int = 0,
     for n in order:
         if n == "test" and same_test:
             splits[n] = splits["val"]
-        elif n in decoded:
-            splits[n] = TensorSplit(normalise(decoded[n]).contiguous(), listed[n][1])
+        elif n in decoded:  # normalised in place: no second copy of what is held
+            splits[n] = TensorSplit(decoded[n].sub_(mean).div_(std), listed[n][1])
         else:
             splits[n] = StreamedSplit(_ImageFiles(*listed[n], image_size, what),
                                       streaming.loader_workers, normalise)
@@ -343,10 +343,6 @@ def _from_loader(loader: torch.utils.data.DataLoader, what: str, name: str) -> T
     except Exception as exc:  # a user's loader may fail in any way; say where
         raise UsageError(f"{what}: the {name} loader does not give (images, labels) "
                          f"batches ({type(exc).__name__}: {exc})".splitlines()[0]) from None
-
-
-def _resize_to(size: int | None) -> Callable[[Tensor], Tensor] | None:
-    return None if size is None else _Resize(size)
 
 
 class _Resize:
@@ -411,7 +407,8 @@ def _splits_of(returned: list, what: str, image_size: int | None,
         return decoded_bytes(len(dataset), shape)
     held = streaming.held({name: size(name) for name in datasets})
     for name, (dataset, workers, collate, _) in datasets.items():
-        streamed = StreamedSplit(dataset, workers, _resize_to(image_size), collate)  # type: ignore[arg-type]
+        resize = None if image_size is None else _Resize(image_size)
+        streamed = StreamedSplit(dataset, workers, resize, collate)  # type: ignore[arg-type]
         if name not in held:
             done[name] = streamed
             continue
