@@ -289,14 +289,11 @@ def imagefolder(path: str, *, image_size: int | None = None, seed: int = 0,
                   for name, idx in zip(("train", "val", "test"), parts, strict=True)}
     notes: tuple[str, ...] = ()
     if "test" not in listed:
-        listed["test"] = listed["val"]
         notes = ("the data has no test/ split: test accuracy is measured on val/",)
-    order = ("train", "val", "test")
-    same_test = listed["test"] is listed["val"]
-    held = streaming.held({n: decoded_bytes(len(listed[n][0]), (3, image_size, image_size))
-                           for n in order if not (n == "test" and same_test)})
+    held = streaming.held({n: decoded_bytes(len(files), (3, image_size, image_size))
+                           for n, (files, _) in listed.items()})
     decoded = {n: torch.stack([_load_image(f, image_size, what) for f in listed[n][0]])
-               for n in order if n in held}
+               for n in listed if n in held}
     if "train" in decoded:  # statistics of every training image
         sample = decoded["train"]
     else:  # of a sample of them, chosen by seed
@@ -308,20 +305,20 @@ def imagefolder(path: str, *, image_size: int | None = None, seed: int = 0,
     std = sample.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
     normalise = _Normalise(mean, std)
     splits: dict[str, TensorSplit | StreamedSplit] = {}
-    for n in order:
-        if n == "test" and same_test:
-            splits[n] = splits["val"]
-        elif n in decoded:  # normalised in place: no second copy of what is held
+    for n in ("train", "val", "test"):
+        if n not in listed:
+            continue
+        if n in decoded:  # normalised in place: no second copy of what is held
             splits[n] = TensorSplit(decoded[n].sub_(mean).div_(std), listed[n][1])
         else:
             splits[n] = StreamedSplit(_ImageFiles(*listed[n], image_size, what),
                                       streaming.loader_workers, normalise)
-    streamed = [n for n in order if splits[n].streamed and not (n == "test" and same_test)]
+    streamed = [n for n, split in splits.items() if split.streamed]
     if streamed:
         notes = (*notes, f"streamed from the files: {', '.join(streamed)} (they do not fit "
                          f"--data-memory-gb {streaming.memory_gb:g} once decoded)")
-    return DataSplits(splits["train"], splits["val"], splits["test"], num_classes=len(classes),
-                      notes=notes)
+    return DataSplits(splits["train"], splits["val"], splits.get("test", splits["val"]),
+                      num_classes=len(classes), notes=notes)
 
 
 def _held(x: object, y: object, what: str, name: str) -> TensorSplit:
@@ -332,17 +329,22 @@ def _held(x: object, y: object, what: str, name: str) -> TensorSplit:
     return TensorSplit(x, y)
 
 
+def _not_items(what: str, name: str, exc: Exception, loader: bool) -> UsageError:
+    """The one line for a split that does not give (image, label) items, saying what it raised."""
+    kind = (f"the {name} loader does not give (images, labels) batches" if loader else
+            f"the {name} split is neither (images, labels) tensors nor a dataset of "
+            f"(image, label) items")
+    return UsageError(f"{what}: {kind} ({type(exc).__name__}: {exc})".splitlines()[0])
+
+
 def _from_loader(loader: torch.utils.data.DataLoader, what: str, name: str) -> TensorSplit:
     try:
         batches = [(torch.as_tensor(bx, dtype=torch.float32), torch.as_tensor(by))
                    for bx, by in loader]
-        return _held(torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches]),
-                     what, name)
-    except UsageError:
-        raise
+        x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
     except Exception as exc:  # a user's loader may fail in any way; say where
-        raise UsageError(f"{what}: the {name} loader does not give (images, labels) "
-                         f"batches ({type(exc).__name__}: {exc})".splitlines()[0]) from None
+        raise _not_items(what, name, exc, loader=True) from None
+    return _held(x, y, what, name)
 
 
 class _Resize:
@@ -368,11 +370,7 @@ def _dataset_of(split: object, what: str, name: str,
         shape = tuple(torch.as_tensor(first[0]).shape)
         int(first[1])
     except Exception as exc:  # a user's dataset may fail in any way; say where
-        kind = (f"the {name} loader does not give (images, labels) batches" if loader else
-                f"the {name} split is neither (images, labels) tensors nor a dataset of "
-                f"(image, label) items")
-        raise UsageError(f"{what}: {kind} ({type(exc).__name__}: {exc})".splitlines()[0]) \
-            from None
+        raise _not_items(what, name, exc, loader) from None
     if len(shape) != 3 or n == 0:
         raise UsageError(f"{what}: the {name} split must hold N images of shape C x H x W and N "
                          f"labels; got {n} items of shape {shape}")
@@ -415,9 +413,7 @@ def _splits_of(returned: list, what: str, image_size: int | None,
         try:
             batches = list(streamed.batches(256))
         except Exception as exc:  # a user's dataset may fail in any way; say where
-            raise UsageError(f"{what}: the {name} split is neither (images, labels) tensors "
-                             f"nor a dataset of (image, label) items ({type(exc).__name__}: "
-                             f"{exc})".splitlines()[0]) from None
+            raise _not_items(what, name, exc, loader=False) from None
         done[name] = _held(torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches]),
                            what, name)
     return [done[name] for name in names if name in done]
