@@ -66,7 +66,8 @@ import width_strategies as strategies  # noqa: E402  (a sibling script)
 from width_strategies import Setup  # noqa: E402
 
 STRATEGIES = ("ours", "uniform", "tp-global", "eagleeye", "netadapt")
-VARIANTS = ("ours-rungs", "ours-distill", "ours-floor", "ours-aimed")  # of ours, run when asked for
+# Of ours, run when asked for.
+VARIANTS = ("ours-rungs", "ours-distill", "ours-floor", "ours-aimed", "ours-ranked")
 # "Best accuracy at a budget", at these shares of the search's budget (0.3, 0.4, 0.5 of the dense
 # latency for the default budget ratio 0.5).
 BUDGETS = (0.6, 0.8, 1.0)
@@ -118,9 +119,11 @@ def run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataFr
         search(replace(config, trials=len(candidates)))
         evaluations += len(candidates)
 
-    if name in ("ours", "ours-distill", "ours-floor", "ours-aimed"):
+    if name in ("ours", "ours-distill", "ours-floor", "ours-aimed", "ours-ranked"):
         search(replace(base, trials=n, distill=name == "ours-distill",
-                    warm_start="aimed" if name == "ours-aimed" else base.warm_start,
+                    space="ranked" if name == "ours-ranked" else base.space,
+                    warm_start="aimed" if name in ("ours-aimed", "ours-ranked")
+                    else base.warm_start,
                     max_accuracy_drop=100 * REFERENCE_DROP if name == "ours-floor" else None))
         evaluations = n
     elif name == "ours-rungs":

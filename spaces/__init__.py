@@ -6,9 +6,10 @@ counts, JSON) and ordinary ``nn.Module`` objects.
 
 from spaces._attention import HeadsAttention, convert_attention
 from spaces._file import SpaceFile, read_space_file
-from spaces._global import channel_scores, global_fractions
+from spaces._global import channel_scores
 from spaces._groups import ChannelGroup, ExcludedGroup, discover_groups, unhandled_parts
 from spaces._prune import IMPORTANCES, SEARCHED_IMPORTANCES, breaking_widths, layer_widths, prune, rebuild
+from spaces._ranking import Ranking, global_fractions
 from spaces._space import KINDS, Allocation, Dimension, GroupChoices, SearchSpace, kept_channels, stage_name
 from spaces._spec import PrunedSpec
 
@@ -23,6 +24,7 @@ __all__ = [
     "ExcludedGroup",
     "SearchSpace",
     "PrunedSpec",
+    "Ranking",
     "SEARCHED_IMPORTANCES",
     "SpaceFile",
     "breaking_widths",

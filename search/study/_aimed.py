@@ -12,7 +12,7 @@ MACs alone place them, since it starts from two measurements. With it, for each 
 targets spread evenly from the smallest candidate to the budget, three families propose the
 largest candidate predicted to fit:
 
-- one keep fraction for every group (uniform);
+- one keep fraction for every group (uniform; not in a ranked space, which cannot express it);
 - one ranking of channels across the model by L2 magnitude (torch-pruning's global pruning);
 - the same ranking with each channel's score divided by the MACs it costs: a greedy knapsack of
   importance under a MAC cost, as HALP solves it under a latency cost.
@@ -24,13 +24,12 @@ latency budget, and Optuna's samplers know nothing of the candidates' structure.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from torch import Tensor, nn
 
 from profilers import count_cost
-from spaces import SearchSpace, global_fractions, prune
+from spaces import Ranking, SearchSpace, prune
 
 TARGETS = 4  # latency targets, evenly from the smallest candidate to the budget (included)
 _SHARES = tuple(i / 20 for i in range(2, 20))  # shares of all channels the rankings keep
@@ -63,10 +62,10 @@ class Aim:
 
 
 def aimed_params(dense: nn.Module, example: Tensor, space: SearchSpace, aim: Aim,
-                 scores: Mapping[str, Tensor]) -> list[dict[str, float]]:
+                 ranking: Ranking | None) -> list[dict[str, float]]:
     """The warm-start candidates (the space's params), for each latency target the largest
-    uniform, ranked and knapsack candidate predicted within it; ``scores`` are the groups'
-    channel scores (none: uniform only)."""
+    uniform, ranked and knapsack candidate predicted within it; without a ``ranking`` (the
+    channels could not be scored), uniform only."""
     example = example[:1]
     macs_cache: dict[str, float] = {}
 
@@ -76,24 +75,18 @@ def aimed_params(dense: nn.Module, example: Tensor, space: SearchSpace, aim: Aim
             macs_cache[key] = count_cost(prune(dense, example, allocation), example).macs
         return macs_cache[key]
 
-    def macs(params: dict[str, float]) -> float:
-        return allocation_macs(space.decode(params))
-
     line = LatencyLine(allocation_macs(space.dense()), aim.dense_ms,
                        allocation_macs(space.smallest()), aim.smallest_ms)
-    families: list[list[dict[str, float]]] = [
+    families = [] if space.kind == "ranked" else [
         [space.params_at(f) for f in space.fractions if f < 1.0]]
-    if scores:
-        families.append([space.params_for(global_fractions(scores, s)) for s in _SHARES])
-        costs = _channel_costs(dense, example, space, macs)
-        per_mac = {name: s / costs[name] for name, s in scores.items()}
-        families.append([space.params_for(global_fractions(per_mac, s)) for s in _SHARES])
+    if ranking is not None:
+        families += [ranked_params(space, ranking, _SHARES, cost) for cost in (0.0, 1.0)]
     top = min(aim.budget_ms, line.dense_ms)
     targets = [line.smallest_ms + (top - line.smallest_ms) * (i + 1) / TARGETS
                for i in range(TARGETS)]
     chosen: dict[str, dict[str, float]] = {}
     for family in families:
-        predicted = [(line.predict(macs(p)), p) for p in family]
+        predicted = [(line.predict(allocation_macs(space.decode(p))), p) for p in family]
         for target in targets:
             fitting = [(ms, p) for ms, p in predicted if ms <= target]
             if fitting:
@@ -103,15 +96,11 @@ def aimed_params(dense: nn.Module, example: Tensor, space: SearchSpace, aim: Aim
     return list(chosen.values())
 
 
-def _channel_costs(dense: nn.Module, example: Tensor, space: SearchSpace,
-                   macs: Callable[[dict[str, float]], float]) -> dict[str, float]:
-    """MACs one channel of each group costs: what cutting the group alone to its smallest width
-    saves, per channel cut (the layers it feeds included)."""
-    full = macs(space.params_for({}))
-    smallest = min(space.fractions)
-    costs = {}
-    for group in space.searchable:
-        params = space.params_for({group.name: smallest})
-        cut = group.width - space.decode(params)[group.name]
-        costs[group.name] = max(full - macs(params), 1.0) / max(cut, 1)
-    return costs
+def ranked_params(space: SearchSpace, ranking: Ranking, shares: tuple[float, ...],
+                  cost_exponent: float) -> list[dict[str, float]]:
+    """The space's params for the ranking keeping each of ``shares`` of all channels, by score
+    / channel cost ** ``cost_exponent``: in a ranked space its own coordinates (stage weights 1),
+    in another the nearest choice to each group's share."""
+    if space.kind == "ranked":
+        return [{**space.params_at(share), "cost": cost_exponent} for share in shares]
+    return [space.params_for(ranking.fractions(share, cost_exponent)) for share in shares]
