@@ -51,7 +51,7 @@ NEEDED = ("optuna", "torch_pruning", "fvcore", "pandas", "sklearn", "matplotlib"
 TOTAL_S = 480.0  # the whole check's target
 
 # Candidates that break on CUDA, for the worker checks: the middle layer keeping 16 channels
-# (the warm start's keep 0.5) runs out of memory, or poisons the context with a device-side assert.
+# (the grid warm start's keep 0.5) runs out of memory, or poisons the context with a device-side assert.
 FAULT_MODELS = '''
 import torch
 from torch import nn
@@ -150,7 +150,8 @@ def plan(cuda: bool, py: str = sys.executable) -> list[Check]:
                                    "--isolate", "--model", f"faultmodels:{model}", "--trials",
                                    "3", "--study-name", name, "--image-size", "16",
                                    "--finetune-steps", "2", "--final-finetune-steps", "4",
-                                   "--measure-seconds", "0.5", "--no-latency-cache"],
+                                   "--measure-seconds", "0.5", "--no-latency-cache",
+                                   "--warm-start", "grid"],
                             cuda=name != "worker-crash", timeout_s=120, folder=name,
                             expect_failures=reason or "FAIL"))
     return checks

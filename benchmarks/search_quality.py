@@ -7,11 +7,11 @@ if within the budget, validation accuracy; the front re-measured at the end), ea
 own study. What differs is only how the widths are chosen:
 
 - ours: the default search (TPE on per-group keep fractions, budget constraint, warm start
-  from uniform and globally ranked candidates), N trials.
-- ours-rungs, ours-distill, ours-floor, ours-aimed (on request): ours with two fidelities (half
+  aimed at the budget: a sweep of the global ranking, uniform and knapsack candidates), N trials.
+- ours-rungs, ours-distill, ours-floor, ours-grid (on request): ours with two fidelities (half
   the quick fine-tune for all, ``--promote-steps`` of twice it near the front), with
   ``--distill``, with ``--max-accuracy-drop`` at the reference point's 20 points, and with
-  ``--warm-start aimed``.
+  ``--warm-start grid`` (the default before 2026-12-03).
 - uniform: one keep fraction for every group, every fraction of the grid below 1 (the classic
   baseline; the grid has fewer than N).
 - tp-global: Torch-Pruning's global magnitude ranking (``MagnitudePruner(global_pruning=True)``,
@@ -66,8 +66,7 @@ import width_strategies as strategies  # noqa: E402  (a sibling script)
 from width_strategies import Setup  # noqa: E402
 
 STRATEGIES = ("ours", "uniform", "tp-global", "eagleeye", "netadapt")
-# Of ours, run when asked for.
-VARIANTS = ("ours-rungs", "ours-distill", "ours-floor", "ours-aimed", "ours-ranked")
+VARIANTS = ("ours-rungs", "ours-distill", "ours-floor", "ours-grid")  # of ours, run when asked for
 # "Best accuracy at a budget", at these shares of the search's budget (0.3, 0.4, 0.5 of the dense
 # latency for the default budget ratio 0.5).
 BUDGETS = (0.6, 0.8, 1.0)
@@ -119,11 +118,9 @@ def run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataFr
         search(replace(config, trials=len(candidates)))
         evaluations += len(candidates)
 
-    if name in ("ours", "ours-distill", "ours-floor", "ours-aimed", "ours-ranked"):
+    if name in ("ours", "ours-distill", "ours-floor", "ours-grid"):
         search(replace(base, trials=n, distill=name == "ours-distill",
-                    space="ranked" if name == "ours-ranked" else base.space,
-                    warm_start="aimed" if name in ("ours-aimed", "ours-ranked")
-                    else base.warm_start,
+                    warm_start="grid" if name == "ours-grid" else base.warm_start,
                     max_accuracy_drop=100 * REFERENCE_DROP if name == "ours-floor" else None))
         evaluations = n
     elif name == "ours-rungs":

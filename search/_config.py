@@ -56,7 +56,7 @@ class SearchConfig:
     backend: str = "local"
     ray_address: str | None = None
     sampler: str = "tpe"
-    warm_start: str = "grid"
+    warm_start: str = "aimed"
     max_accuracy_drop: float | None = None
     batch_size: int = 1
     threads: int = 1

@@ -35,9 +35,9 @@ def global_fractions(scores: Mapping[str, Tensor], share: float) -> dict[str, fl
 
 @dataclass(frozen=True)
 class Ranking:
-    """What a ``ranked`` space ranks a trained model's channels by: each searchable group's
-    channel scores (on one scale across groups, as :func:`spaces.channel_scores` gives them)
-    and the MACs one of its channels costs."""
+    """What a ranking of a trained model's channels goes by: each searchable group's channel
+    scores (on one scale across groups, as :func:`spaces.channel_scores` gives them) and the
+    MACs one of its channels costs."""
 
     scores: Mapping[str, Tensor]
     costs: Mapping[str, float]

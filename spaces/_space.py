@@ -2,22 +2,17 @@
 
 A space has *dimensions*, the parameters the sampler draws. ``per-layer`` has one keep fraction
 per group; ``per-stage`` one per stage (the groups of equal output resolution); ``uniform`` one
-for the whole model, the classic baseline. ``ranked`` searches around one ranking of the trained
-model's channels across all groups (:class:`spaces.Ranking`): the share of channels kept, how
-much a channel's MAC cost counts against its score, and a weight per stage; each group then
-keeps its allowed width nearest to what the ranking leaves it. A spaces file
-(:mod:`spaces._file`) may give groups their own fractions or widths (such a group is then its
-own dimension; in a ranked space, its own choices) or keep them dense.
+for the whole model, the classic baseline. A spaces file (:mod:`spaces._file`) may give groups
+their own fractions or widths (such a group is then its own dimension) or keep them dense.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from spaces._groups import ChannelGroup
-from spaces._ranking import Ranking
 
 Allocation = dict[str, int]
 """Kept output channels per group name: the one form an architecture crosses boundaries in."""
@@ -25,15 +20,8 @@ Allocation = dict[str, int]
 # How groups share the sampler's dimensions, with the phrase --help gives each.
 KINDS = {"per-layer": "one keep fraction per group",
          "per-stage": "one per output resolution",
-         "uniform": "one for all",
-         "ranked": "one ranking of channels across the model, its share kept, cost exponent "
-                   "and stage weights searched"}
+         "uniform": "one for all"}
 DEFAULT_FRACTIONS = (0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0)
-# A ranked space's dimensions: the share of all channels kept; the exponent on a channel's MAC
-# cost its score is divided by (0: magnitude alone, 1: magnitude per MAC); each stage's weight.
-RANKED_SHARES = tuple(i / 40 for i in range(4, 40))
-RANKED_COST_EXPONENTS = (0.0, 0.25, 0.5, 0.75, 1.0)
-RANKED_WEIGHTS = tuple(round(2 ** (k / 3), 4) for k in range(-3, 4))
 
 
 def kept_channels(width: int, fraction: float, round_to: int) -> int:
@@ -76,7 +64,7 @@ class Dimension:
     name: str
     groups: tuple[str, ...]
     choices: tuple[float, ...] | tuple[int, ...]
-    unit: str  # "fraction" or "width"; in a ranked space "share", "exponent" or "weight"
+    unit: str  # "fraction" or "width"
 
 
 def stage_name(group: ChannelGroup) -> str:
@@ -92,11 +80,8 @@ class SearchSpace:
         groups: the prunable groups, from :func:`spaces.discover_groups`.
         round_to: kept channel counts are multiples of this (hardware vector/tile width).
         fractions: the allowed keep fractions, ascending, ending at 1.0.
-        kind: ``per-layer``, ``per-stage``, ``uniform`` or ``ranked``: how groups share
-            dimensions.
+        kind: ``per-layer``, ``per-stage`` or ``uniform``: how groups share dimensions.
         own: groups with their own fractions or widths, or excluded (by group name).
-        ranking: the trained model's channel ranking, which a ``ranked`` space decodes with
-            (:meth:`with_ranking`).
     """
 
     groups: tuple[ChannelGroup, ...]
@@ -104,7 +89,6 @@ class SearchSpace:
     fractions: tuple[float, ...] = DEFAULT_FRACTIONS
     kind: str = "per-layer"
     own: Mapping[str, GroupChoices] = field(default_factory=dict)
-    ranking: Ranking | None = None
 
     def __post_init__(self) -> None:
         if self.round_to < 1:
@@ -146,8 +130,6 @@ class SearchSpace:
     @property
     def dimensions(self) -> tuple[Dimension, ...]:
         """The parameters a sampler draws, in module order (a shared one at its first group)."""
-        if self.kind == "ranked":
-            return self._ranked_dimensions()
         dims: dict[str, Dimension] = {}
         for g in self.searchable:
             own = self.own.get(g.name, GroupChoices())
@@ -162,30 +144,13 @@ class SearchSpace:
                 dims[key] = Dimension(key, (*members, g.name), self.fractions, "fraction")
         return tuple(dims.values())
 
-    def _ranked_dimensions(self) -> tuple[Dimension, ...]:
-        names = tuple(g.name for g in self.searchable)
-        stages: dict[str, list[str]] = {}
-        for g in self.searchable:
-            stages.setdefault(stage_name(g), []).append(g.name)
-        weights = [Dimension(f"{stage}-weight", tuple(members), RANKED_WEIGHTS, "weight")
-                   for stage, members in stages.items()] if len(stages) > 1 else []
-        return (Dimension("keep", names, RANKED_SHARES, "share"),
-                Dimension("cost", names, RANKED_COST_EXPONENTS, "exponent"), *weights)
-
-    def with_ranking(self, ranking: Ranking) -> SearchSpace:
-        """This space, decoding ``ranked`` params with ``ranking`` (the trained model's)."""
-        return replace(self, ranking=ranking)
-
     def decode(self, params: Mapping[str, float]) -> Allocation:
         """Kept channels for every group from one value per dimension (a trial's params)."""
-        missing = [d.name for d in self.dimensions if d.name not in params]
-        if missing:
-            raise KeyError(f"no value for the space's dimension {missing[0]!r}")
-        if self.kind == "ranked":
-            return self._decode_ranked(params)
         by_name = {g.name: g for g in self.groups}
         allocation = {g.name: self.widths(g)[0] for g in self.groups}  # one allowed width
         for dim in self.dimensions:
+            if dim.name not in params:
+                raise KeyError(f"no value for the space's dimension {dim.name!r}")
             value = params[dim.name]
             for name in dim.groups:
                 group = by_name[name]
@@ -193,36 +158,15 @@ class SearchSpace:
                     kept_channels(group.width, float(value), self.multiple(group))
         return allocation
 
-    def _decode_ranked(self, params: Mapping[str, float]) -> Allocation:
-        if self.ranking is None:
-            raise ValueError("a ranked space decodes with the trained model's channel ranking: "
-                             "give it one with SearchSpace.with_ranking")
-        weights = {name: float(params[d.name]) for d in self.dimensions if d.unit == "weight"
-                   for name in d.groups}
-        fractions = self.ranking.fractions(float(params["keep"]), float(params["cost"]), weights)
-        allocation = {g.name: self.widths(g)[-1] for g in self.groups}  # one allowed width
-        for g in self.searchable:
-            wanted = fractions[g.name] * g.width
-            allocation[g.name] = min(self.widths(g), key=lambda w, t=wanted: (abs(w - t), -w))
-        return allocation
-
     def params_at(self, fraction: float) -> dict[str, float]:
-        """Each dimension's choice nearest to keeping ``fraction`` of every group (warm starts);
-        in a ranked space, the ranking by magnitude alone keeping that share of all channels."""
+        """Each dimension's choice nearest to keeping ``fraction`` of every group (warm starts)."""
         return self.params_for({g.name: fraction for g in self.groups})
 
     def params_for(self, fractions: Mapping[str, float]) -> dict[str, float]:
         """Each dimension's choice nearest to per-group keep ``fractions`` (a group not named
         keeps all): a width nearest to its share of the group, a fraction shared by several
-        groups (a stage's) nearest to their mean. In a ranked space: the magnitude ranking
-        keeping as many channels in all."""
+        groups (a stage's) nearest to their mean."""
         widths = {g.name: g.width for g in self.groups}
-        if self.kind == "ranked":
-            kept = sum(fractions.get(g.name, 1.0) * g.width for g in self.searchable)
-            share = kept / max(1, sum(g.width for g in self.searchable))
-            return {d.name: min(d.choices, key=lambda c, t=share: (abs(c - t), c))
-                    if d.unit == "share" else 0.0 if d.unit == "exponent" else 1.0
-                    for d in self.dimensions}
         params = {}
         for dim in self.dimensions:
             wanted = [fractions.get(name, 1.0) for name in dim.groups]
@@ -249,8 +193,6 @@ class SearchSpace:
 
     def uniform(self, fraction: float) -> Allocation:
         """Every group at keep ``fraction`` (a group with its own widths: the nearest one)."""
-        if self.kind == "ranked":
-            return replace(self, kind="per-layer").uniform(fraction)
         snapped = self.params_at(fraction)
         return self.decode({d.name: fraction if d.unit == "fraction" else snapped[d.name]
                             for d in self.dimensions})

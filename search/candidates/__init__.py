@@ -17,14 +17,12 @@ from search.candidates._space import (
     TRACE_TIMEOUT_S,
     BuiltSpace,
     build_space,
-    channel_ranking,
     check_space,
     smallest_model,
     space_help,
 )
 
 __all__ = ["BuiltSpace", "CandidateEvaluator", "CandidateResult", "Promotion", "SPACES",
-           "SPACE_FILE", "TRACE_MEMORY_SHARE", "TRACE_TIMEOUT_S", "build_space", "channel_ranking",
-           "check_space", "context_key", "failure_kind", "failure_reason", "is_machine_error",
-           "machine_message", "measure_reference", "promotion_for", "scaled_latencies",
-           "smallest_model", "space_help"]
+           "SPACE_FILE", "TRACE_MEMORY_SHARE", "TRACE_TIMEOUT_S", "build_space", "check_space",
+           "context_key", "failure_kind", "failure_reason", "is_machine_error", "machine_message",
+           "measure_reference", "promotion_for", "scaled_latencies", "smallest_model", "space_help"]

@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from profilers import count_cost
 from search._errors import UsageError
 from search._guards import (
     MemoryLimitReached,
@@ -21,13 +20,10 @@ from search._guards import (
 )
 from spaces import (
     KINDS,
-    Allocation,
     ExcludedGroup,
     GroupChoices,
-    Ranking,
     SearchSpace,
     breaking_widths,
-    channel_scores,
     discover_groups,
     prune,
     read_space_file,
@@ -168,28 +164,3 @@ def smallest_model(model: nn.Module, example: torch.Tensor, space: SearchSpace) 
         log.warning("the smallest candidate fails (%s: %s); the budget is not checked up front",
                     type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
         return None
-
-
-def channel_ranking(dense: nn.Module, example: torch.Tensor, space: SearchSpace) -> Ranking | None:
-    """The trained ``dense`` model's channels ranked across groups (``spaces.Ranking``): each
-    group's L2 channel scores, and the MACs one of its channels costs (what cutting the group
-    alone to its smallest width saves, per channel cut, the layers it feeds included). None,
-    with a warning, when a model's layers cannot be scored."""
-    example = example[:1]
-
-    def macs(allocation: Allocation) -> float:
-        return count_cost(prune(dense, example, allocation), example).macs
-
-    try:
-        scores = channel_scores(dense, example, space)
-        full = macs(space.dense())
-        costs = {}
-        for group in space.searchable:
-            smallest = space.widths(group)[0]
-            saved = full - macs({**space.dense(), group.name: smallest})
-            costs[group.name] = max(saved, 1.0) / max(group.width - smallest, 1)
-    except Exception as exc:  # a user's model may have a group torch-pruning cannot score
-        log.warning("cannot rank the channels (%s: %s)", type(exc).__name__,
-                    str(exc).splitlines()[0] if str(exc) else "")
-        return None
-    return Ranking(scores, costs)

@@ -36,10 +36,7 @@ def inspect_model(*, model: str, data: str = "digits", image_size: int | None = 
     built = build_space(net, example, model_name=model, space=space, round_to=round_to,
                         trace_timeout=trace_timeout)
     searched = built.space
-    by_group: dict[str, list[str]] = {}  # a ranked space's groups are set by several
-    for dim in searched.dimensions:
-        for name in dim.groups:
-            by_group.setdefault(name, []).append(dim.name)
+    by_group = {name: dim.name for dim in searched.dimensions for name in dim.groups}
     dense = count_cost(net, example)
     try:
         smallest = count_cost(prune(net, example, searched.smallest()), example)
@@ -58,8 +55,7 @@ def inspect_model(*, model: str, data: str = "digits", image_size: int | None = 
         "dimensions": [{"name": d.name, "unit": d.unit, "choices": list(d.choices),
                         "groups": list(d.groups)} for d in searched.dimensions],
         "groups": [{"name": g.name, "width": g.width, "widths": searched.widths(g),
-                    "dimension": ", ".join(by_group[g.name]) if g.name in by_group else None,
-                    "resolution": list(g.resolution),
+                    "dimension": by_group.get(g.name), "resolution": list(g.resolution),
                     "channel_groups": g.channel_groups, "head_size": g.head_size,
                     "layers": list(g.layers)}
                    for g in searched.groups if g.name not in searched.excluded],

@@ -33,7 +33,6 @@ from search.backends import TrialsJob
 from search.candidates import (
     CandidateEvaluator,
     build_space,
-    channel_ranking,
     context_key,
     measure_reference,
     smallest_model,
@@ -42,7 +41,7 @@ from search.runfolder import CONFIG, ENV, Reference, ReferenceRecord, RunFolder
 from search.sources import DataSplits, build_model, device_for, load_checkpoint, load_data
 from search.study import Aim, enqueue_reevaluation, open_study, redacted, warm_start
 from search.training import Recipe, dense_model, example_input, score
-from spaces import SearchSpace, convert_attention
+from spaces import convert_attention
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +142,6 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None,
         dense = dense_model_for(config, data, recipe)
     dense_accuracy = score(dense, data.val, recipe)
     log.info("dense accuracy: val %.2f%%", 100 * dense_accuracy)
-    space = _ranked_space(built.space, dense, example)
     drop = config.max_accuracy_drop
     evaluator = CandidateEvaluator(
         dense=dense, model_name=config.model, data=data, example=example, device=device,
@@ -161,25 +159,13 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None,
     smallest_ms = reference.smallest_latency_ms
     aim = Aim(dense_ms=reference.latency_ms, smallest_ms=smallest_ms, budget_ms=budget_ms) \
         if config.warm_start == "aimed" and smallest_ms is not None else None
-    warm_start(study, space, dense, example, aim)
-    job = TrialsJob(study=key, space=space, evaluator=evaluator,
+    warm_start(study, built.space, dense, example, aim)
+    job = TrialsJob(study=key, space=built.space, evaluator=evaluator,
                     data_name=config.data, image_size=config.image_size,
                     streaming=config.streaming, run_dir=folder.path,
                     trials=config.trials, timeout=config.timeout, threads=config.threads)
     return Prepared(config=config, study=study, job=job, folder=folder, record=record,
                     space_notes=built.notes, env=env)
-
-
-def _ranked_space(space: SearchSpace, dense: nn.Module, example: torch.Tensor) -> SearchSpace:
-    """A ranked space with the trained model's channel ranking, which it decodes with; other
-    spaces as they are. UsageError when the channels cannot be ranked."""
-    if space.kind != "ranked":
-        return space
-    ranking = channel_ranking(dense, example, space)
-    if ranking is None:
-        raise UsageError("--space ranked: cannot rank this model's channels (the warning above "
-                         "says why); use --space per-layer")
-    return space.with_ranking(ranking)
 
 
 def _given_model(model: nn.Module) -> nn.Module:

@@ -8,14 +8,17 @@ smallest candidate and the budget, where the front is.
 Before any trial, the search has measured the dense model and the smallest candidate the space
 allows. Between those two points latency is taken as affine in MACs (a fixed cost per call plus
 a cost per MAC): crude, but it ranks this run's candidates as the device does far better than
-MACs alone place them, since it starts from two measurements. With it, for each of a few latency
-targets spread evenly from the smallest candidate to the budget, three families propose the
-largest candidate predicted to fit:
+MACs alone place them, since it starts from two measurements. With it, for latency targets
+spread evenly from the smallest candidate to the budget, three families propose the largest
+candidate predicted to fit, in this order:
 
-- one keep fraction for every group (uniform; not in a ranked space, which cannot express it);
-- one ranking of channels across the model by L2 magnitude (torch-pruning's global pruning);
-- the same ranking with each channel's score divided by the MACs it costs: a greedy knapsack of
-  importance under a MAC cost, as HALP solves it under a latency cost.
+- one ranking of channels across the model by L2 magnitude (torch-pruning's global pruning), at
+  10 targets: a sweep of the range where the front is, which is what makes Torch-Pruning's
+  global ranking the strategy to beat on CIFAR-10 (its sweep of pruning ratios covers the range
+  too, but half of its candidates land over the budget or far under it);
+- one keep fraction for every group (uniform), at 4 targets;
+- the magnitude ranking with each channel's score divided by the MACs it costs, at 4 targets: a
+  greedy knapsack of importance under a MAC cost, as HALP solves it under a latency cost.
 
 Hand-written because no library builds it: torch-pruning ranks channels but knows nothing of a
 latency budget, and Optuna's samplers know nothing of the candidates' structure.
@@ -24,15 +27,21 @@ latency budget, and Optuna's samplers know nothing of the candidates' structure.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 
 from torch import Tensor, nn
 
 from profilers import count_cost
-from spaces import Ranking, SearchSpace, prune
+from spaces import Allocation, Ranking, SearchSpace, channel_scores, prune
 
-TARGETS = 4  # latency targets, evenly from the smallest candidate to the budget (included)
-_SHARES = tuple(i / 20 for i in range(2, 20))  # shares of all channels the rankings keep
+log = logging.getLogger(__name__)
+
+# Latency targets, evenly from the smallest candidate to the budget (included): for the sweep of
+# the magnitude ranking, and for each other family.
+SWEEP_TARGETS = 10
+TARGETS = 4
+_SHARES = tuple(i / 40 for i in range(4, 40))  # shares of all channels the rankings keep
 
 
 @dataclass(frozen=True)
@@ -63,9 +72,9 @@ class Aim:
 
 def aimed_params(dense: nn.Module, example: Tensor, space: SearchSpace, aim: Aim,
                  ranking: Ranking | None) -> list[dict[str, float]]:
-    """The warm-start candidates (the space's params), for each latency target the largest
-    uniform, ranked and knapsack candidate predicted within it; without a ``ranking`` (the
-    channels could not be scored), uniform only."""
+    """The warm-start candidates (the space's params): for each of its latency targets, the
+    largest candidate of each family (magnitude ranking, uniform, knapsack) predicted within it;
+    without a ``ranking`` (the channels could not be scored), uniform only."""
     example = example[:1]
     macs_cache: dict[str, float] = {}
 
@@ -77,17 +86,17 @@ def aimed_params(dense: nn.Module, example: Tensor, space: SearchSpace, aim: Aim
 
     line = LatencyLine(allocation_macs(space.dense()), aim.dense_ms,
                        allocation_macs(space.smallest()), aim.smallest_ms)
-    families = [] if space.kind == "ranked" else [
-        [space.params_at(f) for f in space.fractions if f < 1.0]]
+    uniform = [space.params_at(f) for f in space.fractions if f < 1.0]
+    families = [(uniform, TARGETS)]
     if ranking is not None:
-        families += [ranked_params(space, ranking, _SHARES, cost) for cost in (0.0, 1.0)]
+        families = [(ranked_params(space, ranking, _SHARES, 0.0), SWEEP_TARGETS), *families,
+                    (ranked_params(space, ranking, _SHARES, 1.0), TARGETS)]
     top = min(aim.budget_ms, line.dense_ms)
-    targets = [line.smallest_ms + (top - line.smallest_ms) * (i + 1) / TARGETS
-               for i in range(TARGETS)]
     chosen: dict[str, dict[str, float]] = {}
-    for family in families:
+    for family, count in families:
         predicted = [(line.predict(allocation_macs(space.decode(p))), p) for p in family]
-        for target in targets:
+        for i in range(count):
+            target = line.smallest_ms + (top - line.smallest_ms) * (i + 1) / count
             fitting = [(ms, p) for ms, p in predicted if ms <= target]
             if fitting:
                 params = max(fitting, key=lambda item: item[0])[1]
@@ -98,9 +107,31 @@ def aimed_params(dense: nn.Module, example: Tensor, space: SearchSpace, aim: Aim
 
 def ranked_params(space: SearchSpace, ranking: Ranking, shares: tuple[float, ...],
                   cost_exponent: float) -> list[dict[str, float]]:
-    """The space's params for the ranking keeping each of ``shares`` of all channels, by score
-    / channel cost ** ``cost_exponent``: in a ranked space its own coordinates (stage weights 1),
-    in another the nearest choice to each group's share."""
-    if space.kind == "ranked":
-        return [{**space.params_at(share), "cost": cost_exponent} for share in shares]
+    """The space's params (each dimension's nearest choice) for the ranking keeping each of
+    ``shares`` of all channels, by score / channel cost ** ``cost_exponent``."""
     return [space.params_for(ranking.fractions(share, cost_exponent)) for share in shares]
+
+
+def channel_ranking(dense: nn.Module, example: Tensor, space: SearchSpace) -> Ranking | None:
+    """The trained ``dense`` model's channels ranked across groups: each group's L2 channel
+    scores, and the MACs one of its channels costs (what cutting the group alone to its smallest
+    width saves, per channel cut, the layers it feeds included). None, with a warning, when a
+    model's layers cannot be scored: the warm start is then uniform only."""
+    example = example[:1]
+
+    def macs(allocation: Allocation) -> float:
+        return count_cost(prune(dense, example, allocation), example).macs
+
+    try:
+        scores = channel_scores(dense, example, space)
+        full = macs(space.dense())
+        costs = {}
+        for group in space.searchable:
+            smallest = space.widths(group)[0]
+            saved = full - macs({**space.dense(), group.name: smallest})
+            costs[group.name] = max(saved, 1.0) / max(group.width - smallest, 1)
+    except Exception as exc:  # a user's model may have a group torch-pruning cannot score
+        log.warning("globally ranked warm-start candidates left out: cannot score the channels "
+                    "(%s: %s)", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+        return None
+    return Ranking(scores, costs)

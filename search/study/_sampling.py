@@ -11,8 +11,7 @@ from collections.abc import Mapping
 import optuna
 from torch import Tensor, nn
 
-from search.candidates import channel_ranking
-from search.study._aimed import Aim, aimed_params, ranked_params
+from search.study._aimed import Aim, aimed_params, channel_ranking
 from spaces import SEARCHED_IMPORTANCES, Allocation, SearchSpace, channel_scores, global_fractions
 
 log = logging.getLogger(__name__)
@@ -22,9 +21,11 @@ log = logging.getLogger(__name__)
 _WARM_START_FRACTIONS = (0.25, 0.5, 0.75)
 # --warm-start: the candidates a new study is given first.
 WARM_STARTS = {
-    "grid": "uniform and globally ranked candidates keeping 1/4, 1/2 and 3/4 of the channels",
-    "aimed": "uniform, globally ranked and knapsack (importance per MAC) candidates aimed at "
-             "latencies spread from the smallest candidate to the budget",
+    "aimed": "a sweep of the global magnitude ranking, then uniform and knapsack (importance "
+             "per MAC) candidates, aimed at latencies spread from the smallest candidate to the "
+             "budget",
+    "grid": "uniform and globally ranked candidates keeping 1/4, 1/2 and 3/4 of the channels, "
+            "wherever their latency falls",
 }
 _DRAWN = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
           optuna.trial.TrialState.FAIL)
@@ -33,18 +34,17 @@ _DRAWN = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
 def suggest(trial: optuna.Trial, space: SearchSpace) -> Allocation:
     """The trial's widths: one value per dimension of the space, drawn by the sampler.
 
-    Fractions (and a ranked space's share, cost exponent and weights) are drawn as ordered
-    numbers, so the sampler can learn that fewer channels are faster: an even grid as a stepped
-    float; an uneven one (a spaces file's, such as 1/16, 1/8, 1/4, 1/2, 1) as a log-scaled float
-    snapped to the nearest choice (it was a category, which tells the sampler nothing of order).
-    Own widths are categories. A study that drew a dimension as a category keeps
+    Fractions are drawn as ordered numbers, so the sampler can learn that fewer channels are
+    faster: an even grid as a stepped float; an uneven one (a spaces file's, such as 1/16, 1/8,
+    1/4, 1/2, 1) as a log-scaled float snapped to the nearest choice (it was a category, which
+    tells the sampler nothing of order). A study that drew a dimension as a category keeps
     drawing it so, since a parameter cannot change kind within a study."""
     categorical = _categorical_params(trial)
     params = {}
     for dim in space.dimensions:
         grid = dim.choices
         steps = {round(b - a, 9) for a, b in zip(grid, grid[1:], strict=False)}
-        if dim.unit == "width" or dim.name in categorical or len(grid) < 2:
+        if dim.unit != "fraction" or dim.name in categorical or len(grid) < 2:
             params[dim.name] = trial.suggest_categorical(dim.name, grid)
         elif len(steps) == 1:
             params[dim.name] = trial.suggest_float(dim.name, grid[0], grid[-1], step=steps.pop())
@@ -77,9 +77,7 @@ def warm_start(study: optuna.Study, space: SearchSpace, dense: nn.Module | None 
     one ranking across the model (torch-pruning's global pruning by L2 magnitude), where they
     differ from the uniform ones. At the grid's smallest share the ranking would cut some groups
     below the grid, which then keep its smallest fraction: a candidate a little larger than the
-    uniform smallest, with its channels where the ranking puts them. A ranked space, which
-    cannot express uniform candidates, starts from the ranking by magnitude and by magnitude per
-    MAC at those shares.
+    uniform smallest, with its channels where the ranking puts them.
 
     With ``aim`` (``--warm-start aimed``: the dense model's and the smallest candidate's measured
     latencies and the budget), the candidates are aimed at latencies across the budget instead
@@ -88,13 +86,11 @@ def warm_start(study: optuna.Study, space: SearchSpace, dense: nn.Module | None 
         return
     # One fraction for the whole model leaves the ranking nothing to choose: no need to score.
     scored = dense is not None and example is not None and space.kind != "uniform"
-    grid = tuple(_warm_start(space.fractions))
+    grid = _warm_start(space.fractions)
     if aim is not None and dense is not None and example is not None:
-        ranking = space.ranking or (channel_ranking(dense, example, space) if scored else None)
+        ranking = channel_ranking(dense, example, space) if scored else None
         queued = aimed_params(dense, example, space, aim, ranking)
         log.info("warm start aimed at the budget: %d candidates", len(queued))
-    elif space.ranking is not None:
-        queued = [p for cost in (0.0, 1.0) for p in ranked_params(space, space.ranking, grid, cost)]
     else:
         ranked = _ranked(dense, example, space) if scored else {}
         queued = [space.params_at(fraction) for fraction in grid]

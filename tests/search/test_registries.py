@@ -103,7 +103,7 @@ def test_every_space_kind_is_listed_and_accepted(name):
 def test_inspect_checks_the_space_from_the_same_registry(tmp_path):
     result = main_in_process(tmp_path, "inspect", "--model", "resnet20", "--space", "per-blok")
     assert result.returncode == 2
-    assert "unknown --space 'per-blok'; valid: per-layer, per-stage, uniform, ranked" in result.stderr
+    assert "unknown --space 'per-blok'; valid: per-layer, per-stage, uniform" in result.stderr
     assert not list(tmp_path.iterdir())
 
 

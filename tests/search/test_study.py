@@ -12,11 +12,11 @@ import torch
 from profilers import Context, LatencyCache, LatencySettings, fingerprint
 from search import SearchConfig
 from search._guards import resident_bytes
-from search.candidates import CandidateEvaluator, channel_ranking, measure_reference
+from search.candidates import CandidateEvaluator, measure_reference
 from search.runfolder import TRIAL_COLUMNS
 from search.sources import digits
 from search.sources._zoo import resnet20
-from search.study import open_study, run_trials, suggest, trials_frame, warm_start
+from search.study import channel_ranking, open_study, run_trials, suggest, trials_frame, warm_start
 from search.training import Recipe
 from spaces import ChannelGroup, Ranking, SearchSpace, discover_groups, prune
 
@@ -317,26 +317,3 @@ def test_warm_start_aimed_is_a_choice_of_the_cli_and_config():
         SearchConfig(budget_ratio=0.5, warm_start="nearest")
     assert SearchConfig(budget_ratio=0.5, warm_start="aimed").warm_start == "aimed"
 
-
-def test_a_ranked_space_searches_around_the_trained_models_channel_ranking(tmp_path):
-    config, _, evaluator = make(tmp_path, budget_ratio=1.0, trials=4)
-    groups, _ = discover_groups(evaluator.dense, evaluator.example)
-    space = SearchSpace(tuple(groups), kind="ranked", round_to=16)
-    space = space.with_ranking(channel_ranking(evaluator.dense, evaluator.example, space))
-    study = open_study(config.study_key())
-    warm_start(study, space, evaluator.dense, evaluator.example)
-    queued = _waiting(study)
-    # By magnitude and by magnitude per MAC, at the warm start's shares, stage weights even.
-    assert {p["cost"] for p in queued} == {0.0, 1.0}
-    assert {p["keep"] for p in queued} == {0.25, 0.5, 0.75}
-    assert all(p[d.name] == 1.0 for p in queued for d in space.dimensions if d.unit == "weight")
-    assert run_trials(study, space, evaluator, trials=8) == 8
-    trials = study.get_trials()
-    # Each candidate is the ranking's for the params the sampler drew, at widths the space allows.
-    for trial in trials:
-        allocation = json.loads(trial.user_attrs["allocation"]) \
-            if isinstance(trial.user_attrs["allocation"], str) else trial.user_attrs["allocation"]
-        assert allocation == space.decode(trial.params)
-    drawn = trials[len(queued):]
-    assert drawn and all(0.1 <= t.params["keep"] <= 0.975 for t in drawn)
-    assert len({json.dumps(t.params, sort_keys=True) for t in trials}) == len(trials)

@@ -53,7 +53,7 @@ def test_later_rules_win(tmp_path):
 
 @pytest.mark.parametrize(("text", "message"), [
     ("spcae = 'uniform'", "unknown key 'spcae'; valid: fractions, rule, space"),
-    ("space = 'per-block'", "space = 'per-block'; valid: per-layer, per-stage, uniform, ranked"),
+    ("space = 'per-block'", "space = 'per-block'; valid: per-layer, per-stage, uniform"),
     ("fractions = [0.5, 0.75]", "must include 1.0"),
     ("fractions = [0, 1.0]", r"must lie in \(0, 1\]"),
     ("fractions = 'half'", "fractions must be a list of numbers"),

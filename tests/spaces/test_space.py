@@ -1,7 +1,6 @@
 import pytest
-import torch
 
-from spaces import ChannelGroup, GroupChoices, Ranking, SearchSpace, kept_channels
+from spaces import ChannelGroup, GroupChoices, SearchSpace, kept_channels
 
 
 @pytest.mark.parametrize(("width", "fraction", "round_to", "expected"), [
@@ -111,43 +110,3 @@ def test_params_for_per_group_fractions_snap_each_dimension():
     own = SearchSpace(staged(), kind="per-stage", own={"s2b": GroupChoices(widths=(40, 96))})
     assert own.params_for({"s2b": 0.7})["s2b"] == 96
     assert per_layer.params_for({g.name: 0.5 for g in staged()}) == per_layer.params_at(0.5)
-
-
-def _ranking():
-    # s1a's channels score high, s2a's low; s2b's channels cost a quarter of s1a's MACs.
-    scores = {"s1a": torch.linspace(2.0, 1.0, 64), "s1b": torch.linspace(1.5, 0.5, 64),
-              "s2a": torch.linspace(0.9, 0.1, 128), "s2b": torch.linspace(1.2, 0.2, 128)}
-    return Ranking(scores, costs={"s1a": 4.0, "s1b": 4.0, "s2a": 4.0, "s2b": 1.0})
-
-
-def test_ranked_draws_the_share_kept_the_cost_exponent_and_a_weight_per_stage():
-    s = SearchSpace(staged(), kind="ranked")
-    assert [(d.name, d.groups, d.unit) for d in s.dimensions] == [
-        ("keep", ("s1a", "s1b", "s2a", "s2b"), "share"),
-        ("cost", ("s1a", "s1b", "s2a", "s2b"), "exponent"),
-        ("stage-16x16-weight", ("s1a", "s1b"), "weight"),
-        ("stage-8x8-weight", ("s2a", "s2b"), "weight")]
-    with pytest.raises(ValueError, match="with_ranking"):  # it needs the trained model's
-        s.decode(s.params_at(0.5))
-
-
-def test_ranked_keeps_the_highest_scores_snapped_to_each_groups_allowed_widths():
-    s = SearchSpace(staged(), kind="ranked").with_ranking(_ranking())
-    half = s.params_at(0.5)
-    assert half == {"keep": 0.5, "cost": 0.0, "stage-16x16-weight": 1.0, "stage-8x8-weight": 1.0}
-    by_score = s.decode(half)
-    assert by_score["s1a"] == 64 and by_score["s2a"] == 32  # s2a at its smallest allowed width
-    assert by_score["tiny"] == 8
-    assert sum(by_score[g] for g in ("s1a", "s1b", "s2a", "s2b")) == pytest.approx(192, abs=16)
-    # Per MAC, s2b's channels (a quarter of the cost) win over the rest.
-    per_mac = s.decode({**half, "cost": 1.0})
-    assert per_mac["s2b"] > by_score["s2b"] and per_mac["s1b"] < by_score["s1b"]
-    # A stage weighed up keeps more of its channels.
-    weighed = s.decode({**half, "stage-8x8-weight": 2.0})
-    assert weighed["s2a"] > by_score["s2a"] and weighed["s1b"] < by_score["s1b"]
-    # Fewer channels in all for a smaller share; every width one the group allows.
-    quarter = s.decode(s.params_at(0.25))
-    assert sum(quarter.values()) < sum(by_score.values())
-    assert all(quarter[g.name] in s.widths(g) for g in s.groups)
-    assert s.uniform(0.5) == SearchSpace(staged()).uniform(0.5)  # uniform whatever the kind
-    assert s.params_for({}) == {**s.params_at(1.0), "keep": max(s.dimensions[0].choices)}
