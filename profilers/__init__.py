@@ -15,7 +15,7 @@ from profilers._context import (
     prepare,
     session_runner,
 )
-from profilers._cost import Cost, count_cost
+from profilers._cost import Cost, LayerMacs, count_cost
 from profilers._device import fingerprint, resolve_device
 from profilers._gpu import GpuState, read_gpu_state, slowdown_reasons
 from profilers._latency import Comparison, LatencySettings, LatencyStats, compare, measure
@@ -33,6 +33,7 @@ __all__ = [
     "LatencyStats",
     "compare",
     "count_cost",
+    "LayerMacs",
     "fingerprint",
     "export_onnx",
     "measure",

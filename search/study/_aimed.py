@@ -1,9 +1,9 @@
 """Warm-start candidates aimed at latencies across the budget (``--warm-start aimed``).
 
-The default warm start queues candidates at fixed channel shares (a quarter, a half, three
-quarters kept), wherever their latency falls: on a budget of 0.7 x the dense latency, the
-three-quarter candidates are measured only to be found over it, and nothing is aimed between the
-smallest candidate and the budget, where the front is.
+The grid warm start (the default before this one) queues candidates at fixed channel shares (a
+quarter, a half, three quarters kept), wherever their latency falls: on a budget of 0.7 x the
+dense latency, the three-quarter candidates are measured only to be found over it, and nothing
+is aimed between the smallest candidate and the budget, where the front is.
 
 Before any trial, the search has measured the dense model and the smallest candidate the space
 allows. Between those two points latency is taken as affine in MACs (a fixed cost per call plus
@@ -20,6 +20,10 @@ candidate predicted to fit, in this order:
 - the magnitude ranking with each channel's score divided by the MACs it costs, at 4 targets: a
   greedy knapsack of importance under a MAC cost, as HALP solves it under a latency cost.
 
+The candidates are pruned here but never run: their MACs are counted from their layers' shapes
+(``profilers.LayerMacs``), since a candidate may crash the process that runs it, and this is
+the search's own process, not a trial's worker.
+
 Hand-written because no library builds it: torch-pruning ranks channels but knows nothing of a
 latency budget, and Optuna's samplers know nothing of the candidates' structure.
 """
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from profilers import count_cost
+from profilers import LayerMacs
 from spaces import Allocation, Ranking, SearchSpace, channel_scores, prune
 
 log = logging.getLogger(__name__)
@@ -77,11 +81,12 @@ def aimed_params(dense: nn.Module, example: Tensor, space: SearchSpace, aim: Aim
     without a ``ranking`` (the channels could not be scored), uniform only."""
     example = example[:1]
     macs_cache: dict[str, float] = {}
+    counter = LayerMacs.of(dense, example)  # candidates are counted, never run, in this process
 
     def allocation_macs(allocation: dict[str, int]) -> float:
         key = json.dumps(allocation, sort_keys=True)
         if key not in macs_cache:
-            macs_cache[key] = count_cost(prune(dense, example, allocation), example).macs
+            macs_cache[key] = counter(prune(dense, example, allocation))
         return macs_cache[key]
 
     line = LatencyLine(allocation_macs(space.dense()), aim.dense_ms,
@@ -119,10 +124,12 @@ def channel_ranking(dense: nn.Module, example: Tensor, space: SearchSpace) -> Ra
     model's layers cannot be scored: the warm start is then uniform only."""
     example = example[:1]
 
-    def macs(allocation: Allocation) -> float:
-        return count_cost(prune(dense, example, allocation), example).macs
-
     try:
+        counter = LayerMacs.of(dense, example)  # candidates are counted, never run
+
+        def macs(allocation: Allocation) -> float:
+            return counter(prune(dense, example, allocation))
+
         scores = channel_scores(dense, example, space)
         full = macs(space.dense())
         costs = {}

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from profilers import Cost, count_cost, fingerprint, resolve_device
+from profilers import Cost, LayerMacs, count_cost, fingerprint, resolve_device
 
 
 def test_linear_cost_is_exact():
@@ -14,6 +14,36 @@ def test_conv_cost_counts_one_sample():
     cost = count_cost(conv, torch.randn(4, 3, 8, 8))
     assert cost.macs == 8 * 3 * 9 * 64  # per output pixel: 3x3x3 weights, 8 channels, 64 pixels
     assert cost.params == 8 * 27 + 8
+
+
+def _conv_and_linear_macs(model, x):
+    from fvcore.nn import FlopCountAnalysis
+
+    by_op = FlopCountAnalysis(model.eval(), x).unsupported_ops_warnings(False).by_operator()
+    return by_op.get("conv", 0) + by_op.get("linear", 0)
+
+
+def test_layer_macs_count_pruned_copies_as_fvcore_does_without_running_them():
+    from search.sources._zoo import resnet20
+    from spaces import SearchSpace, discover_groups, prune
+
+    dense = resnet20().eval()
+    x = torch.randn(1, 3, 16, 16)
+    groups, _ = discover_groups(dense, x)
+    space = SearchSpace(tuple(groups), round_to=4)
+    counter = LayerMacs.of(dense, x)
+    calls = []
+    for allocation in (space.dense(), space.uniform(0.5), space.smallest()):
+        pruned = prune(dense, x, allocation)
+        pruned.register_forward_pre_hook(lambda *_: calls.append(1))
+        counted = counter(pruned)
+        assert not calls  # counted from shapes, not run
+        assert counted == _conv_and_linear_macs(pruned, x)
+    # Grouped and depthwise convolutions count their inputs per group.
+    grouped = nn.Sequential(nn.Conv2d(8, 8, 3, groups=8), nn.Conv2d(8, 16, 1, groups=2),
+                            nn.Flatten(), nn.Linear(16 * 36, 4))
+    y = torch.randn(1, 8, 8, 8)
+    assert LayerMacs.of(grouped, y)(grouped) == _conv_and_linear_macs(grouped, y)
 
 
 def test_cpu_resolves():

@@ -102,10 +102,10 @@ def _trials_or_none(run_dir):
 def test_a_candidate_that_kills_its_ray_actor_is_recorded_and_the_search_goes_on(workdir):
     result = cli(workdir, "--backend", "ray", "--model", "usermodels:crash_at_16",
                  "--budget-ratio", "1", "--trials", "3", "--study-name", "raycrash",
-                 "--image-size", "16", "--finetune-steps", "2")
+                 "--image-size", "16", "--finetune-steps", "2", "--warm-start", "grid")
     assert result.returncode == 0, result.stderr
     trials = pd.read_csv(workdir / "results" / "raycrash" / "trials.csv")
-    # Warm start: the middle layer keeps 8, 16, 24 channels; 16 kills its Ray actor.
+    # Grid warm start: the middle layer keeps 8, 16, 24 channels; 16 kills its Ray actor.
     assert trials["state"].tolist() == ["COMPLETE", "FAIL", "COMPLETE"]
     assert trials["fail_reason"][1].startswith("worker died: its Ray trial ended with an error")
     assert trials["accuracy"][2] > 0  # scored by a fresh actor

@@ -317,3 +317,33 @@ def test_warm_start_aimed_is_a_choice_of_the_cli_and_config():
         SearchConfig(budget_ratio=0.5, warm_start="nearest")
     assert SearchConfig(budget_ratio=0.5, warm_start="aimed").warm_start == "aimed"
 
+
+
+class _RaisesAtSixteen(torch.nn.Module):
+    """Runs dense, and raises whenever its middle layer keeps 16 channels (as a broken extension
+    would, or crash its process)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.mid = torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.Conv2d(16, 32, 3)
+        self.fc = torch.nn.Linear(32, 10)
+
+    def forward(self, x):
+        x = self.mid(self.stem(x).relu()).relu()
+        if x.shape[-3] == 16:
+            raise RuntimeError("16 channels")
+        return self.fc(x.mean((-2, -1)))
+
+
+def test_the_aimed_warm_start_never_runs_a_candidate_in_the_searchs_own_process():
+    from search.study import Aim
+
+    dense, example = _RaisesAtSixteen().eval(), torch.randn(1, 3, 8, 8)
+    groups, _ = discover_groups(dense, example)
+    space = SearchSpace(tuple(groups), round_to=8)
+    study = optuna.create_study(directions=["maximize", "minimize"])
+    warm_start(study, space, dense, example, Aim(dense_ms=10.0, smallest_ms=4.0, budget_ms=10.0))
+    decoded = [space.decode(p) for p in _waiting(study)]
+    # Candidates at the width that breaks were chosen (their MACs counted from shapes) and are
+    # left to the trials, which record the failure in their own worker when isolated.
+    assert any(allocation["mid"] == 16 for allocation in decoded)
