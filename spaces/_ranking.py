@@ -42,11 +42,10 @@ class Ranking:
     scores: Mapping[str, Tensor]
     costs: Mapping[str, float]
 
-    def fractions(self, share: float, cost_exponent: float = 0.0,
-                  weights: Mapping[str, float] | None = None) -> dict[str, float]:
-        """Per-group keep fractions when ``share`` of all channels are kept by score x the
-        group's weight / its channel cost ** ``cost_exponent`` (0: by score alone, the
-        magnitude ranking; 1: by score per MAC, a greedy knapsack under a MAC cost).
+    def fractions(self, share: float, cost_exponent: float = 0.0) -> dict[str, float]:
+        """Per-group keep fractions when ``share`` of all channels are kept by score / the
+        group's channel cost ** ``cost_exponent`` (0: by score alone, the magnitude ranking; 1:
+        by score per MAC, a greedy knapsack under a MAC cost).
 
         Example:
             >>> import torch
@@ -55,7 +54,5 @@ class Ranking:
             >>> ranking.fractions(0.5), ranking.fractions(0.5, cost_exponent=1.0)
             ({'a': 1.0, 'b': 0.0}, {'a': 0.0, 'b': 1.0})
         """
-        weights = weights or {}
-        weighted = {name: s * weights.get(name, 1.0) / self.costs[name] ** cost_exponent
-                    for name, s in self.scores.items()}
+        weighted = {name: s / self.costs[name] ** cost_exponent for name, s in self.scores.items()}
         return global_fractions(weighted, share)

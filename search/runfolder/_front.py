@@ -34,23 +34,25 @@ def hypervolume(latency_ms: pd.Series, accuracy: pd.Series, ref_latency_ms: floa
     """Area (ms x accuracy) the points dominate inside the box left of ``ref_latency_ms`` and
     above ``ref_accuracy``: one number for a front, comparable across runs with the same
     reference point. Exact in two dimensions; 0 for no points (a night or a strategy with an
-    empty front).
+    empty front). Adding a point the front dominates leaves it exactly as it was.
 
     Example:
         >>> # One point at 1 ms and 90% dominates (2 - 1) x (0.9 - 0.5) of the box.
         >>> hypervolume(pd.Series([1.0]), pd.Series([0.9]), ref_latency_ms=2.0, ref_accuracy=0.5)
         0.4
     """
-    points = sorted(zip(latency_ms, accuracy, strict=True))
-    if not points:
+    # The staircase's corners only: a dominated point would split a step in two, and the two
+    # products can sum to a hair less than the one (a front that "shrank" by 1e-18 on adding it).
+    corners, best = [], ref_accuracy
+    for latency, acc in sorted(zip(latency_ms, accuracy, strict=True)):
+        if latency < ref_latency_ms and acc > best:
+            corners.append((latency, acc))
+            best = acc
+    if not corners:
         return 0.0
-    edges = [p[0] for p in points[1:]] + [ref_latency_ms]
-    area, best = 0.0, ref_accuracy
-    for (latency, acc), next_latency in zip(points, edges, strict=True):
-        best = max(best, acc)
-        if latency < ref_latency_ms:
-            area += (min(next_latency, ref_latency_ms) - latency) * (best - ref_accuracy)
-    return area
+    edges = [latency for latency, _ in corners[1:]] + [ref_latency_ms]
+    return sum(((edge - latency) * (acc - ref_accuracy)
+                for (latency, acc), edge in zip(corners, edges, strict=True)), 0.0)
 
 
 def current(trials: pd.DataFrame) -> pd.DataFrame:

@@ -4,7 +4,7 @@ import random
 import pandas as pd
 import pytest
 
-from search.runfolder import pareto_mask
+from search.runfolder import hypervolume, pareto_mask
 
 
 def brute_force(latency, accuracy):
@@ -53,3 +53,14 @@ def test_reference_drift_is_summarised_robustly():
     drift = _drift(slowed, reference, remeasured_ms=None)
     assert drift["p90_change"] == pytest.approx(0.15) and drift["median"] == pytest.approx(1.075)
     assert _drift(pd.DataFrame({"dense_ms_now": []}), reference, None)["measurements"] == 0
+
+
+def test_a_dominated_point_leaves_the_hypervolume_exactly_as_it_was():
+    latency, accuracy = [0.677, 0.6695, 0.5622], [0.6897, 0.7462, 0.3739]
+    before = hypervolume(pd.Series(latency), pd.Series(accuracy), 0.7, 0.1)
+    # (0.6159, 0.187) lies under the step that (0.5622, 0.3739) begins: it splits that step in
+    # two, whose products summed to 1e-17 less than the one (a curve that "shrank").
+    after = hypervolume(pd.Series([*latency, 0.6159]), pd.Series([*accuracy, 0.187]), 0.7, 0.1)
+    assert after == before == pytest.approx((0.6695 - 0.5622) * (0.3739 - 0.1)
+                                            + (0.7 - 0.6695) * (0.7462 - 0.1))
+    assert hypervolume(pd.Series([0.8]), pd.Series([0.9]), 0.7, 0.1) == 0.0  # beyond the box
