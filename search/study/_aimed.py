@@ -31,15 +31,13 @@ latency budget, and Optuna's samplers know nothing of the candidates' structure.
 from __future__ import annotations
 
 import json
-import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from torch import Tensor, nn
 
 from profilers import LayerMacs
-from spaces import Allocation, Ranking, SearchSpace, channel_scores, prune
-
-log = logging.getLogger(__name__)
+from spaces import Allocation, Ranking, SearchSpace, prune
 
 # Latency targets, evenly from the smallest candidate to the budget (included): for the sweep of
 # the magnitude ranking, and for each other family.
@@ -75,10 +73,10 @@ class Aim:
 
 
 def aimed_params(dense: nn.Module, example: Tensor, space: SearchSpace, aim: Aim,
-                 ranking: Ranking | None) -> list[dict[str, float]]:
+                 scores: Mapping[str, Tensor]) -> list[dict[str, float]]:
     """The warm-start candidates (the space's params): for each of its latency targets, the
     largest candidate of each family (magnitude ranking, uniform, knapsack) predicted within it;
-    without a ``ranking`` (the channels could not be scored), uniform only."""
+    ``scores`` are the groups' channel scores (none: uniform only)."""
     example = example[:1]
     macs_cache: dict[str, float] = {}
     counter = LayerMacs.of(dense, example)  # candidates are counted, never run, in this process
@@ -93,7 +91,8 @@ def aimed_params(dense: nn.Module, example: Tensor, space: SearchSpace, aim: Aim
                        allocation_macs(space.smallest()), aim.smallest_ms)
     uniform = [space.params_at(f) for f in space.fractions if f < 1.0]
     families = [(uniform, TARGETS)]
-    if ranking is not None:
+    if scores:
+        ranking = Ranking(scores, _channel_costs(space, allocation_macs))
         families = [(ranked_params(space, ranking, _SHARES, 0.0), SWEEP_TARGETS), *families,
                     (ranked_params(space, ranking, _SHARES, 1.0), TARGETS)]
     top = min(aim.budget_ms, line.dense_ms)
@@ -117,28 +116,14 @@ def ranked_params(space: SearchSpace, ranking: Ranking, shares: tuple[float, ...
     return [space.params_for(ranking.fractions(share, cost_exponent)) for share in shares]
 
 
-def channel_ranking(dense: nn.Module, example: Tensor, space: SearchSpace) -> Ranking | None:
-    """The trained ``dense`` model's channels ranked across groups: each group's L2 channel
-    scores, and the MACs one of its channels costs (what cutting the group alone to its smallest
-    width saves, per channel cut, the layers it feeds included). None, with a warning, when a
-    model's layers cannot be scored: the warm start is then uniform only."""
-    example = example[:1]
-
-    try:
-        counter = LayerMacs.of(dense, example)  # candidates are counted, never run
-
-        def macs(allocation: Allocation) -> float:
-            return counter(prune(dense, example, allocation))
-
-        scores = channel_scores(dense, example, space)
-        full = macs(space.dense())
-        costs = {}
-        for group in space.searchable:
-            smallest = space.widths(group)[0]
-            saved = full - macs({**space.dense(), group.name: smallest})
-            costs[group.name] = max(saved, 1.0) / max(group.width - smallest, 1)
-    except Exception as exc:  # a user's model may have a group torch-pruning cannot score
-        log.warning("globally ranked warm-start candidates left out: cannot score the channels "
-                    "(%s: %s)", type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
-        return None
-    return Ranking(scores, costs)
+def _channel_costs(space: SearchSpace,
+                   macs: Callable[[Allocation], float]) -> dict[str, float]:
+    """MACs one channel of each group costs: what cutting the group alone to its smallest width
+    saves, per channel cut (the layers it feeds included)."""
+    full = macs(space.dense())
+    costs = {}
+    for group in space.searchable:
+        smallest = space.widths(group)[0]
+        saved = full - macs({**space.dense(), group.name: smallest})
+        costs[group.name] = max(saved, 1.0) / max(group.width - smallest, 1)
+    return costs

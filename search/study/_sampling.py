@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import optuna
 from torch import Tensor, nn
 
-from search.study._aimed import Aim, aimed_params, channel_ranking
+from search.study._aimed import Aim, aimed_params
 from spaces import SEARCHED_IMPORTANCES, Allocation, SearchSpace, channel_scores, global_fractions
 
 log = logging.getLogger(__name__)
@@ -86,13 +86,12 @@ def warm_start(study: optuna.Study, space: SearchSpace, dense: nn.Module | None 
         return
     # One fraction for the whole model leaves the ranking nothing to choose: no need to score.
     scored = dense is not None and example is not None and space.kind != "uniform"
-    grid = _warm_start(space.fractions)
+    ranked = _ranked(dense, example, space) if scored else {}
     if aim is not None and dense is not None and example is not None:
-        ranking = channel_ranking(dense, example, space) if scored else None
-        queued = aimed_params(dense, example, space, aim, ranking)
+        queued = aimed_params(dense, example, space, aim, ranked)
         log.info("warm start aimed at the budget: %d candidates", len(queued))
     else:
-        ranked = _ranked(dense, example, space) if scored else {}
+        grid = _warm_start(space.fractions)
         queued = [space.params_at(fraction) for fraction in grid]
         queued += [space.params_for(global_fractions(ranked, f)) for f in grid if ranked]
     for params in {json.dumps(p, sort_keys=True): p for p in queued}.values():

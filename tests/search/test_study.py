@@ -16,9 +16,9 @@ from search.candidates import CandidateEvaluator, measure_reference
 from search.runfolder import TRIAL_COLUMNS
 from search.sources import digits
 from search.sources._zoo import resnet20
-from search.study import channel_ranking, open_study, run_trials, suggest, trials_frame, warm_start
+from search.study import open_study, run_trials, suggest, trials_frame, warm_start
 from search.training import Recipe
-from spaces import ChannelGroup, Ranking, SearchSpace, discover_groups, prune
+from spaces import ChannelGroup, SearchSpace, discover_groups, prune
 
 _MB = 2**20
 
@@ -281,6 +281,7 @@ def test_a_candidate_that_fills_memory_fails_its_trial_and_the_search_goes_on(tm
 def test_the_aimed_warm_start_proposes_candidates_within_the_budget_across_its_range():
     from profilers import count_cost
     from search.study import Aim, LatencyLine
+    from spaces import channel_scores
 
     dense = resnet20().eval()
     example = torch.randn(1, 3, 16, 16)
@@ -303,9 +304,8 @@ def test_the_aimed_warm_start_proposes_candidates_within_the_budget_across_its_r
     assert 2 <= len(uniform) < len(queued)  # the rankings add candidates of their own
     # The knapsack ranks channels by importance per MAC: with every score equal it keeps the
     # cheap channels (the low-resolution layers) and cuts the costly ones first.
-    ranking = channel_ranking(dense, example, space)
-    flat = Ranking({name: torch.ones_like(s) for name, s in ranking.scores.items()},
-                   ranking.costs)
+    scores = channel_scores(dense, example, space)
+    flat = {name: torch.ones_like(s) for name, s in scores.items()}
     from search.study import aimed_params
 
     cheap_first = aimed_params(dense, example, space, aim, flat)[-1]
@@ -316,7 +316,6 @@ def test_warm_start_aimed_is_a_choice_of_the_cli_and_config():
     with pytest.raises(Exception, match="--warm-start"):
         SearchConfig(budget_ratio=0.5, warm_start="nearest")
     assert SearchConfig(budget_ratio=0.5, warm_start="aimed").warm_start == "aimed"
-
 
 
 class _RaisesAtSixteen(torch.nn.Module):
