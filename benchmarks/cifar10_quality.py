@@ -191,6 +191,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--data", type=Path, default=dense_models.DATA,
                         help="the CIFAR-10 python batches (written from ../shared when missing)")
     parser.add_argument("--out", help="results file (default benchmarks/results/...)")
+    parser.add_argument("--keep", type=Path, help="keep the run folders under this folder "
+                        "(MODEL-seedN/STRATEGY; it must not hold them already)")
     args = parser.parse_args(argv)
     args.models = args.models or (["resnet20"] if args.quick else list(MODELS))
     args.seeds = args.seeds or ([0] if args.quick else list(dense_models.SEEDS))
@@ -201,6 +203,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     results = []
     for model in args.models:
         for seed in args.seeds:
+            if args.keep:  # every strategy's run folder, to look into afterwards
+                root = args.keep / f"{model}-seed{seed}"
+                root.mkdir(parents=True, exist_ok=False)
+                results.append(one_seed(model, seed, args, root))
+                continue
             with tempfile.TemporaryDirectory() as tmp:
                 results.append(one_seed(model, seed, args, Path(tmp)))
     table = pd.DataFrame([row for r in results for row in r["rows"]])

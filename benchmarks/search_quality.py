@@ -66,7 +66,7 @@ import width_strategies as strategies  # noqa: E402  (a sibling script)
 from width_strategies import Setup  # noqa: E402
 
 STRATEGIES = ("ours", "uniform", "tp-global", "eagleeye", "netadapt")
-VARIANTS = ("ours-rungs", "ours-distill", "ours-floor", "ours-grid")  # of ours, run when asked for
+VARIANTS = ("ours-rungs", "ours-distill", "ours-floor", "ours-grid", "ours-tpe")  # of ours, run when asked for
 # "Best accuracy at a budget", at these shares of the search's budget (0.3, 0.4, 0.5 of the dense
 # latency for the default budget ratio 0.5).
 BUDGETS = (0.6, 0.8, 1.0)
@@ -118,9 +118,10 @@ def run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataFr
         search(replace(config, trials=len(candidates)))
         evaluations += len(candidates)
 
-    if name in ("ours", "ours-distill", "ours-floor", "ours-grid"):
+    if name in ("ours", "ours-distill", "ours-floor", "ours-grid", "ours-tpe"):
         search(replace(base, trials=n, distill=name == "ours-distill",
                     warm_start="grid" if name == "ours-grid" else base.warm_start,
+                    sampler="tpe" if name == "ours-tpe" else base.sampler,
                     max_accuracy_drop=100 * REFERENCE_DROP if name == "ours-floor" else None))
         evaluations = n
     elif name == "ours-rungs":

@@ -55,7 +55,7 @@ class SearchConfig:
     workers: int = 1
     backend: str = "local"
     ray_address: str | None = None
-    sampler: str = "tpe"
+    sampler: str = "gaps"
     warm_start: str = "aimed"
     max_accuracy_drop: float | None = None
     batch_size: int = 1

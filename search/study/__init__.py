@@ -1,7 +1,8 @@
 """The Optuna study: where it is stored, opening or resuming it, what its sampler draws, the trial
 loop that scores and records candidates, and which trials still have a live process."""
 
-from search.study._aimed import Aim, LatencyLine, aimed_params
+from search.study._aimed import Aim, Catalogue, LatencyLine, aimed_params, catalogue
+from search.study._gaps import GapSampler, propose
 from search.study._liveness import WORKER_ATTR, claim, fail_abandoned, heartbeat
 from search.study._samplers import SAMPLERS, Sampler, make_sampler, sampler_help
 from search.study._sampling import WARM_STARTS, suggest, suggest_importance, warm_start
@@ -26,9 +27,10 @@ from search.study._trials import (
     write_trials,
 )
 
-__all__ = ["Aim", "Evaluator", "LatencyLine", "SAMPLERS", "Sampler", "StudyKey", "WARM_STARTS",
-           "WORKER_ATTR", "aimed_params", "check_early_failures", "claim",
-           "completed_by_allocation", "enqueue_reevaluation", "fail_abandoned", "give_up",
-           "heartbeat", "load_study", "make_sampler", "open_storage", "open_study", "optuna_quiet",
-           "record_failure", "recorded_values", "redacted", "run_trials", "sampler_help", "score",
-           "scrub", "suggest", "suggest_importance", "trials_frame", "warm_start", "write_trials"]
+__all__ = ["Aim", "Catalogue", "Evaluator", "GapSampler", "LatencyLine", "SAMPLERS", "Sampler",
+           "StudyKey", "WARM_STARTS", "WORKER_ATTR", "aimed_params", "catalogue",
+           "check_early_failures", "claim", "completed_by_allocation", "enqueue_reevaluation",
+           "fail_abandoned", "give_up", "heartbeat", "load_study", "make_sampler", "open_storage",
+           "open_study", "optuna_quiet", "propose", "record_failure", "recorded_values", "redacted",
+           "run_trials", "sampler_help", "score", "scrub", "suggest", "suggest_importance",
+           "trials_frame", "warm_start", "write_trials"]

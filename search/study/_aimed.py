@@ -20,6 +20,10 @@ candidate predicted to fit, in this order:
 - the magnitude ranking with each channel's score divided by the MACs it costs, at 4 targets: a
   greedy knapsack of importance under a MAC cost, as HALP solves it under a latency cost.
 
+The families' members (the rankings at shares of all channels in steps of 1/80, the uniform
+fractions), with their MACs, make the study's catalogue (:class:`Catalogue`), which the ``gaps``
+sampler goes on choosing from after the warm start (``._gaps``).
+
 The candidates are pruned here but never run: their MACs are counted from their layers' shapes
 (``profilers.LayerMacs``), since a candidate may crash the process that runs it, and this is
 the search's own process, not a trial's worker.
@@ -43,7 +47,7 @@ from spaces import Allocation, Ranking, SearchSpace, prune
 # the magnitude ranking, and for each other family.
 SWEEP_TARGETS = 10
 TARGETS = 4
-_SHARES = tuple(i / 40 for i in range(4, 40))  # shares of all channels the rankings keep
+_SHARES = tuple(i / 80 for i in range(8, 80))  # shares of all channels the rankings keep
 
 
 @dataclass(frozen=True)
@@ -72,11 +76,41 @@ class Aim:
     budget_ms: float
 
 
-def aimed_params(dense: nn.Module, example: Tensor, space: SearchSpace, aim: Aim,
-                 scores: Mapping[str, Tensor]) -> list[dict[str, float]]:
-    """The warm-start candidates (the space's params): for each of its latency targets, the
-    largest candidate of each family (magnitude ranking, uniform, knapsack) predicted within it;
-    ``scores`` are the groups' channel scores (none: uniform only)."""
+@dataclass(frozen=True)
+class Catalogue:
+    """The aimed families' candidates, each with its MACs (counted from its layers' shapes), and
+    the MACs of the dense model and the smallest candidate: what the warm start chooses from, and
+    what the ``gaps`` sampler (``._gaps``) goes on choosing from as the front fills. Stored in the
+    study (:data:`CATALOGUE_ATTR`) so that every process adding trials to it reads the same.
+
+    Attributes:
+        families: family name -> [(the space's params, MACs)], ascending in MACs.
+    """
+
+    families: dict[str, list[tuple[dict[str, float], float]]]
+    dense_macs: float
+    smallest_macs: float
+
+    def to_json(self) -> dict:
+        return {"families": {name: [[params, macs] for params, macs in members]
+                             for name, members in self.families.items()},
+                "dense_macs": self.dense_macs, "smallest_macs": self.smallest_macs}
+
+    @classmethod
+    def from_json(cls, stored: dict) -> Catalogue:
+        return cls({name: [(params, macs) for params, macs in members]
+                    for name, members in stored["families"].items()},
+                   stored["dense_macs"], stored["smallest_macs"])
+
+    def line(self, aim: Aim) -> LatencyLine:
+        return LatencyLine(self.dense_macs, aim.dense_ms, self.smallest_macs, aim.smallest_ms)
+
+
+def catalogue(dense: nn.Module, example: Tensor, space: SearchSpace,
+              scores: Mapping[str, Tensor]) -> Catalogue:
+    """The families' candidates with their MACs: one fraction for every group (uniform) and, given
+    the groups' channel ``scores``, the magnitude ranking and the knapsack (score per MAC) at
+    shares of all channels in steps of 1/80. The candidates are pruned here but never run."""
     example = example[:1]
     macs_cache: dict[str, float] = {}
     counter = LayerMacs.of(dense, example)  # candidates are counted, never run, in this process
@@ -87,25 +121,39 @@ def aimed_params(dense: nn.Module, example: Tensor, space: SearchSpace, aim: Aim
             macs_cache[key] = counter(prune(dense, example, allocation))
         return macs_cache[key]
 
-    line = LatencyLine(allocation_macs(space.dense()), aim.dense_ms,
-                       allocation_macs(space.smallest()), aim.smallest_ms)
-    uniform = [space.params_at(f) for f in space.fractions if f < 1.0]
-    families = [(uniform, TARGETS)]
+    families = {"uniform": [space.params_at(f) for f in space.fractions if f < 1.0]}
     if scores:
         ranking = Ranking(scores, _channel_costs(space, allocation_macs))
-        families = [(ranked_params(space, ranking, _SHARES, 0.0), SWEEP_TARGETS), *families,
-                    (ranked_params(space, ranking, _SHARES, 1.0), TARGETS)]
+        families["magnitude"] = ranked_params(space, ranking, _SHARES, 0.0)
+        families["knapsack"] = ranked_params(space, ranking, _SHARES, 1.0)
+    dense_key = json.dumps(space.params_for({}), sort_keys=True)  # the dense model is known
+    measured = {}
+    for name, members in families.items():
+        distinct = {json.dumps(p, sort_keys=True): p for p in members}
+        distinct.pop(dense_key, None)
+        measured[name] = sorted(((p, allocation_macs(space.decode(p)))
+                                 for p in distinct.values()), key=lambda item: item[1])
+    return Catalogue(measured, allocation_macs(space.dense()), allocation_macs(space.smallest()))
+
+
+# The warm start's families in the order they are queued, with their number of latency targets.
+_WARM_START = (("magnitude", SWEEP_TARGETS), ("uniform", TARGETS), ("knapsack", TARGETS))
+
+
+def aimed_params(found: Catalogue, aim: Aim) -> list[dict[str, float]]:
+    """The warm-start candidates (the space's params): for each of a family's latency targets,
+    its largest candidate predicted within it; the magnitude ranking first."""
+    line = found.line(aim)
     top = min(aim.budget_ms, line.dense_ms)
     chosen: dict[str, dict[str, float]] = {}
-    for family, count in families:
-        predicted = [(line.predict(allocation_macs(space.decode(p))), p) for p in family]
+    for name, count in _WARM_START:
+        predicted = [(line.predict(macs), p) for p, macs in found.families.get(name, [])]
         for i in range(count):
             target = line.smallest_ms + (top - line.smallest_ms) * (i + 1) / count
             fitting = [(ms, p) for ms, p in predicted if ms <= target]
             if fitting:
                 params = max(fitting, key=lambda item: item[0])[1]
                 chosen.setdefault(json.dumps(params, sort_keys=True), params)
-    chosen.pop(json.dumps(space.params_for({}), sort_keys=True), None)  # the dense model is known
     return list(chosen.values())
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import optuna
 
 from search._errors import UsageError
+from search.study._gaps import GapSampler
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,15 @@ class Sampler:
     help: str
 
 
+def _tpe(seed: int) -> optuna.samplers.TPESampler:
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=8)
+
+
 SAMPLERS: dict[str, Sampler] = {
-    "tpe": Sampler(lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True,
-                                                           n_startup_trials=8),
-                   "multivariate TPE, 8 random start-up trials (the default)"),
+    "gaps": Sampler(lambda seed: GapSampler(_tpe(seed)),
+                    "each trial fills the front's widest gap with a candidate of the aimed warm "
+                    "start's families, then multivariate TPE (the default)"),
+    "tpe": Sampler(_tpe, "multivariate TPE, 8 random start-up trials"),
     "nsga2": Sampler(lambda seed: optuna.samplers.NSGAIISampler(seed=seed, population_size=10),
                      "NSGA-II, populations of 10"),
     "gp": Sampler(lambda seed: optuna.samplers.GPSampler(seed=seed, n_startup_trials=8),

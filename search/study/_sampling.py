@@ -3,6 +3,7 @@ globally ranked candidates a new study starts with."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -11,7 +12,8 @@ from collections.abc import Mapping
 import optuna
 from torch import Tensor, nn
 
-from search.study._aimed import Aim, aimed_params
+from search.study._aimed import Aim, aimed_params, catalogue
+from search.study._gaps import AIM_ATTR, CATALOGUE_ATTR
 from spaces import SEARCHED_IMPORTANCES, Allocation, SearchSpace, channel_scores, global_fractions
 
 log = logging.getLogger(__name__)
@@ -81,14 +83,19 @@ def warm_start(study: optuna.Study, space: SearchSpace, dense: nn.Module | None 
 
     With ``aim`` (``--warm-start aimed``: the dense model's and the smallest candidate's measured
     latencies and the budget), the candidates are aimed at latencies across the budget instead
-    (``._aimed``)."""
+    (``._aimed``), and the families they come from are stored in the study for the ``gaps``
+    sampler, with ``aim`` (which every run stores again: its own measurements and budget)."""
+    if aim is not None:
+        study.set_user_attr(AIM_ATTR, dataclasses.asdict(aim))
     if study.trials:
         return
     # One fraction for the whole model leaves the ranking nothing to choose: no need to score.
     scored = dense is not None and example is not None and space.kind != "uniform"
     ranked = _ranked(dense, example, space) if scored else {}
     if aim is not None and dense is not None and example is not None:
-        queued = aimed_params(dense, example, space, aim, ranked)
+        found = catalogue(dense, example, space, ranked)
+        study.set_user_attr(CATALOGUE_ATTR, found.to_json())
+        queued = aimed_params(found, aim)
         log.info("warm start aimed at the budget: %d candidates", len(queued))
     else:
         grid = _warm_start(space.fractions)

@@ -306,10 +306,22 @@ def test_the_aimed_warm_start_proposes_candidates_within_the_budget_across_its_r
     # cheap channels (the low-resolution layers) and cuts the costly ones first.
     scores = channel_scores(dense, example, space)
     flat = {name: torch.ones_like(s) for name, s in scores.items()}
-    from search.study import aimed_params
+    from search.study import aimed_params, catalogue
 
-    cheap_first = aimed_params(dense, example, space, aim, flat)[-1]
+    cheap_first = aimed_params(catalogue(dense, example, space, flat), aim)[-1]
     assert cheap_first["layer3.2.conv1"] > cheap_first["layer1.0.conv1"]
+    # The families are stored in the study, ascending in MACs, for the gaps sampler to go on
+    # choosing from, with this run's measurements and budget.
+    from search.study import Catalogue
+    from search.study._gaps import AIM_ATTR, CATALOGUE_ATTR
+
+    stored = Catalogue.from_json(study.user_attrs[CATALOGUE_ATTR])
+    assert set(stored.families) == {"magnitude", "uniform", "knapsack"}
+    for members in stored.families.values():
+        assert [m for _, m in members] == sorted(m for _, m in members)
+    members = [params for family in stored.families.values() for params, _ in family]
+    assert all(p in members for p in queued) and len(members) > 3 * len(queued)
+    assert study.user_attrs[AIM_ATTR] == {"dense_ms": 10.0, "smallest_ms": 4.0, "budget_ms": 7.0}
 
 
 def test_warm_start_aimed_is_a_choice_of_the_cli_and_config():
