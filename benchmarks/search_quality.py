@@ -6,12 +6,14 @@ search (``search.run``: prune, measure latency interleaved with the dense model,
 if within the budget, validation accuracy; the front re-measured at the end), each strategy in its
 own study. What differs is only how the widths are chosen:
 
-- ours: the default search (TPE on per-group keep fractions, budget constraint, warm start
-  aimed at the budget: a sweep of the global ranking, uniform and knapsack candidates), N trials.
-- ours-rungs, ours-distill, ours-floor, ours-grid (on request): ours with two fidelities (half
+- ours: the default search (per-group keep fractions, budget constraint, warm start aimed at the
+  budget: a sweep of the global ranking, uniform and knapsack candidates; then the gaps sampler:
+  the front's widest gaps filled from those families, TPE once none has a candidate), N trials.
+- ours-rungs, ours-distill, ours-floor, ours-grid, ours-tpe (on request): ours with two fidelities (half
   the quick fine-tune for all, ``--promote-steps`` of twice it near the front), with
   ``--distill``, with ``--max-accuracy-drop`` at the reference point's 20 points, and with
-  ``--warm-start grid`` (the default before 2026-12-03).
+  ``--warm-start grid`` (the default before 2026-12-03), and with ``--sampler tpe`` (TPE from
+  the first trial after the warm start).
 - uniform: one keep fraction for every group, every fraction of the grid below 1 (the classic
   baseline; the grid has fewer than N).
 - tp-global: Torch-Pruning's global magnitude ranking (``MagnitudePruner(global_pruning=True)``,
@@ -66,7 +68,8 @@ import width_strategies as strategies  # noqa: E402  (a sibling script)
 from width_strategies import Setup  # noqa: E402
 
 STRATEGIES = ("ours", "uniform", "tp-global", "eagleeye", "netadapt")
-VARIANTS = ("ours-rungs", "ours-distill", "ours-floor", "ours-grid", "ours-tpe")  # of ours, run when asked for
+# Variants of ours, run when asked for.
+VARIANTS = ("ours-rungs", "ours-distill", "ours-floor", "ours-grid", "ours-tpe")
 # "Best accuracy at a budget", at these shares of the search's budget (0.3, 0.4, 0.5 of the dense
 # latency for the default budget ratio 0.5).
 BUDGETS = (0.6, 0.8, 1.0)

@@ -25,8 +25,9 @@ CATALOGUE = Catalogue(
 AIM = Aim(dense_ms=10.0, smallest_ms=2.0, budget_ms=7.0)
 
 
-def _study(done: list[tuple[dict, float, float | None]]) -> optuna.Study:
-    """A study holding the catalogue and these finished trials: (params, latency ms, accuracy)."""
+def _study(done: list[tuple[dict, float, float | None]], iqr_ms: float = 0.05) -> optuna.Study:
+    """A study holding the catalogue and these finished trials: (params, latency ms, accuracy),
+    each measured with this spread of single calls."""
     study = optuna.create_study(directions=["maximize", "minimize"])
     study.set_user_attr(CATALOGUE_ATTR, CATALOGUE.to_json())
     study.set_user_attr(AIM_ATTR, dataclasses.asdict(AIM))
@@ -34,7 +35,7 @@ def _study(done: list[tuple[dict, float, float | None]]) -> optuna.Study:
         study.add_trial(optuna.trial.create_trial(
             params=params, distributions={name: GRID for name in params},
             values=[accuracy or 0.0, latency],
-            user_attrs={"latency_ms": latency, "accuracy": accuracy}))
+            user_attrs={"latency_ms": latency, "latency_iqr_ms": iqr_ms, "accuracy": accuracy}))
     return study
 
 
@@ -64,6 +65,22 @@ def test_what_was_tried_is_not_proposed_again_and_without_candidates_the_sampler
     missing = _study([d for d in done if d[0] != {"a": 0.625, "b": 0.625}])
     params, (lo, hi) = propose(CATALOGUE, AIM, missing.trials)
     assert params == {"a": 0.625, "b": 0.625} and lo < 5.0 < hi
+
+
+def test_below_what_was_measured_latency_follows_the_nearest_measurement_not_the_anchor():
+    # The smallest candidate measured 2 ms before the trials; the family's smallest measured
+    # member 6 ms. The start gap (2-6 ms) wants a member predicted near 4 ms: a = 0.375 would be
+    # 3.67 ms on a line to the anchor, but from its measured neighbour at the anchors' slope it
+    # is 5.07 ms, outside the gap's middle half; a = 0.25 (4.4 ms) is the one.
+    study = _study([({"a": 0.5, "b": 0.5}, 6.0, 0.50), ({"a": 0.875, "b": 0.875}, 6.9, 0.80)])
+    params, gap = propose(CATALOGUE, AIM, study.trials)
+    assert gap == (2.0, 6.0) and params == {"a": 0.25, "b": 0.25}
+
+
+def test_gaps_within_the_measurement_noise_are_left_to_the_sampler():
+    done = [({"a": 0.375, "b": 0.375}, 3.0, 0.50), ({"a": 0.875, "b": 0.875}, 6.9, 0.80)]
+    assert propose(CATALOGUE, AIM, _study(done, iqr_ms=1.0).trials) is not None
+    assert propose(CATALOGUE, AIM, _study(done, iqr_ms=8.0).trials) is None  # 4 ms of noise
 
 
 def test_no_front_no_proposal():
