@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 CATALOGUE_ATTR = "hwprune_catalogue"  # the study's user attribute holding the catalogue
 AIM_ATTR = "hwprune_aim"  # and this run's measurements and budget (Aim), set by each run
-GAPS_ATTR = "gap"  # a trial's user attribute: the gap it was proposed for (lo ms, hi ms)
 
 
 def _key(params: dict[str, Any]) -> str:
@@ -161,7 +160,6 @@ class GapSampler(optuna.samplers.BaseSampler):
         if proposed is None:
             return None
         params, gap = proposed
-        study._storage.set_trial_user_attr(trial._trial_id, GAPS_ATTR, list(gap))
         log.debug("trial %d fills the gap %.3f-%.3f ms", trial.number, *gap)
         self._proposed = {trial.number: params}
         return params
