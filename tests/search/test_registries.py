@@ -29,7 +29,8 @@ def test_every_sampler_is_made_validated_and_listed(name):
 
 
 def test_an_unknown_sampler_is_refused_not_sampled_at_random():
-    with pytest.raises(UsageError, match="unknown --sampler 'tpee'; valid: tpe, nsga2, gp, random"):
+    with pytest.raises(UsageError, match="unknown --sampler 'tpee'; valid: gaps, tpe, nsga2, gp,"
+                       " random"):
         make_sampler("tpee", seed=0)
 
 
