@@ -11,10 +11,11 @@ between two neighbours on it, at latencies l1 < l2 and accuracies a1 < a2, adds 
 slope gives there), taking the catalogue candidate (``._aimed.Catalogue``) predicted nearest its
 middle, of a neighbour's family first.
 
-Latency is predicted per family from what was measured: piecewise linear in MACs through the
-family's measured candidates and the dense model and smallest candidate that every run measures
-first (a family's members are ordered by MACs, so a measured neighbour on each side brackets a new
-one far more closely than the warm start's one line could).
+Latency is predicted per family from what the trials measured: piecewise linear in MACs between
+the family's measured candidates, and beyond them at the slope of the line through the dense model
+and the smallest candidate (a family's members are ordered by MACs, so a measured neighbour on
+each side brackets a new one far more closely than the warm start's one line could). Gaps
+narrower than the measurement noise are left alone.
 
 Hand-written because no library does it: Optuna's samplers draw each trial's widths without
 regard to where the front already has points, and know nothing of the warm start's families.
@@ -29,9 +30,11 @@ from typing import Any
 
 import numpy as np
 import optuna
+import pandas as pd
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from search.runfolder import pareto_mask
 from search.study._aimed import Aim, Catalogue
 
 log = logging.getLogger(__name__)
@@ -53,17 +56,14 @@ def _params(trial: FrozenTrial) -> dict[str, Any] | None:
 def _front(trials: Sequence[FrozenTrial], budget_ms: float) -> list[tuple[float, float, str]]:
     """The scored candidates within the budget that no other beats on both latency and accuracy,
     fastest first: (latency ms, accuracy, params key)."""
-    scored = sorted((t.user_attrs["latency_ms"], -t.user_attrs["accuracy"], _key(t.params))
-                    for t in trials if t.state == TrialState.COMPLETE
-                    and t.user_attrs.get("accuracy") is not None
-                    and "fail_reason" not in t.user_attrs
-                    and t.user_attrs["latency_ms"] <= budget_ms)
-    front, best = [], -np.inf
-    for latency, negative, key in scored:
-        if -negative > best:
-            front.append((latency, -negative, key))
-            best = -negative
-    return front
+    scored = pd.DataFrame([(t.user_attrs["latency_ms"], t.user_attrs["accuracy"], _key(t.params))
+                           for t in trials if t.state == TrialState.COMPLETE
+                           and t.user_attrs.get("accuracy") is not None
+                           and "fail_reason" not in t.user_attrs
+                           and t.user_attrs["latency_ms"] <= budget_ms],
+                          columns=["latency_ms", "accuracy", "key"])
+    front = scored[pareto_mask(scored["latency_ms"], scored["accuracy"])]
+    return list(front.sort_values("latency_ms").itertuples(index=False, name=None))
 
 
 def _predictor(found: Catalogue, aim: Aim, measured: dict[str, float]):
