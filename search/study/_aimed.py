@@ -60,10 +60,14 @@ class LatencyLine:
     smallest_macs: float
     smallest_ms: float
 
-    def predict(self, macs: float) -> float:
+    @property
+    def slope(self) -> float:
+        """Milliseconds per MAC (0 when the two points have the same MACs)."""
         span = self.dense_macs - self.smallest_macs
-        slope = (self.dense_ms - self.smallest_ms) / span if span > 0 else 0.0
-        return self.smallest_ms + slope * (macs - self.smallest_macs)
+        return (self.dense_ms - self.smallest_ms) / span if span > 0 else 0.0
+
+    def predict(self, macs: float) -> float:
+        return self.smallest_ms + self.slope * (macs - self.smallest_macs)
 
 
 @dataclass(frozen=True)

@@ -75,8 +75,7 @@ def _predictor(found: Catalogue, aim: Aim, measured: dict[str, float]):
     8.1-8.2), so that a line ending at the anchor kept predicting new members into a gap at the
     fast end that none of them reached (14 of 22 trials on seed 0)."""
     line = found.line(aim)
-    span = found.dense_macs - found.smallest_macs
-    slope = (line.dense_ms - line.smallest_ms) / span if span > 0 else 0.0
+    slope = line.slope
     lines = {}
     for name, members in found.families.items():
         points: dict[float, list[float]] = {}
