@@ -21,6 +21,7 @@ it so. A check whose software is missing (Ray, ONNX Runtime with CUDA) is skippe
     bash ../shared/tools/offline-wheels.sh .whl pytest pluggy iniconfig   # here, with a registry
     python benchmarks/gpu_check.py --wheels .whl                          # there, one call
     python benchmarks/gpu_check.py --dry-run                              # anywhere
+    python benchmarks/gpu_check.py --workdir gpu-runs   # keep the runs (a rerun loads the baseline)
 
 Exit code: 0 when no check failed (skips are not failures), 1 otherwise.
 
@@ -92,6 +93,8 @@ def crash_at_16(num_classes):
 
 _SMALL = ["--model", "resnet20", "--finetune-steps", "5", "--final-finetune-steps", "20",
           "--measure-seconds", "1", "--no-latency-cache"]
+_CPU_SMALL = ["--model", "resnet20", "--finetune-steps", "2", "--final-finetune-steps", "10",
+              "--measure-seconds", "0.5", "--no-latency-cache"]
 
 
 @dataclasses.dataclass
@@ -122,11 +125,11 @@ def plan(cuda: bool, py: str = sys.executable) -> list[Check]:
                              "no:cacheprovider", "tests/profilers"], needs=("pytest",),
               timeout_s=120, in_repo=True),
         # On the CPU (the dry run, a test of the suite) the job stands in for the CUDA one: the
-        # same flags and worker, fewer trials.
+        # same flags and worker, fewer trials and shorter fine-tunes and measurements.
         Check("main-job", [*search, *budget, "--device", device, "--isolate", "--trials",
                            "6" if cuda else "3",
-                           "--study-name", "main", *image, *_SMALL], cuda=False, timeout_s=150,
-              folder="main"),
+                           "--study-name", "main", *image, *(_SMALL if cuda else _CPU_SMALL)],
+              cuda=False, timeout_s=150, folder="main"),
     ]
     profiles = {"fp32": [], "fp16": ["--precision", "fp16"], "bf16": ["--precision", "bf16"],
                 "channels-last": ["--channels-last"], "compile": ["--runtime", "compile"],
@@ -219,6 +222,8 @@ def _figures(check: Check, stdout: str, workdir: Path) -> dict:
 
 
 def run_check(check: Check, env: dict, workdir: Path) -> None:
+    if check.folder:  # a rerun in the same --workdir starts the check's run afresh
+        shutil.rmtree(workdir / "results" / check.folder, ignore_errors=True)
     began = time.monotonic()
     try:
         result = subprocess.run(check.argv, cwd=ROOT if check.in_repo else workdir,
@@ -276,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="wheels to install missing dependencies from (default .whl)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--only", nargs="+", metavar="CHECK", help="run only these checks")
+    parser.add_argument("--workdir", type=Path,
+                        help="run the checks in this folder and keep it: the run folders to look "
+                        "into, and the dense baselines cached in its results/baselines/, which a "
+                        "second call there loads instead of training again (default: a "
+                        "temporary folder, removed afterwards)")
     args = parser.parse_args(argv)
     began = time.monotonic()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -286,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     checks = plan(cuda)
     if args.only:
         checks = [c for c in checks if c.name in args.only]
-    workdir = Path(tempfile.mkdtemp(prefix="hwprune-gpu-check-"))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="hwprune-gpu-check-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "faultmodels.py").write_text(textwrap.dedent(FAULT_MODELS))
     env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(workdir)])
     for check in checks:
@@ -302,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             run_check(check, env, workdir)
         print(f"{check.name:<22} {check.status:<5} {check.seconds:6.1f} s  "
               f"{check.why or json.dumps(check.figures)[:150]}", flush=True)
-    shutil.rmtree(workdir, ignore_errors=True)
+    if args.workdir is None:
+        shutil.rmtree(workdir, ignore_errors=True)
     version = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"],
                              env=env, capture_output=True, text=True).stdout.strip()
     about = {"date": datetime.datetime.now().isoformat(timespec="seconds"),

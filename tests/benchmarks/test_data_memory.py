@@ -1,9 +1,12 @@
 """benchmarks/data_memory.py --quick: a real image folder searched streamed and held, each
 search's peak memory and process count measured from /proc."""
 
+import pytest
+
 from tests.search.runs import benchmark
 
 
+@pytest.mark.slow
 def test_quick_mode_searches_a_folder_streamed_and_held_and_measures_both(tmp_path):
     bench = benchmark("data_memory")
     table = bench.main(["--quick", "--folder", str(tmp_path / "images"), "--out",

@@ -3,6 +3,11 @@ and written down; the CPU stand-ins run in its place. The whole dry run is a tes
 runs it with the suite (in parallel with the rest)."""
 
 import json
+import os
+import shutil
+import sys
+
+import pytest
 
 from tests.search.runs import benchmark
 
@@ -26,8 +31,13 @@ def test_without_cuda_the_cpu_stands_in_where_it_can():
     assert all("cpu" in c.argv for name, c in checks.items() if name in on_cpu - {"worker-crash"})
 
 
-def test_a_dry_run_skips_cuda_checks_with_the_reason_and_runs_the_rest(tmp_path, capsys):
-    code = gpu_check.main(["--dry-run", "--out", str(tmp_path)])
+@pytest.mark.slow
+def test_a_dry_run_skips_cuda_checks_with_the_reason_and_runs_the_rest(tmp_path, capsys,
+                                                                         tiny_baselines):
+    # Kept in --workdir, whose cached dense ResNet-20 the main job loads instead of training.
+    work = tmp_path / "work"
+    shutil.copytree(tiny_baselines, work / "results" / "baselines")
+    code = gpu_check.main(["--dry-run", "--out", str(tmp_path), "--workdir", str(work)])
     out = capsys.readouterr().out
     assert code == 0, out
     [written] = tmp_path.glob("gpu_check-*-cpu-dry-run.json")
@@ -43,3 +53,16 @@ def test_a_dry_run_skips_cuda_checks_with_the_reason_and_runs_the_rest(tmp_path,
     assert "FAIL" in ran["worker-crash"]["figures"]["states"]
     assert "| profile-bf16 | skip |" in written.with_suffix(".md").read_text()
     assert f"{len(checks)} of {len(checks)} checks did not fail ({len(cuda)} skipped)" in out
+    assert (work / "results" / "main" / "pareto.csv").is_file()  # kept
+    assert {p.name for p in tiny_baselines.iterdir()} < {
+        p.name for p in (work / "results" / "baselines").iterdir()}  # only the fault model's added
+
+
+def test_a_check_run_again_in_the_same_workdir_starts_its_run_afresh(tmp_path):
+    stale = tmp_path / "results" / "main"
+    stale.mkdir(parents=True)
+    (stale / "trials.csv").write_text("trial,state,fail_reason\n0,COMPLETE,\n")
+    check = gpu_check.Check("main-job", [sys.executable, "-c", "pass"], folder="main")
+    gpu_check.run_check(check, dict(os.environ), tmp_path)
+    assert not stale.exists()
+    assert check.status == "fail" and "did not read back" in check.why  # not the stale trials

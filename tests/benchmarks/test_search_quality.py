@@ -50,13 +50,14 @@ def test_quick_mode_runs_every_strategy_on_the_same_evaluation_budget(tmp_path, 
 
 
 @pytest.mark.slow
-def test_netadapt_proposes_one_cut_per_group_that_removes_the_target_share(tmp_path):
+def test_netadapt_proposes_one_cut_per_group_that_removes_the_target_share(tmp_path,
+                                                                             tiny_baselines):
     strategies = benchmark("width_strategies")
     from search import SearchConfig
 
     config = SearchConfig(budget_ratio=0.5, model="resnet20", finetune_steps=0,
                           results_dir=str(tmp_path / "results"))
-    setup = strategies.setup_for(config)
+    setup = strategies.setup_for(config, baselines=tiny_baselines)  # loaded, not trained
     dense = {g.name: 1.0 for g in setup.space.searchable}
     proposals = strategies.netadapt_proposals(setup, dense, 0.05)
     assert len(proposals) == len(setup.space.searchable)

@@ -1,40 +1,36 @@
-"""One real search shared by the CLI, pick and report tests (it takes most of a minute)."""
+"""One real search shared by the CLI, pick and report tests, and the folders searches run in."""
 
 import json
-import os
 import shutil
 import subprocess
 
 import pytest
-from filelock import FileLock
 
-from tests.search.runs import PICKY_MODEL, TINY, cli
+from tests.search.runs import PICKY_MODEL, TINY, cli, once_per_session
 
 
 @pytest.fixture(scope="session")
-def workdir(tmp_path_factory):
+def workdir(tmp_path_factory, tiny_baselines):
+    """A worker's folder for searches, its ``results/baselines/`` holding the TINY baseline."""
     path = tmp_path_factory.mktemp("cli")
     (path / "usermodels.py").write_text(PICKY_MODEL)
+    shutil.copytree(tiny_baselines, path / "results" / "baselines")
     return path
 
 
 @pytest.fixture(scope="session")
-def _first_run_and_copy(workdir, tmp_path_factory):
-    # The search runs once for the whole session: the first parallel worker (pytest-xdist) to
-    # get here runs it in a folder they share, under a lock, and every worker copies the results
-    # into its own workdir, where its tests resume and extend them.
-    base = tmp_path_factory.getbasetemp()  # a worker's own; their parent is this session's
-    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "first-run"
-    with FileLock(f"{shared}.lock"):
-        if not (shared / "done.json").exists():
-            shutil.rmtree(shared, ignore_errors=True)
-            shared.mkdir()
-            (shared / "usermodels.py").write_text(PICKY_MODEL)
-            result = cli(shared, "--budget-ratio", "0.9", "--trials", "5", "--study-name", "e2e",
-                         *TINY)
-            (shared / "done.json").write_text(json.dumps(
-                {"returncode": result.returncode, "stdout": result.stdout,
-                 "stderr": result.stderr}))
+def _first_run_and_copy(workdir, tmp_path_factory, tiny_baselines):
+    # The search runs once for the whole session, in a folder the parallel workers share; every
+    # worker copies the results into its own workdir, where its tests resume and extend them.
+    def first_run(shared):
+        (shared / "usermodels.py").write_text(PICKY_MODEL)
+        shutil.copytree(tiny_baselines, shared / "results" / "baselines")
+        result = cli(shared, "--budget-ratio", "0.9", "--trials", "5", "--study-name", "e2e",
+                     *TINY)
+        (shared / "done.json").write_text(json.dumps(
+            {"returncode": result.returncode, "stdout": result.stdout, "stderr": result.stderr}))
+
+    shared = once_per_session(tmp_path_factory, "first-run", first_run)
     done = json.loads((shared / "done.json").read_text())
     result = subprocess.CompletedProcess(["python", "-m", "search"], **done)
     assert result.returncode == 0, result.stderr
@@ -61,9 +57,8 @@ def run_copy(_first_run_and_copy):
 
 
 @pytest.fixture
-def seeded(first_run, workdir, tmp_path):
-    """A fresh folder whose ``results/baselines/`` already holds the dense baselines the first
-    run trained (the TINY model's among them): searches there load it instead of training it
-    again. Training the baseline and caching it is the first run's proof."""
-    shutil.copytree(workdir / "results" / "baselines", tmp_path / "results" / "baselines")
+def seeded(tiny_baselines, tmp_path):
+    """A fresh folder whose ``results/baselines/`` already holds the TINY baseline: searches
+    there load it instead of training it again."""
+    shutil.copytree(tiny_baselines, tmp_path / "results" / "baselines")
     return tmp_path

@@ -4,9 +4,12 @@ import contextlib
 import importlib.util
 import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[2]
 # A short final stage and short latency measurements keep the suite fast; the defaults (100
@@ -77,6 +80,35 @@ def crash_at_16(num_classes):
 def hang_at_16(num_classes):
     return Picky(num_classes, fails=(), hang=16)
 '''
+
+
+def once_per_session(tmp_path_factory, name, make):
+    """A folder made once for the whole session, however many parallel workers (pytest-xdist)
+    ask for it: the first to get here calls ``make(folder)`` under a lock in a folder the workers
+    share, the others wait for it. Returns the folder (read it; copy it before writing)."""
+    base = tmp_path_factory.getbasetemp()  # a worker's own; their parent is this session's
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name
+    with FileLock(f"{folder}.lock"):
+        if not (folder / ".made").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            make(folder)
+            (folder / ".made").touch()
+    return folder
+
+
+def train_tiny_baseline(folder):
+    """The dense ResNet-20 that TINY searches start from (digits at 16 px, the default recipe),
+    trained in a process of its own and cached in ``folder/baselines/`` under the name a search
+    looks for: a search whose ``results/baselines/`` holds it loads it (22 s of training each,
+    on 2 cores, otherwise)."""
+    code = ("from search.sources import load_data\n"
+            "from search.training import Recipe, dense_model\n"
+            "dense_model(model='resnet20', data_name='digits', image_size=16, seed=0,\n"
+            "            data=load_data('digits', image_size=16, seed=0), recipe=Recipe(),\n"
+            f"            results_dir={str(folder)!r})\n")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def benchmark(name):

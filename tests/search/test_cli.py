@@ -19,6 +19,7 @@ from search.training import accuracy
 from tests.search.runs import ROOT, SMALL, TINY, assert_one_line_error, main_in_process
 
 
+@pytest.mark.slow
 def test_run_writes_every_file_with_the_named_columns(first_run):
     run_dir, result = first_run
     for name in ("config.json", "env.json", "reference.json", "trials.csv", "pareto.csv",
@@ -143,6 +144,7 @@ def test_pick_from_a_folder_that_is_not_a_run(workdir, tmp_path):
                           "is not a run folder")
 
 
+@pytest.mark.slow
 def test_same_study_name_resumes_and_continues_numbering(first_run, workdir):
     run_dir, _ = first_run
     earlier = pd.read_csv(run_dir / "pareto.csv")
@@ -160,6 +162,7 @@ def test_same_study_name_resumes_and_continues_numbering(first_run, workdir):
     assert_one_line_error(changed, 2, "--round-to 8", "another --study-name")
 
 
+@pytest.mark.slow
 def test_another_study_reuses_measured_latencies_from_the_cache(first_run, workdir):
     # Same model, device and context as the first run: its uniform warm-start candidates were
     # measured there, so this study takes their latency ratios from results/latency-cache/.
@@ -177,6 +180,7 @@ def test_another_study_reuses_measured_latencies_from_the_cache(first_run, workd
     assert (again / first[again.index]).std() < 1e-9
 
 
+@pytest.mark.slow
 def test_round_to_auto_uses_the_measured_width_steps_and_keeps_them(workdir):
     result = main_in_process(workdir, "--budget-ratio", "0.9", "--trials", "1", "--study-name",
                              "auto", "--round-to", "auto", *TINY)
@@ -229,6 +233,7 @@ def test_unreachable_budget_stops_before_training_with_exit_3(tmp_path):
     assert "fine-tun" not in result.stderr.replace("finetune", "")
 
 
+@pytest.mark.slow
 def test_a_failing_candidate_is_recorded_and_the_search_goes_on(workdir):
     result = main_in_process(workdir, "--model", "usermodels:picky_training", "--budget-ratio", "1",
                              "--trials", "4", "--study-name", "picky", *SMALL)
@@ -243,6 +248,7 @@ def test_a_failing_candidate_is_recorded_and_the_search_goes_on(workdir):
     assert "picky: 8 channels are not allowed" in report
 
 
+@pytest.mark.slow
 def test_widths_that_break_the_model_are_left_out_before_the_search(workdir):
     result = main_in_process(workdir, "--model", "usermodels:picky", "--budget-ratio", "1",
                              "--trials", "4", "--study-name", "probed", *SMALL)
@@ -257,6 +263,7 @@ def test_widths_that_break_the_model_are_left_out_before_the_search(workdir):
     assert {json.loads(a)["mid"] for a in trials["allocation"]} <= {16, 24, 32}
 
 
+@pytest.mark.slow
 def test_a_nan_loss_fails_the_candidate_with_its_reason(workdir):
     result = main_in_process(workdir, "--model", "usermodels:nan_at_16", "--budget-ratio", "1",
                              "--trials", "3", "--study-name", "nan", *SMALL)
@@ -267,6 +274,7 @@ def test_a_nan_loss_fails_the_candidate_with_its_reason(workdir):
     assert trials["fail_reason"][1] == "non-finite loss: training loss became nan"
 
 
+@pytest.mark.slow
 def test_most_early_trials_failing_stops_with_exit_4_and_the_reasons_counted(workdir):
     result = main_in_process(workdir, "--model", "usermodels:untrainable", "--budget-ratio", "1",
                              "--trials", "20", "--study-name", "broken", *SMALL)
@@ -286,6 +294,7 @@ def test_trials_over_their_time_limit_fail_with_that_reason(workdir):
     assert trials["fail_reason"].str.startswith("over the trial time limit").tolist() == [True, True]
 
 
+@pytest.mark.slow
 def test_ctrl_c_writes_finished_trials_and_exits_130(workdir):
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{workdir}"}
     run_dir = workdir / "results" / "interrupt"
@@ -305,6 +314,7 @@ def test_ctrl_c_writes_finished_trials_and_exits_130(workdir):
     assert "interrupted" in (run_dir / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_a_reader_that_goes_away_stops_the_command_quietly(tmp_path):
     """`python -m search inspect ... | head`: once the reader has gone, exit 141 as a shell
     reports such a pipe, without an error line or a traceback."""

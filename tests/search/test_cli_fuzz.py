@@ -1,6 +1,7 @@
 """The command line driven with random flags and values (hypothesis): every outcome is exit 0 or
 a one-line error with its exit code, never a traceback."""
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -48,6 +49,7 @@ def argv(draw):
 @given(args=argv())
 @example(args=["--model", "resnet20", "--image-size", "8", "--budget-ms", "1e-9", "--sampler",
                "nsga2", "--threads", "2", "--trial-timeout", "5"])  # through a real set-up: exit 3
+@pytest.mark.slow
 def test_random_flags_exit_cleanly_with_one_line(args, tmp_path):
     result = main_in_process(tmp_path, *args)
     code, stderr = result.returncode, result.stderr

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
+import pytest
 import torch
 
 import search
@@ -18,6 +19,7 @@ from tests.search.runs import SMALL, TINY, assert_one_line_error, main_in_proces
 TIMESTAMP = re.compile(r"^\d\d:\d\d:\d\d ")
 
 
+@pytest.mark.slow
 def test_a_bad_checkpoint_is_refused_before_anything_is_written_and_the_fix_resumes(seeded):
     args = ["--trials", "1", "--study-name", "ckpt", *TINY]
     # A wrong path with a budget no candidate meets: the checkpoint is what is reported (exit 2,
@@ -77,6 +79,7 @@ def test_misspelt_flags_get_the_closest_one(tmp_path):
     assert "did you mean" not in unlike.stderr and unlike.returncode == 2
 
 
+@pytest.mark.slow
 def test_hwprune_is_python_m_search_with_the_current_folder_importable(tmp_path):
     script = Path(sys.executable).parent / "hwprune"
     assert script.is_file(), "pip install -e . installs the hwprune command"
@@ -95,6 +98,7 @@ def test_hwprune_is_python_m_search_with_the_current_folder_importable(tmp_path)
     assert usage.stdout.startswith("usage: hwprune ")
 
 
+@pytest.mark.slow
 def test_a_search_from_python_leaves_the_caller_as_it_was(seeded, monkeypatch):
     import matplotlib
 
@@ -126,6 +130,7 @@ def test_unknown_data_and_model_prefixes_name_the_known_ones(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+@pytest.mark.slow
 def test_a_config_file_sets_what_flags_do_and_a_run_folder_replays(seeded):
     (seeded / "search.toml").write_text(
         'budget-ratio = 1\nmodel = "resnet20"\nimage_size = 16\ntrials = 3\n'

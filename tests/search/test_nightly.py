@@ -16,6 +16,7 @@ NIGHT = ["nightly", "--hours", "0.003", "--budget-ratio", "1", "--study-name", "
          "--final-finetune-steps", "25"]
 
 
+@pytest.mark.slow
 def test_nights_append_history_rescore_the_last_front_and_flag_regressions(workdir):
     run_dir = workdir / "results" / "nightly"
     first = main_in_process(workdir, *NIGHT)

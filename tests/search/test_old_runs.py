@@ -54,6 +54,7 @@ def test_an_old_run_reports_and_picks(old):
     assert widths["allocation"] == saved["allocation"]
 
 
+@pytest.mark.slow
 def test_an_old_study_resumes_where_it_stopped(old):
     resumed = main_in_process(old, *WRITTEN_WITH, "--trials", "2")
     assert resumed.returncode == 0, resumed.stderr

@@ -61,6 +61,7 @@ def _start(workdir, *args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_concurrent_workers_on_a_postgresql_study_record_every_trial_once(postgres_url,
                                                                           workdir):
     args = ["--budget-ms", "5", "--trials", "3", "--study-name", "pg", "--storage", postgres_url,
@@ -84,6 +85,7 @@ def test_concurrent_workers_on_a_postgresql_study_record_every_trial_once(postgr
     assert set(pareto["trial"]) <= {t.number for t in ran}
 
 
+@pytest.mark.slow
 def test_workers_flag_runs_n_processes_on_one_postgresql_study(postgres_url, workdir):
     result = subprocess.run(
         [sys.executable, "-m", "search", "--budget-ratio", "1", "--trials", "7", "--workers", "3",

@@ -92,6 +92,7 @@ def test_profiles_in_onnxruntime_and_says_so(capsys):
     assert report["models"][1]["ratio"] > 1  # VGG-16 is the slower one in ONNX Runtime too
 
 
+@pytest.mark.slow
 def test_steps_measure_each_layer_kind_and_recommend_round_to(capsys):
     code, out, _ = run_cli(capsys, "--steps", "--model", "resnet20", "--image-size", "8", "--json")
     assert code == 0

@@ -25,6 +25,7 @@ def _net() -> nn.Module:
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
 
 
+@pytest.mark.slow
 def test_a_module_and_datasets_from_python_are_searched_picked_and_loaded(tmp_path,
                                                                           monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -94,6 +95,7 @@ def test_a_loader_of_other_things_is_one_line(tmp_path):
     assert not (tmp_path / "x").exists()
 
 
+@pytest.mark.slow
 def test_the_readmes_python_example_runs(tmp_path, monkeypatch):
     """The README's "Your model, from Python" block, as written, with a shorter search."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()

@@ -38,6 +38,7 @@ def _study_trials(run_dir, name):
     return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
 
 
+@pytest.mark.slow
 def test_sigterm_stops_within_seconds_writes_the_front_and_exits_143(workdir):
     run_dir = workdir / "results" / "term"
     proc = _start(workdir, "--budget-ratio", "1", "--trials", "200", "--study-name", "term",
@@ -56,6 +57,7 @@ def test_sigterm_stops_within_seconds_writes_the_front_and_exits_143(workdir):
     assert (run_dir / "pareto.csv").exists() and (run_dir / "report.html").exists()
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing(workdir):
     args = ["--budget-ratio", "1", "--study-name", "killed", *TINY]
     run_dir = workdir / "results" / "killed"
@@ -89,6 +91,7 @@ def test_kill_9_at_random_moments_then_resume_loses_and_duplicates_nothing(workd
     assert all((run_dir / p).is_file() for p in run.pareto["model_path"])
 
 
+@pytest.mark.slow
 def test_two_processes_started_together_on_one_study_both_finish(workdir):
     args = ["--budget-ratio", "1", "--trials", "3", "--study-name", "pair", *TINY]
     procs = [_start(workdir, *args) for _ in range(2)]
@@ -103,6 +106,7 @@ def test_two_processes_started_together_on_one_study_both_finish(workdir):
     assert workers == {p.pid for p in procs}
 
 
+@pytest.mark.slow
 def test_a_front_model_removed_by_another_worker_during_the_final_stage_is_not_an_error(
         seeded, monkeypatch):
     """Two processes on one study: the one that finishes later removes the models it finds
@@ -145,6 +149,7 @@ def test_a_cut_short_last_journal_line_is_dropped_and_the_study_opens(tmp_path, 
 
 
 
+@pytest.mark.slow
 def test_a_lock_left_by_a_killed_process_is_broken_when_the_path_is_relative(tmp_path):
     """CI saw a kill -9 test hang 300 s: Optuna's symlink lock pointed at a relative path, so
     its age could not be read and the lock was never broken. The CLI's paths are relative."""
@@ -170,6 +175,7 @@ def test_a_lock_left_by_a_killed_process_is_broken_when_the_path_is_relative(tmp
     assert {s.study_name for s in optuna.get_all_study_summaries(storage)} == {"first", "second"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("storage", ["study.journal", "study.db"])
 def test_damaged_storage_stops_with_exit_5_and_says_how_to_recover(workdir, storage):
     run_dir = workdir / "results" / f"damaged-{storage}"
@@ -181,6 +187,7 @@ def test_damaged_storage_stops_with_exit_5_and_says_how_to_recover(workdir, stor
     assert_one_line_error(result, 5, "is damaged or unreadable", "move it aside")
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_with_exit_5_blames_no_candidate_and_resumes(workdir, tmp_path):
     disk = tmp_path / "small-disk"
     disk.mkdir()
@@ -207,6 +214,7 @@ def test_a_full_disk_stops_with_exit_5_blames_no_candidate_and_resumes(workdir, 
     assert len(started) >= sum(t.state != optuna.trial.TrialState.WAITING for t in trials) + 2
 
 
+@pytest.mark.slow
 def test_a_checkpoint_that_needs_unpickling_code_is_refused(workdir, tmp_path):
     pickled = tmp_path / "whole-model.pt"
     torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), pickled)  # a module, not a state dict
@@ -215,6 +223,7 @@ def test_a_checkpoint_that_needs_unpickling_code_is_refused(workdir, tmp_path):
                           "torch.nn.modules.container.Sequential", "save model.state_dict()")
 
 
+@pytest.mark.slow
 def test_an_unreachable_database_is_one_line_exit_2_and_writes_nothing(workdir):
     url = "postgresql://hwprune:s3cret-pw@127.0.0.1:9/nowhere"
     result = cli(workdir, "--budget-ratio", "1", "--trials", "1", "--storage", url,
@@ -224,6 +233,7 @@ def test_an_unreachable_database_is_one_line_exit_2_and_writes_nothing(workdir):
     assert not (workdir / "results" / "secret").exists()
 
 
+@pytest.mark.slow
 def test_a_candidate_that_kills_its_process_ends_the_worker_not_the_search(workdir):
     # What a poisoned CUDA context does to a process, done on the CPU: SIGSEGV at 16 channels.
     result = cli(workdir, "--model", "usermodels:crash_at_16", "--isolate", "--budget-ratio", "1",
@@ -237,6 +247,7 @@ def test_a_candidate_that_kills_its_process_ends_the_worker_not_the_search(workd
     assert trials["accuracy"][2] > 0  # scored by the fresh worker
 
 
+@pytest.mark.slow
 def test_a_hung_candidate_is_killed_at_its_time_limit_and_the_search_goes_on(workdir):
     # 10 s: a healthy trial's first in a fresh worker took 1.7 s here, so 2 s was flaky, and
     # 5 s failed once with other tests sharing the 2 cores.
@@ -251,6 +262,7 @@ def test_a_hung_candidate_is_killed_at_its_time_limit_and_the_search_goes_on(wor
                                                "after --trial-timeout: its worker was killed")
 
 
+@pytest.mark.slow
 def test_a_worker_killed_at_start_has_its_trials_run_by_the_first_process(workdir):
     proc = _start(workdir, "--budget-ratio", "1", "--trials", "4", "--workers", "2",
                   "--study-name", "worker-killed", *TINY)

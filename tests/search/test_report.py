@@ -76,6 +76,7 @@ _CLICK_MACS = """<script>setTimeout(function () {
 }, 500);</script></body>"""
 
 
+@pytest.mark.slow
 def test_the_macs_button_switches_the_x_axis(run_dir, tmp_path):
     page = (run_dir / "report.html").read_text()
     clicked = tmp_path / "clicked.html"

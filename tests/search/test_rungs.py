@@ -86,6 +86,7 @@ def test_promotion_changes_the_weights_and_only_when_it_promotes(tmp_path):
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
 
 
+@pytest.mark.slow
 def test_the_cli_run_records_promotions_in_trials_csv_and_the_report(seeded):
     from tests.search.runs import TINY, main_in_process
 

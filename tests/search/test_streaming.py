@@ -63,6 +63,7 @@ def test_a_folder_that_does_not_fit_is_streamed_and_normalised_as_a_held_one(tmp
         assert torch.equal(hy, sy) and torch.allclose(hx, sx, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_search_reads_only_the_batches_it_uses(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     data = digits(image_size=8)
@@ -89,6 +90,7 @@ def test_a_search_reads_only_the_batches_it_uses(tmp_path, monkeypatch):
         accuracy(result.load(result.pareto["trial"].iloc[0]), data.val))
 
 
+@pytest.mark.slow
 def test_the_cli_streams_an_image_folder_with_loader_workers(tmp_path):
     write_images(tmp_path / "data", per_class=8, size=(12, 12))
     result = main_in_process(tmp_path, "--model", "resnet20", "--data", "imagefolder:data",

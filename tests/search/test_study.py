@@ -278,6 +278,7 @@ def test_a_candidate_that_fills_memory_fails_its_trial_and_the_search_goes_on(tm
     assert signal.getsignal(signal.SIGUSR1) is handler
 
 
+@pytest.mark.slow
 def test_the_aimed_warm_start_proposes_candidates_within_the_budget_across_its_range():
     from profilers import count_cost
     from search.study import Aim, LatencyLine
