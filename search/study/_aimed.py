@@ -34,6 +34,7 @@ latency budget, and Optuna's samplers know nothing of the candidates' structure.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -47,6 +48,11 @@ from spaces import Allocation, Ranking, SearchSpace, prune
 # the magnitude ranking, and for each other family.
 SWEEP_TARGETS = 10
 TARGETS = 4
+# A pruned copy is left in reference cycles (torch-pruning's graph and the model's modules) that
+# only the full cyclic collection frees: without it, VGG-16-BN's catalogue (91 prunes) grew the
+# process to 2.1 GB peak in 9.1 s; collecting every 20 prunes, 1.06 GB in 11.3 s (every 10:
+# 0.86 GB in 12.6 s; a young-generation collection frees nothing).
+_COLLECT_EVERY = 20
 _SHARES = tuple(i / 80 for i in range(8, 80))  # shares of all channels the rankings keep
 
 
@@ -123,6 +129,8 @@ def catalogue(dense: nn.Module, example: Tensor, space: SearchSpace,
         key = json.dumps(allocation, sort_keys=True)
         if key not in macs_cache:
             macs_cache[key] = counter(prune(dense, example, allocation))
+            if len(macs_cache) % _COLLECT_EVERY == 0:
+                gc.collect()
         return macs_cache[key]
 
     families = {"uniform": [space.params_at(f) for f in space.fractions if f < 1.0]}
