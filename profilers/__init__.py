@@ -19,7 +19,13 @@ from profilers._cost import Cost, LayerMacs, count_cost
 from profilers._device import fingerprint, resolve_device
 from profilers._gpu import GpuState, read_gpu_state, slowdown_reasons
 from profilers._latency import Comparison, LatencySettings, LatencyStats, compare, measure
-from profilers._steps import WidthCurve, recommended_round_to, waste_by_alignment, width_steps
+from profilers._steps import (
+    WidthCurve,
+    recommended_round_to,
+    sweep_settings,
+    waste_by_alignment,
+    width_steps,
+)
 
 __all__ = [
     "PRECISIONS",
@@ -48,5 +54,6 @@ __all__ = [
     "WidthCurve",
     "recommended_round_to",
     "waste_by_alignment",
+    "sweep_settings",
     "width_steps",
 ]

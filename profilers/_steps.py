@@ -153,6 +153,21 @@ class _FirstChannels(nn.Module):
         return self.layer(x[:, :self.width])
 
 
+SWEEP_FACTOR = 20.0 / 3.0  # a layer kind's sweep against one comparison's time cap: 20 s at 3 s
+
+
+def sweep_settings(measure_seconds: float = 3.0) -> LatencySettings:
+    """A width sweep's settings when one latency comparison may take ``measure_seconds``: at
+    least 10 rounds, and ``SWEEP_FACTOR`` times as long per layer kind (20 s at the default 3 s),
+    as its dozens of widths need.
+
+    Example:
+        >>> sweep_settings(0.6).max_seconds
+        4.0
+    """
+    return LatencySettings(min_rounds=10, max_seconds=SWEEP_FACTOR * measure_seconds)
+
+
 def width_steps(model: nn.Module, example: Tensor, *, device: torch.device | str,
                 context: Context | None = None, step: int = 1, max_widths: int = 48,
                 settings: LatencySettings | None = None) -> list[WidthCurve]:
@@ -160,11 +175,11 @@ def width_steps(model: nn.Module, example: Tensor, *, device: torch.device | str
 
     Widths are multiples of ``step`` up to the layer's own width, at most ``max_widths`` of them
     (the widest ones, where a search spends most of its time). Returns one curve per kind, the
-    kinds with the most MACs first.
+    kinds with the most MACs first. ``settings``: :func:`sweep_settings` by default.
     """
     device = torch.device(device)
     context = context or Context()
-    settings = settings or LatencySettings(min_rounds=10, max_seconds=20.0)
+    settings = settings or sweep_settings()
     curves = []
     for kind, share, name, module, x in _representatives(model, example[:1]):
         dense = module.out_channels if isinstance(module, nn.Conv2d) else module.out_features

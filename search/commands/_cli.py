@@ -44,7 +44,8 @@ def _profile(args: argparse.Namespace) -> None:
         _steps(args, context)
         return
     table, about = profile(args.model, device=args.device, context=context,
-                           image_size=args.image_size, num_classes=args.num_classes)
+                           image_size=args.image_size, num_classes=args.num_classes,
+                           measure_seconds=args.measure_seconds)
     if args.json:
         print(json.dumps({"context": about, "models": table.to_dict(orient="records")},
                          indent=2))
@@ -67,7 +68,8 @@ def _steps(args: argparse.Namespace, context) -> None:
         raise UsageError("profile --steps measures one --model at a time")
     curves, round_to, about = profile_steps(args.model[0], device=args.device, context=context,
                                             image_size=args.image_size,
-                                            num_classes=args.num_classes)
+                                            num_classes=args.num_classes,
+                                            measure_seconds=args.measure_seconds)
     if args.json:
         print(json.dumps({"context": about, "round_to": round_to,
                           "curves": [c.to_dict() for c in curves]}, indent=2))

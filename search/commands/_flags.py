@@ -240,6 +240,10 @@ def build_parser(prog: str = "python -m search") -> argparse.ArgumentParser:
     prof.add_argument("--steps", action="store_true",
                       help="measure how each layer kind's latency moves with its width and "
                            "recommend --round-to (one model)")
+    prof.add_argument("--measure-seconds", type=_positive_float, default=3.0, metavar="S",
+                      help="time cap of the comparison, which stops earlier once its spread is "
+                           "tight; with --steps each layer kind's sweep gets 20/3 x this, as a "
+                           "search's --round-to auto does (default %(default)s)")
     prof.add_argument("--json", action="store_true", help="print JSON instead of a table")
     pick = sub.add_parser("pick", help="take the best front model under one constraint",
                           description="The best point of a run's Pareto front under one "

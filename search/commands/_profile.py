@@ -15,6 +15,7 @@ from profilers import (
     compare,
     count_cost,
     recommended_round_to,
+    sweep_settings,
     width_steps,
 )
 from search._errors import UsageError
@@ -49,23 +50,27 @@ def _runs_on(name: str, model: nn.Module, example: torch.Tensor) -> None:
 
 
 def profile_steps(name: str, *, device: str = "cpu", context: Context | None = None,
-                  image_size: int = 16, num_classes: int = 10,
+                  image_size: int = 16, num_classes: int = 10, measure_seconds: float = 3.0,
                   ) -> tuple[list[WidthCurve], int, dict]:
-    """``profile --steps``: each layer kind's latency against its width, and ``--round-to``."""
+    """``profile --steps``: each layer kind's latency against its width, and ``--round-to``
+    (each kind's sweep capped at :func:`profilers.sweep_settings` of ``measure_seconds``)."""
     context = context or Context()
     torch_device = device_for(device, context)
     model, shape = _load(name, num_classes, image_size)
     example = torch.randn(1, *shape)
     _runs_on(name, model, example)
-    curves = width_steps(model, example, device=torch_device, context=context)
+    curves = width_steps(model, example, device=torch_device, context=context,
+                         settings=sweep_settings(measure_seconds))
     return curves, recommended_round_to(curves), {"device": str(torch_device),
                                                   **context.to_dict(),
                                                   "context": context.describe()}
 
 
 def profile(names: list[str], *, device: str = "cpu", context: Context | None = None,
-            image_size: int = 16, num_classes: int = 10) -> tuple[pd.DataFrame, dict]:
-    """Measures the named models interleaved in one process; returns the table and its context.
+            image_size: int = 16, num_classes: int = 10,
+            measure_seconds: float = 3.0) -> tuple[pd.DataFrame, dict]:
+    """Measures the named models interleaved in one process (for at most ``measure_seconds``
+    after the warm-up, fewer once the spread is tight); returns the table and its context.
 
     Example:
         >>> table, context = profile(["vgg16_bn", "resnet20"])  # doctest: +SKIP
@@ -82,8 +87,8 @@ def profile(names: list[str], *, device: str = "cpu", context: Context | None = 
     for name, model, _ in loaded:
         _runs_on(name, model, example)
     models = [model for _, model, _ in loaded]
-    result = compare(models, example, device=torch_device, settings=LatencySettings(),
-                     context=context)
+    result = compare(models, example, device=torch_device,
+                     settings=LatencySettings(max_seconds=measure_seconds), context=context)
     costs = [count_cost(model.cpu(), example.cpu()) for model in models]
     table = pd.DataFrame([
         {"model": name, "median_ms": s.median_ms, "p90_ms": s.p90_ms, "iqr_ms": s.iqr_ms,

@@ -25,6 +25,7 @@ from profilers import (
     LatencySettings,
     fingerprint,
     recommended_round_to,
+    sweep_settings,
     width_steps,
 )
 from search._config import SearchConfig
@@ -232,7 +233,9 @@ def _auto_round_to(model: nn.Module, example: torch.Tensor, config: SearchConfig
                  cached["round_to"])
         return cached["round_to"]
     log.info("--round-to auto: measuring how latency moves with width on %s...", device)
-    curves = width_steps(model, example, device=device, context=config.context)
+    # As long per layer kind as --measure-seconds allows a comparison, times the sweep's factor.
+    curves = width_steps(model, example, device=device, context=config.context,
+                         settings=sweep_settings(config.measure_seconds))
     round_to = recommended_round_to(curves)
     for curve in curves:
         log.info("  %s: multiples of %d give away the fewest channels", curve.kind,
