@@ -20,8 +20,10 @@ from tests.search.runs import ROOT, SMALL, TINY, assert_one_line_error, main_in_
 
 
 @pytest.mark.slow
-def test_run_writes_every_file_with_the_named_columns(first_run):
-    run_dir, result = first_run
+def test_run_writes_every_file_with_the_named_columns(first_run, run_copy):
+    # The run as it finished (a test of resuming extends first_run's folder in place, and the
+    # slow tests run first, in any order).
+    run_dir, result = run_copy, first_run[1]
     for name in ("config.json", "env.json", "reference.json", "trials.csv", "pareto.csv",
                  "report.md", "pareto.png", "report.html", "notes.json", "study.journal"):
         assert (run_dir / name).is_file(), name
@@ -54,8 +56,8 @@ def test_run_writes_every_file_with_the_named_columns(first_run):
     assert "Pareto front" in result.stdout and "trial" in result.stderr
 
 
-def test_saved_models_reload_without_pickles_and_match_the_report(first_run):
-    run_dir, _ = first_run
+def test_saved_models_reload_without_pickles_and_match_the_report(run_copy):
+    run_dir = run_copy  # as it finished (see above)
     pareto = pd.read_csv(run_dir / "pareto.csv")
     data = digits(image_size=16, seed=0)
     for row in pareto.itertuples():
@@ -163,7 +165,7 @@ def test_same_study_name_resumes_and_continues_numbering(first_run, workdir):
 
 
 @pytest.mark.slow
-def test_another_study_reuses_measured_latencies_from_the_cache(first_run, workdir):
+def test_another_study_reuses_measured_latencies_from_the_cache(first_run, run_copy, workdir):
     # Same model, device and context as the first run: its uniform warm-start candidates were
     # measured there, so this study takes their latency ratios from results/latency-cache/.
     result = main_in_process(workdir, "--budget-ratio", "0.9", "--trials", "3", "--study-name",
@@ -174,7 +176,7 @@ def test_another_study_reuses_measured_latencies_from_the_cache(first_run, workd
     assert trials["latency_cached"].tolist() == [True, True, True]
     assert trials["dense_ms_now"].isna().all()  # nothing was measured during the trials
     assert "3 latencies reused from the cache" in (run_dir / "report.md").read_text()
-    first = pd.read_csv(first_run[0] / "trials.csv").set_index("allocation")["latency_ms"]
+    first = pd.read_csv(run_copy / "trials.csv").set_index("allocation")["latency_ms"]
     again = trials.set_index("allocation")["latency_ms"]
     # Ratios are reused; each run multiplies them by its own reference measurement.
     assert (again / first[again.index]).std() < 1e-9
