@@ -51,8 +51,11 @@ class Backend(abc.ABC):
 
     @contextlib.contextmanager
     def connected(self) -> Iterator[None]:
-        """The whole run happens inside this block: Ray connects to its cluster here, before
-        anything is written, so an unreachable address leaves nothing behind."""
+        """The run is prepared and its trials run inside this block; its finish (the final
+        stage's fine-tunes and latency re-measurements) comes after it. Ray connects to its
+        cluster here, before anything is written, so an unreachable address leaves nothing
+        behind; a local Ray instance stops at the block's end, before the final stage measures
+        latency on the cores its processes shared."""
         yield
 
     @abc.abstractmethod

@@ -96,6 +96,8 @@ def session(address: str | None) -> Iterator[None]:
     finally:
         if started:
             ray.shutdown()
+            log.info("Ray: %s", f"disconnected from {address}" if address
+                     else "the local instance stopped")
 
 
 @dataclass

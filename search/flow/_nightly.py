@@ -8,6 +8,7 @@ number from March and one from June measure the same box.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import hashlib
@@ -87,7 +88,8 @@ def nightly(config: SearchConfig, hours: float) -> Night:
                  ", ".join(map(str, previous)))
     backend = backend_of(tonight)
     nights: list[tuple[dict, list[str]]] = []
-    with optuna_quiet(), backend.connected():
+    with optuna_quiet(), contextlib.ExitStack() as connection:
+        connection.enter_context(backend.connected())
         prepared = prepare(tonight, reevaluate=previous)
 
         def judge(pareto: pd.DataFrame, trials: pd.DataFrame) -> list[str]:
@@ -96,7 +98,7 @@ def nightly(config: SearchConfig, hours: float) -> Night:
             nights.append((row, problems))
             return problems
 
-        pareto = run_and_finish(prepared, backend, judge=judge)
+        pareto = run_and_finish(prepared, backend, judge=judge, disconnect=connection.close)
     row, problems = nights[0]
     return Night(pareto, row, problems)
 

@@ -7,6 +7,7 @@ finished with what was found and the error goes on to the caller.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import re
@@ -85,9 +86,10 @@ def run(config: SearchConfig | None = None, /, *, model: str | nn.Module | None 
                          "search in other processes; give model='pkg.module:factory' and "
                          "data='pkg.module:function' for them")
     backend = backend_of(config)
-    with optuna_quiet(), backend.connected():
+    with optuna_quiet(), contextlib.ExitStack() as connection:
+        connection.enter_context(backend.connected())
         prepared = prepare(config, given=given)
-        run_and_finish(prepared, backend)
+        run_and_finish(prepared, backend, disconnect=connection.close)
     return dataclasses.replace(load_run(config.run_dir),
                                base=prepared.evaluator.dense if given.model is not None else None)
 
@@ -130,10 +132,13 @@ def backend_of(config: SearchConfig) -> Backend:
                        ray_address=config.ray_address)
 
 
-def run_and_finish(prepared: Prepared, backend: Backend, judge: Judge | None = None) -> pd.DataFrame:
+def run_and_finish(prepared: Prepared, backend: Backend, judge: Judge | None = None,
+                   disconnect: Callable[[], None] = lambda: None) -> pd.DataFrame:
     """The prepared run's trials on ``backend``, then its finish (``judge``: see ``finish``);
     returns the front. An interrupt or too many failures finishes the run with the trials found
-    so far, then raises."""
+    so far, then raises. ``disconnect`` ends the backend's connection once the trials are done,
+    before the finish: a local Ray instance's processes stop before the final stage measures
+    latency on the same cores."""
     budget_ms = prepared.budget_ms
     before = len(trials_frame(prepared.study, budget_ms))
     total = prepared.job.trials if prepared.job.trials < 10**6 else None  # nightly: a timeout
@@ -148,12 +153,15 @@ def run_and_finish(prepared: Prepared, backend: Backend, judge: Judge | None = N
     try:
         backend.run_trials(prepared.study, prepared.job, checkpoint)
     except KeyboardInterrupt as exc:
+        disconnect()
         signal = "SIGTERM" if isinstance(exc, Terminated) else "interrupted"
         log.warning("%s: writing the finished trials and the partial front...", signal)
         finish(prepared, stopped=f"{signal}: latencies not re-measured, test accuracy not "
                                  f"computed")
         raise SearchInterrupted(143 if isinstance(exc, Terminated) else 130) from None
     except TooManyFailures as exc:
+        disconnect()
         finish(prepared, stopped=str(exc))
         raise
+    disconnect()
     return finish(prepared, final_steps=prepared.config.final_finetune_steps, judge=judge)

@@ -47,6 +47,9 @@ def test_ray_trials_share_the_study_two_at_a_time_and_a_second_run_adds_trials(w
     assert run.final and len(run.pareto) >= 1
     assert all((run_dir / p).is_file() for p in run.pareto["model_path"])
     assert (run_dir / "ray" / "trials-1" / "hwprune-finished").is_file()
+    # The local instance stopped after the trials, before the final stage measured latencies.
+    assert 0 < result.stderr.index("Ray: the local instance stopped") < result.stderr.index(
+        "final stage:")
 
     again = cli(workdir, *args[:-4], "--trials", "2", "--study-name", "ray")
     assert again.returncode == 0, again.stderr
