@@ -240,7 +240,8 @@ def build_parser(prog: str = "python -m search") -> argparse.ArgumentParser:
     prof.add_argument("--steps", action="store_true",
                       help="measure how each layer kind's latency moves with its width and "
                            "recommend --round-to (one model)")
-    prof.add_argument("--measure-seconds", type=_positive_float, default=3.0, metavar="S",
+    prof.add_argument("--measure-seconds", type=_positive_float, metavar="S",
+                      default=SearchConfig.__dataclass_fields__["measure_seconds"].default,
                       help="time cap of the comparison, which stops earlier once its spread is "
                            "tight; with --steps each layer kind's sweep gets 20/3 x this, as a "
                            "search's --round-to auto does (default %(default)s)")
