@@ -69,6 +69,7 @@ class SearchConfig:
     promote_steps: int = 0
     distill: bool = False
     final_finetune_steps: int = 100
+    final_layers: int = 2
     measure_seconds: float = 3.0
     round_to: int | str = 8
     trace_timeout: float = TRACE_TIMEOUT_S
@@ -108,6 +109,9 @@ class SearchConfig:
         if self.final_finetune_steps < 0:
             raise UsageError(f"--final-finetune-steps must be 0 or more, got "
                              f"{self.final_finetune_steps}")
+        if self.final_layers < 1:
+            raise UsageError(f"--final-layers must be 1 (the front only) or more, got "
+                             f"{self.final_layers}")
         if not (self.measure_seconds > 0 and math.isfinite(self.measure_seconds)):
             raise UsageError(f"--measure-seconds must be a positive number of seconds, "
                              f"got {self.measure_seconds}")

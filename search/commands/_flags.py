@@ -180,6 +180,12 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
                           default=d["final_finetune_steps"].default, metavar="N",
                           help="at the end, the front's models get N more steps and are scored "
                                "again; 0 skips it (default %(default)s)")
+    finetune.add_argument("--final-layers", type=int, default=d["final_layers"].default,
+                          metavar="N",
+                          help="the final stage takes the front and the N-1 fronts behind it (the "
+                               "near misses of the quick fine-tune, which ranks candidates of one "
+                               "size poorly); the final front is chosen from all of them after "
+                               "it; 1: the front only (default %(default)s)")
     measure.add_argument("--measure-seconds", type=_positive_float,
                          default=d["measure_seconds"].default, metavar="S",
                          help="time cap of one latency comparison (a candidate against the dense "

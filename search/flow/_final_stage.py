@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 
 def final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEvaluator,
                 reference: Reference, steps: int) -> tuple[pd.DataFrame, float]:
-    """The front's models, each fine-tuned ``steps`` more SGD steps from its search-time weights
-    (saved as ``models/final-N``), then measured again together with the dense model, with 3x
-    the repeats, and scored on the validation and test splits. The numbers users pick from are
-    then those of the model they export. ``quick_accuracy`` keeps the search-time score.
+    """The models of ``front`` (the quick front, and its near misses when the run takes them),
+    each fine-tuned ``steps`` more SGD steps from its search-time weights (saved as
+    ``models/final-N``), then measured again together with the dense model, with 3x the repeats,
+    and scored on the validation and test splits. The numbers users pick from are then those of
+    the model they export. ``quick_accuracy`` keeps the search-time score.
 
     Another worker on the same study, finishing later, may have found a trial dominated and
     removed its model since ``front`` was read: such a trial is left off (it is dominated). One
@@ -47,8 +48,8 @@ def final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEval
     if not models:
         return front.assign(test_accuracy=float("nan")), reference.latency_ms
     if steps:
-        log.info("final stage: fine-tuning the %d models of the front for %d more steps...",
-                 len(models), steps)
+        log.info("final stage: fine-tuning %d models (the front and its near misses) for %d "
+                 "more steps...", len(models), steps)
         recipe = dataclasses.replace(evaluator.recipe, finetune_steps=steps)
         for done, (number, spec, model) in enumerate(loaded, start=1):
             finetune(model, evaluator.data, recipe, seed=evaluator.seed * 100_003 + number,

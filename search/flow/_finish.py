@@ -22,6 +22,7 @@ from search.runfolder import (
     TRIAL_COLUMNS,
     current,
     load_run,
+    pareto_layers,
     pareto_mask,
 )
 from search.study import fail_abandoned, trials_frame, write_trials
@@ -31,10 +32,11 @@ Judge = Callable[[pd.DataFrame, pd.DataFrame], list[str]]
 
 
 def finish(prepared: Prepared, stopped: str | None = None, final_steps: int = 0,
-           judge: Judge | None = None) -> pd.DataFrame:
+           final_layers: int = 1, judge: Judge | None = None) -> pd.DataFrame:
     """Writes trials.csv, pareto.csv, the reference, the notes and the reports; returns the front.
     ``stopped`` says why the run ended early: the front is then not re-measured. Otherwise the
-    front goes through the final stage (``final_steps`` more fine-tune steps, re-measured).
+    front and the ``final_layers - 1`` fronts behind it go through the final stage
+    (``final_steps`` more fine-tune steps, re-measured), and the front is chosen again from them.
     ``judge`` is given the final front and the trials table before the notes and reports are
     written, and returns notes to put first (the nightly's comparison with last night)."""
     study, folder, evaluator = prepared.study, prepared.folder, prepared.evaluator
@@ -44,9 +46,12 @@ def finish(prepared: Prepared, stopped: str | None = None, final_steps: int = 0,
     fail_abandoned(study)  # again: one killed just before this run started may be known now
     trials = trials_frame(study, budget_ms)
     scored = current(trials)
-    front = scored[pareto_mask(scored["latency_ms"], scored["accuracy"])]
-    # A finished, dominated trial stays dominated whatever later trials find, so its weights can
-    # go; those of running trials (other workers on the same study) stay.
+    # The final stage's candidates: the front, and the near misses behind it when the final
+    # stage fine-tunes (re-measured alone, a near miss could only join the front by noise). A
+    # finished trial behind them stays there whatever later trials find, so its weights can go;
+    # those of running trials (other workers on the same study) stay.
+    front = scored[pareto_layers(scored["latency_ms"], scored["accuracy"],
+                                 final_layers if final and final_steps else 1)]
     finished = set(trials.loc[trials["state"] != "RUNNING", "trial"])
     folder.remove_models(finished - set(front["trial"]))
     notes = [*prepared.space_notes, *evaluator.data.notes]
@@ -70,7 +75,7 @@ def finish(prepared: Prepared, stopped: str | None = None, final_steps: int = 0,
             folder.remove_models(dropped, final_only=True)
             if dropped:
                 notes.append(f"final stage ({final_steps} more fine-tune steps): trial(s) "
-                             f"{', '.join(map(str, sorted(dropped)))} fell off the front")
+                             f"{', '.join(map(str, sorted(dropped)))} ended off the front")
     else:
         front = front.assign(test_accuracy=float("nan"))
         if not final:

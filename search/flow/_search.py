@@ -164,4 +164,5 @@ def run_and_finish(prepared: Prepared, backend: Backend, judge: Judge | None = N
         finish(prepared, stopped=str(exc))
         raise
     disconnect()
-    return finish(prepared, final_steps=prepared.config.final_finetune_steps, judge=judge)
+    return finish(prepared, final_steps=prepared.config.final_finetune_steps,
+                  final_layers=prepared.config.final_layers, judge=judge)

@@ -9,7 +9,7 @@ from search.runfolder._files import (
     save_pruned,
     save_state,
 )
-from search.runfolder._front import current, hypervolume, pareto_mask
+from search.runfolder._front import current, hypervolume, pareto_layers, pareto_mask
 from search.runfolder._layout import (
     CONFIG,
     ENV,
@@ -43,5 +43,5 @@ __all__ = ["CONFIG", "ENV", "HISTORY", "JOURNAL", "LEGACY_SQLITE", "MODELS_DIR",
            "REFERENCE", "REPORT_HTML", "REPORT_MD", "RUNG0_ACCURACY", "Reference",
            "ReferenceRecord", "Run", "RunFolder", "TRIALS", "TRIAL_COLUMNS", "TRIAL_EXTRA_COLUMNS",
            "atomic_write_bytes", "choose", "current", "hypervolume", "load_pruned",
-           "load_pruned_with_spec", "load_run", "macs_latency", "model_json", "pareto_mask",
-           "save_pruned", "save_state", "trial_weights"]
+           "load_pruned_with_spec", "load_run", "macs_latency", "model_json", "pareto_layers",
+           "pareto_mask", "save_pruned", "save_state", "trial_weights"]

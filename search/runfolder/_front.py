@@ -29,6 +29,26 @@ def pareto_mask(latency_ms: pd.Series, accuracy: pd.Series) -> pd.Series:
     return pd.Series(keep, index=latency_ms.index, dtype=bool)
 
 
+def pareto_layers(latency_ms: pd.Series, accuracy: pd.Series, layers: int) -> pd.Series:
+    """True for rows on the front or on one of the ``layers - 1`` fronts behind it (each the front
+    of the rows the ones before it leave): the non-dominated sorting of NSGA-II, cut after
+    ``layers``. ``layers=1`` is :func:`pareto_mask`.
+
+    Example:
+        >>> latency = pd.Series([1.0, 2.0, 3.0, 3.5])
+        >>> accuracy = pd.Series([0.90, 0.85, 0.95, 0.80])
+        >>> pareto_layers(latency, accuracy, 2).tolist()  # 3.5 ms is behind 2 ms, on layer 3
+        [True, True, True, False]
+    """
+    keep = pd.Series(False, index=latency_ms.index, dtype=bool)
+    for _ in range(layers):
+        rest = ~keep
+        if not rest.any():
+            break
+        keep |= pareto_mask(latency_ms[rest], accuracy[rest]).reindex(keep.index, fill_value=False)
+    return keep
+
+
 def hypervolume(latency_ms: pd.Series, accuracy: pd.Series, ref_latency_ms: float,
                 ref_accuracy: float) -> float:
     """Area (ms x accuracy) the points dominate inside the box left of ``ref_latency_ms`` and

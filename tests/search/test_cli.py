@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import search
-from search.runfolder import pareto_mask
+from search.runfolder import pareto_layers
 from search.sources import digits
 from search.training import accuracy
 from tests.search.runs import ROOT, SMALL, TINY, assert_one_line_error, main_in_process
@@ -70,16 +70,17 @@ def test_saved_models_reload_without_pickles_and_match_the_report(run_copy):
         assert accuracy(model, data.val) == pytest.approx(row.accuracy)
         state = torch.load(run_dir / "models" / spec["weights"], weights_only=True)
         assert all(isinstance(v, torch.Tensor) for v in state.values())
-    # Weights are kept for the search-time front (a trial the end-of-run re-measurement drops
-    # may return to it later) and deleted for dominated trials, which stay dominated for good.
+    # Weights are kept for the final stage's candidates, the search-time front and the layer
+    # behind it (--final-layers 2, the default: a trial the end-of-run re-measurement drops may
+    # return later), and deleted for the trials behind those, which stay there for good.
     trials = pd.read_csv(run_dir / "trials.csv")
     feasible = trials[trials["feasible"]]
-    search_front = feasible[pareto_mask(feasible["latency_ms"], feasible["accuracy"])]["trial"]
+    candidates = feasible[pareto_layers(feasible["latency_ms"], feasible["accuracy"], 2)]["trial"]
     kept = {p.name for p in (run_dir / "models").iterdir()}
     # The final stage's models are kept for the final front only.
-    assert kept == ({f"trial-{n}.{ext}" for n in search_front for ext in ("json", "pt")}
+    assert kept == ({f"trial-{n}.{ext}" for n in candidates for ext in ("json", "pt")}
                     | {f"final-{n}.{ext}" for n in pareto["trial"] for ext in ("json", "pt")})
-    assert set(pareto["trial"]) <= set(search_front)
+    assert set(pareto["trial"]) <= set(candidates)
 
 
 def test_load_run_gives_the_tables_and_parquet_keeps_the_columns(run_copy):
@@ -214,6 +215,7 @@ def test_round_to_auto_uses_the_measured_width_steps_and_keeps_them(workdir):
     (["--budget-ratio", "0.5", "--round-to", "fine"], 2, "expected a number of channels or 'auto'"),
     (["--budget-ratio", "0.5", "--measure-seconds", "0"], 2, "--measure-seconds"),
     (["--budget-ratio", "0.5", "--promote-steps", "-1"], 2, "--promote-steps"),
+    (["--budget-ratio", "0.5", "--final-layers", "0"], 2, "--final-layers"),
     (["--budget-ratio", "0.5", "--max-accuracy-drop", "0"], 2, "--max-accuracy-drop"),
     (["--budget-ratio", "0.5", "--max-accuracy-drop", "120"], 2, "percentage points in (0, 100]"),
 ])

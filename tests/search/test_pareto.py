@@ -4,7 +4,7 @@ import random
 import pandas as pd
 import pytest
 
-from search.runfolder import hypervolume, pareto_mask
+from search.runfolder import hypervolume, pareto_layers, pareto_mask
 
 
 def brute_force(latency, accuracy):
@@ -38,6 +38,23 @@ def test_keeps_the_index():
     latency = pd.Series([2.0, 1.0], index=[10, 20])
     accuracy = pd.Series([0.9, 0.8], index=[10, 20])
     assert pareto_mask(latency, accuracy).to_dict() == {10: True, 20: True}
+
+
+def test_layers_are_fronts_of_what_the_layers_before_leave():
+    rng = random.Random(1)
+    for n in (1, 5, 30):
+        latency = pd.Series([rng.uniform(1, 3) for _ in range(n)], index=range(100, 100 + n))
+        accuracy = pd.Series([rng.uniform(0.5, 0.9) for _ in range(n)], index=latency.index)
+        assert pareto_layers(latency, accuracy, 1).equals(pareto_mask(latency, accuracy))
+        first = pareto_mask(latency, accuracy)
+        rest = ~first
+        second = pareto_mask(latency[rest], accuracy[rest])
+        two = pareto_layers(latency, accuracy, 2)
+        assert set(two[two].index) == set(first[first].index) | set(second[second].index)
+        # Each layer adds at least one point until none is left.
+        sizes = [int(pareto_layers(latency, accuracy, k).sum()) for k in range(1, n + 2)]
+        assert sizes[-1] == n
+        assert all(b > a or a == n for a, b in zip(sizes, sizes[1:], strict=False))
 
 
 def test_reference_drift_is_summarised_robustly():
