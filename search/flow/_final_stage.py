@@ -48,8 +48,7 @@ def final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEval
     if not models:
         return front.assign(test_accuracy=float("nan")), reference.latency_ms
     if steps:
-        log.info("final stage: fine-tuning %d models (the front and its near misses) for %d "
-                 "more steps...", len(models), steps)
+        log.info("final stage: fine-tuning %d models for %d more steps...", len(models), steps)
         recipe = dataclasses.replace(evaluator.recipe, finetune_steps=steps)
         for done, (number, spec, model) in enumerate(loaded, start=1):
             finetune(model, evaluator.data, recipe, seed=evaluator.seed * 100_003 + number,

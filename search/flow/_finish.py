@@ -8,6 +8,7 @@ the front found so far is then written as it was measured, and the notes say why
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable
 
 import pandas as pd
@@ -26,6 +27,8 @@ from search.runfolder import (
     pareto_mask,
 )
 from search.study import fail_abandoned, trials_frame, write_trials
+
+log = logging.getLogger(__name__)
 
 # Given the final front and the trials table: notes that go first in the report.
 Judge = Callable[[pd.DataFrame, pd.DataFrame], list[str]]
@@ -52,6 +55,10 @@ def finish(prepared: Prepared, stopped: str | None = None, final_steps: int = 0,
     # those of running trials (other workers on the same study) stay.
     front = scored[pareto_layers(scored["latency_ms"], scored["accuracy"],
                                  final_layers if final and final_steps else 1)]
+    if final and final_steps and final_layers > 1:
+        near = len(front) - int(pareto_mask(front["latency_ms"], front["accuracy"]).sum())
+        log.info("final stage: the front and %d near miss(es) behind it (--final-layers %d)",
+                 near, final_layers)
     finished = set(trials.loc[trials["state"] != "RUNNING", "trial"])
     folder.remove_models(finished - set(front["trial"]))
     notes = [*prepared.space_notes, *evaluator.data.notes]
