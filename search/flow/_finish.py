@@ -53,9 +53,9 @@ def finish(prepared: Prepared, stopped: str | None = None, final_steps: int = 0,
     # stage fine-tunes (re-measured alone, a near miss could only join the front by noise). A
     # finished trial behind them stays there whatever later trials find, so its weights can go;
     # those of running trials (other workers on the same study) stay.
-    front = scored[pareto_layers(scored["latency_ms"], scored["accuracy"],
-                                 final_layers if final and final_steps else 1)]
-    if final and final_steps and final_layers > 1:
+    layers = final_layers if final and final_steps else 1
+    front = scored[pareto_layers(scored["latency_ms"], scored["accuracy"], layers)]
+    if layers > 1:
         near = len(front) - int(pareto_mask(front["latency_ms"], front["accuracy"]).sum())
         log.info("final stage: the front and %d near miss(es) behind it (--final-layers %d)",
                  near, final_layers)
