@@ -103,6 +103,7 @@ class Check:
     argv: list[str]
     cuda: bool = True  # needs a CUDA device
     needs: tuple[str, ...] = ()  # importable modules it needs
+    probe: str | None = None  # Python that exits 0 where the check can run, else says why not
     timeout_s: float = 120.0
     in_repo: bool = False  # runs in the repository root (else in the check's scratch folder)
     folder: str | None = None  # a run folder whose trials.csv is summarized
@@ -140,7 +141,8 @@ def plan(cuda: bool, py: str = sys.executable) -> list[Check]:
                                                 "--model", "vgg16_bn", *image, "--device",
                                                 device, *flags, "--json"],
                             cuda=not on_cpu, timeout_s=150 if name == "compile" else 60,
-                            needs=("onnxruntime",) if name == "onnxruntime" else ()))
+                            needs=("onnxruntime",) if name == "onnxruntime" else (),
+                            probe=_ORT_CUDA if name == "onnxruntime" and cuda else None))
     checks.append(Check("ray-gpu", [*search, "--backend", "ray", *budget, "--device", device,
                                     "--trials", "2", "--study-name", "ray", *image, *_SMALL],
                         needs=("ray",), timeout_s=150, folder="ray"))
@@ -188,6 +190,19 @@ def _install_wheels(wheels: Path | None, env: dict) -> str:
         return f"installing wheels failed: {result.stderr.strip()[-300:]}"
     env["PYTHONPATH"] = os.pathsep.join([str(SITE), env["PYTHONPATH"]])
     return f"installed {len(list(wheels.glob('*.whl')))} wheels for {', '.join(missing)}"
+
+
+# The plain onnxruntime package measures on the CPU only; onnxruntime-gpu brings the CUDA provider.
+_ORT_CUDA = ("import onnxruntime as o, sys; p = o.get_available_providers(); "
+             "sys.exit(0 if 'CUDAExecutionProvider' in p else f'onnxruntime {o.__version__} here "
+             "has no CUDAExecutionProvider ({\", \".join(p)}); onnxruntime-gpu brings it')")
+
+
+def _probe(code: str, env: dict) -> str:
+    """Why a check cannot run here ('' when it can), as its probe says."""
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    return "" if result.returncode == 0 else (result.stderr.strip().splitlines() or
+                                              [f"its probe exited {result.returncode}"])[-1]
 
 
 def _has(module: str, env: dict) -> bool:
@@ -309,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             check.status, check.why = "skip", f"the check's {TOTAL_S:.0f} s were spent"
         elif missing := [m for m in check.needs if not _has(m, env)]:
             check.status, check.why = "skip", f"{', '.join(missing)} not installed here"
+        elif check.probe and (why := _probe(check.probe, env)):
+            check.status, check.why = "skip", why
         else:
             run_check(check, env, workdir)
         print(f"{check.name:<22} {check.status:<5} {check.seconds:6.1f} s  "

@@ -23,6 +23,19 @@ def test_the_cuda_plan_covers_every_part_of_the_cuda_path():
     assert main.argv[3:7] == ["--budget-ms", "10", "--device", "cuda"] and "--isolate" in main.argv
 
 
+def test_onnxruntime_without_its_cuda_provider_is_a_skip_that_names_the_package_to_install():
+    pytest.importorskip("onnxruntime")
+    [check] = [c for c in gpu_check.plan(cuda=True) if c.name == "profile-onnxruntime"]
+    why = gpu_check._probe(check.probe, dict(os.environ))
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        assert why == ""
+    else:  # the plain package, as here
+        assert "has no CUDAExecutionProvider" in why and "onnxruntime-gpu" in why, why
+    assert all(c.probe is None for c in gpu_check.plan(cuda=False))  # the CPU provider is there
+
+
 def test_without_cuda_the_cpu_stands_in_where_it_can():
     checks = {c.name: c for c in gpu_check.plan(cuda=False)}
     on_cpu = {name for name, c in checks.items() if not c.cuda}
