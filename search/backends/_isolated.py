@@ -33,6 +33,7 @@ from search.candidates import (
     failure_kind,
     failure_reason,
     is_machine_error,
+    leaves_process_unusable,
 )
 from search.sources import DEFAULT_STREAMING, Streaming, build_model, load_data
 from search.study import run_trials
@@ -108,8 +109,11 @@ def _serve(conn: Connection, spec: Spec) -> None:
                                                 promotion)))
         except Exception as exc:
             errno = getattr(exc, "errno", None) if is_machine_error(exc) else None
+            unusable = leaves_process_unusable(exc)
             conn.send(("error", failure_kind(exc), failure_reason(exc), errno,
-                       getattr(exc, "filename", None)))
+                       getattr(exc, "filename", None), unusable))
+            if unusable:  # a poisoned CUDA context fails every later call: the next gets a fresh one
+                return
 
 
 def _ended(exitcode: int | None) -> str:
@@ -168,8 +172,8 @@ class IsolatedEvaluator:
                              f"fresh one") from None
         if reply[0] == "ok":
             return reply[1]
-        _, kind, reason, errno, filename = reply
-        if kind == "out of memory":  # its allocator may stay fragmented: start the next afresh
+        _, kind, reason, errno, filename, unusable = reply
+        if unusable:  # the worker has ended (a poisoned context, a fragmented allocator)
             self.close()
         if errno is not None:  # the machine's error, not the candidate's: the parent stops
             raise OSError(errno, reason.split(": ", 1)[-1], filename)

@@ -6,6 +6,7 @@ from search.candidates._faults import (
     failure_kind,
     failure_reason,
     is_machine_error,
+    leaves_process_unusable,
     machine_message,
 )
 from search.candidates._promotion import Promotion, promotion_for
@@ -24,5 +25,6 @@ from search.candidates._space import (
 
 __all__ = ["BuiltSpace", "CandidateEvaluator", "CandidateResult", "Promotion", "SPACES",
            "SPACE_FILE", "TRACE_MEMORY_SHARE", "TRACE_TIMEOUT_S", "build_space", "check_space",
-           "context_key", "failure_kind", "failure_reason", "is_machine_error", "machine_message",
-           "measure_reference", "promotion_for", "scaled_latencies", "smallest_model", "space_help"]
+           "context_key", "failure_kind", "failure_reason", "is_machine_error",
+           "leaves_process_unusable", "machine_message", "measure_reference", "promotion_for",
+           "scaled_latencies", "smallest_model", "space_help"]

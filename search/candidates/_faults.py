@@ -26,6 +26,21 @@ def is_machine_error(exc: BaseException) -> bool:
     return module.startswith(("sqlalchemy", "optuna.storages")) or module.startswith("psycopg")
 
 
+# What a CUDA context that a kernel broke answers to every later call, in the same process.
+_POISONED = ("CUDA error", "device-side assert", "illegal memory access", "CUBLAS_STATUS",
+             "CUDNN_STATUS", "cudaErrorLaunchFailure")
+
+
+def leaves_process_unusable(exc: BaseException) -> bool:
+    """True when the process that raised ``exc`` should not score another candidate: a kernel's
+    fault (a device-side assert, an illegal memory access) poisons its CUDA context for good,
+    and an out-of-memory can leave its allocator fragmented. A worker process ends then, and the
+    next trial gets a fresh one."""
+    accelerator_error = getattr(torch, "AcceleratorError", ())
+    return (isinstance(exc, accelerator_error) or failure_kind(exc) == "out of memory"
+            or (isinstance(exc, RuntimeError) and any(s in str(exc) for s in _POISONED)))
+
+
 def failure_kind(exc: BaseException) -> str:
     """A short name for counting failures: the same kind reads the same in every trial."""
     if hasattr(exc, "kind"):  # told by a trial worker process

@@ -28,14 +28,20 @@ import time
 import torch
 from torch import nn
 
+# A CUDA context that a kernel broke fails every later call in its process; on the CPU, a
+# process-wide flag does the same.
+POISONED = []
+
+
 class Picky(nn.Module):
     """Raises whenever its middle layer keeps one of ``fails`` channel counts, and trains to a NaN
     loss when it keeps ``nan`` channels: candidates that break."""
 
-    def __init__(self, num_classes=10, fails=(8,), nan=(), crash=None, hang=None,
+    def __init__(self, num_classes=10, fails=(8,), nan=(), crash=None, hang=None, poison=None,
                  training_only=False):
         super().__init__()
         self.fails, self.nan, self.crash, self.hang = fails, nan, crash, hang
+        self.poison = poison
         self.training_only = training_only
         self.stem = nn.Conv2d(3, 16, 3, padding=1)
         self.mid = nn.Conv2d(16, 32, 3, padding=1)
@@ -51,6 +57,10 @@ class Picky(nn.Module):
             os.kill(os.getpid(), signal.SIGSEGV)
         if channels == self.hang:
             time.sleep(3600)
+        if channels == self.poison or POISONED:  # a device-side assert, and every call after it
+            POISONED.append(channels)
+            raise getattr(torch, "AcceleratorError", RuntimeError)(
+                "CUDA error: device-side assert triggered")
         out = self.fc(self.head(x).relu().mean((2, 3)))
         if self.training and channels in self.nan:
             out = out * float("nan")
@@ -79,6 +89,9 @@ def crash_at_16(num_classes):
 
 def hang_at_16(num_classes):
     return Picky(num_classes, fails=(), hang=16)
+
+def poison_at_16(num_classes):
+    return Picky(num_classes, fails=(), poison=16)
 '''
 
 

@@ -248,6 +248,20 @@ def test_a_candidate_that_kills_its_process_ends_the_worker_not_the_search(workd
 
 
 @pytest.mark.slow
+def test_a_candidate_that_poisons_its_cuda_context_ends_the_worker_and_the_next_gets_a_fresh_one(
+        workdir):
+    # On CUDA a device-side assert fails every later call in the process (seen on an H200: the
+    # next candidate failed too); the stand-in fails so after its fault at 16 channels.
+    result = cli(workdir, "--model", "usermodels:poison_at_16", "--isolate", "--budget-ratio",
+                 "1", "--trials", "3", "--study-name", "poison", *SMALL)
+    assert result.returncode == 0, result.stderr
+    trials = pd.read_csv(workdir / "results" / "poison" / "trials.csv")
+    assert trials["state"].tolist() == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert trials["fail_reason"][1].endswith("CUDA error: device-side assert triggered")
+    assert trials["accuracy"][2] > 0  # scored by a fresh worker
+
+
+@pytest.mark.slow
 def test_a_hung_candidate_is_killed_at_its_time_limit_and_the_search_goes_on(workdir):
     # 10 s: a healthy trial's first in a fresh worker took 1.7 s here, so 2 s was flaky, and
     # 5 s failed once with other tests sharing the 2 cores.
