@@ -179,13 +179,14 @@ class _Searcher(OptunaSearch):
         if result.get("outcome") == "scored":
             self._ot_study.tell(ot_trial, [result["accuracy"], result["latency_ms"]])
             failed = result.get("failed")
-        elif error:
-            reason = "worker died: its Ray trial ended with an error (see ray/ in the run folder)"
+        elif error:  # the reason the trial recorded before its actor gave up, if it did
+            reason = frozen.user_attrs.get("fail_reason") or (
+                "worker died: its Ray trial ended with an error (see ray/ in the run folder)")
             budget = control.budget_ms if control else 0.0
             dense = control.dense_ms if control else 0.0
             self._ot_study.tell(ot_trial, record_failure(ot_trial, reason, None, budget, dense))
             log.warning("trial %3d  failed: %s", ot_trial.number, reason)
-            failed = "worker died"
+            failed = reason.split(":", 1)[0]
         else:
             give_up(self._ot_study, ot_trial, "interrupted")
             return

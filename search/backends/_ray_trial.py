@@ -23,7 +23,12 @@ from ray import tune
 
 from search.backends._backend import TrialsJob
 from search.backends._isolated import Spec, rebuild, spec_of
-from search.candidates import CandidateEvaluator, is_machine_error, machine_message
+from search.candidates import (
+    CandidateEvaluator,
+    is_machine_error,
+    leaves_process_unusable,
+    machine_message,
+)
 from search.study import claim, completed_by_allocation, give_up, heartbeat, open_storage, score
 from spaces import SearchSpace
 
@@ -57,9 +62,32 @@ def _evaluator(job: Job) -> CandidateEvaluator:
     return _EVALUATORS[key]
 
 
+class ActorUnusable(RuntimeError):
+    """Raised after reporting a candidate whose error left this actor's process unusable (a
+    poisoned CUDA context): Ray ends an errored trial's actor, so the next trial gets a fresh one,
+    and the searcher keeps the reason the trial recorded."""
+
+
+class _Watched:
+    """The evaluator, remembering whether a candidate's error left this process unusable."""
+
+    def __init__(self, evaluator: CandidateEvaluator) -> None:
+        self.evaluator, self.unusable = evaluator, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.evaluator, name)
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.evaluator.evaluate(*args, **kwargs)
+        except Exception as exc:
+            self.unusable = leaves_process_unusable(exc)
+            raise
+
+
 def ray_trial(params: dict[str, Any], job: Job) -> None:
     """One Ray trial: scores the Optuna trial the searcher asked for and reports its values."""
-    evaluator = _evaluator(job)
+    evaluator = _Watched(_evaluator(job))
     study = optuna.load_study(study_name=job.study, storage=open_storage(job.storage_url))
     trial_id = study._storage.get_trial_id_from_study_id_trial_number(
         study._study_id, params[TRIAL_KEY])
@@ -83,6 +111,10 @@ def ray_trial(params: dict[str, Any], job: Job) -> None:
         _report("stop", stop=message)
         return
     _report("scored", values, failed=failed or "")
+    if evaluator.unusable:
+        _EVALUATORS.clear()
+        raise ActorUnusable(f"trial {trial.number} left this actor unusable ({failed}); the "
+                            f"next trial gets a fresh one")
 
 
 def _report(outcome: str, values: list[float] | None = None, failed: str = "",

@@ -117,6 +117,22 @@ def test_a_candidate_that_kills_its_ray_actor_is_recorded_and_the_search_goes_on
     assert trials["accuracy"][2] > 0  # scored by a fresh actor
 
 
+@pytest.mark.slow
+def test_a_candidate_that_poisons_its_actors_cuda_context_gets_the_next_trial_a_fresh_actor(
+        workdir):
+    # Ray reuses actors; after a device-side assert every later call in that process fails (the
+    # stand-in does the same on the CPU), so the actor must not score the next candidate.
+    result = cli(workdir, "--backend", "ray", "--model", "usermodels:poison_at_16",
+                 "--budget-ratio", "1", "--trials", "3", "--study-name", "raypoison",
+                 "--image-size", "16", "--finetune-steps", "2", "--warm-start", "grid")
+    assert result.returncode == 0, result.stderr
+    trials = pd.read_csv(workdir / "results" / "raypoison" / "trials.csv")
+    assert trials["state"].tolist() == ["COMPLETE", "FAIL", "COMPLETE"]
+    # The reason the trial recorded, not the actor's end that followed it.
+    assert trials["fail_reason"][1].endswith("CUDA error: device-side assert triggered")
+    assert trials["accuracy"][2] > 0  # scored by a fresh actor
+
+
 def test_an_unreachable_ray_address_is_one_line_exit_2_and_writes_nothing(workdir):
     result = cli(workdir, *RAY, "--trials", "1", "--ray-address", "127.0.0.1:9",
                  "--study-name", "raynone")
