@@ -197,6 +197,24 @@ def dense_model_for(config: SearchConfig, data: DataSplits, recipe: Recipe) -> n
                        checkpoint=config.checkpoint, results_dir=config.results_dir)
 
 
+# A space whose smallest candidate keeps this share of the dense latency or more has little to find.
+FLAT_SHARE = 0.9
+
+
+def flat_space_warning(dense_ms: float, smallest_ms: float, device_type: str) -> str | None:
+    """What to say when pruning barely moves latency in this context (None when it does): on an
+    H200 at batch 1, eager, VGG-16-BN's smallest candidate ran at 0.92 of the dense latency,
+    every kernel's cost set by its launch rather than by the widths pruning changes."""
+    share = smallest_ms / dense_ms
+    if share < FLAT_SHARE:
+        return None
+    fixes = ("--cuda-graphs, --runtime compile or the --batch-size you deploy with"
+             if device_type == "cuda" else "the --batch-size and --image-size you deploy with")
+    return (f"the smallest candidate runs at {share:.2f} of the dense latency here: latency in "
+            f"this context is set by overheads, not by the widths pruning changes, so the front "
+            f"will be close to flat; measure the context you deploy ({fixes})")
+
+
 def _budget(untrained: nn.Module, example: torch.Tensor, space, config: SearchConfig,
             device: torch.device, latency: LatencySettings,
             folder: RunFolder) -> tuple[Reference, float]:
@@ -212,6 +230,9 @@ def _budget(untrained: nn.Module, example: torch.Tensor, space, config: SearchCo
     smallest = reference.smallest_latency_ms
     log.info("dense %.3f ms, smallest candidate %s ms, budget %.3f ms", reference.latency_ms,
              "n/a" if smallest is None else f"{smallest:.3f}", budget_ms)
+    if smallest is not None and (flat := flat_space_warning(reference.latency_ms, smallest,
+                                                            device.type)):
+        log.warning(flat)
     if smallest is not None and smallest > budget_ms:
         folder.write_reference(ReferenceRecord(reference=reference, budget_ms=budget_ms))
         raise BudgetUnreachable(

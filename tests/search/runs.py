@@ -92,6 +92,27 @@ def hang_at_16(num_classes):
 
 def poison_at_16(num_classes):
     return Picky(num_classes, fails=(), poison=16)
+
+class Flat(nn.Module):
+    """Its prunable layer costs little beside fixed work that pruning cannot touch, as
+    kernel launches do at batch 1 on a large GPU."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 16, 3, padding=1)
+        self.mid = nn.Conv2d(16, 32, 3, padding=1)
+        self.fc = nn.Linear(32, num_classes)
+        self.register_buffer("fixed", torch.randn(192, 192) / 14)
+
+    def forward(self, x):
+        work = self.fixed
+        for _ in range(6):
+            work = torch.tanh(work @ self.fixed)
+        x = self.mid(self.stem(x).relu()).relu()
+        return self.fc(x.mean((2, 3))) + 0 * work.mean()
+
+def flat(num_classes):
+    return Flat(num_classes)
 '''
 
 

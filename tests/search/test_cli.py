@@ -237,6 +237,28 @@ def test_unreachable_budget_stops_before_training_with_exit_3(tmp_path):
     assert "fine-tun" not in result.stderr.replace("finetune", "")
 
 
+def test_a_space_that_barely_moves_latency_is_flagged_before_any_training(workdir):
+    # On an H200 at batch 1 (eager) VGG-16-BN's smallest candidate ran at 0.92 of the dense
+    # latency; here fixed work that pruning cannot touch does the same on the CPU.
+    result = main_in_process(workdir, "--budget-ms", "0.001", "--model", "usermodels:flat",
+                             "--image-size", "16", "--measure-seconds", "0.5")
+    assert result.returncode == 3  # the budget, checked after the warning
+    [warning] = [line for line in result.stderr.splitlines() if "of the dense latency" in line]
+    share = float(warning.split("runs at ")[1].split(" of")[0])
+    assert share >= 0.9 and "front will be close to flat" in warning
+    assert "--batch-size and --image-size you deploy with" in warning  # the CPU's advice
+
+
+def test_the_flat_space_warning_gives_each_device_its_own_advice():
+    from search.flow._prepare import flat_space_warning
+
+    assert flat_space_warning(1.381, 1.270, "cuda").startswith("the smallest candidate runs at "
+                                                               "0.92 of the dense latency")
+    assert "--cuda-graphs" in flat_space_warning(1.381, 1.270, "cuda")
+    assert flat_space_warning(1.0, 0.6, "cuda") is None and flat_space_warning(1.0, 0.89, "cpu") \
+        is None
+
+
 @pytest.mark.slow
 def test_a_failing_candidate_is_recorded_and_the_search_goes_on(workdir):
     result = main_in_process(workdir, "--model", "usermodels:picky_training", "--budget-ratio", "1",
