@@ -13,8 +13,7 @@ own study. What differs is only how the widths are chosen:
   the quick fine-tune for all, ``--promote-steps`` of twice it near the front), with
   ``--distill``, with ``--max-accuracy-drop`` at the reference point's 20 points, and with
   ``--warm-start grid`` (the default before 2026-12-03), and with ``--sampler tpe`` (TPE from
-  the first trial after the warm start), and ours-sweep20: the aimed warm start's sweep of
-  the global ranking at 20 latency targets instead of 10 (then uniform and knapsack as before).
+  the first trial after the warm start).
 - uniform: one keep fraction for every group, every fraction of the grid below 1 (the classic
   baseline; the grid has fewer than N).
 - tp-global: Torch-Pruning's global magnitude ranking (``MagnitudePruner(global_pruning=True)``,
@@ -70,7 +69,7 @@ from width_strategies import Setup  # noqa: E402
 
 STRATEGIES = ("ours", "uniform", "tp-global", "eagleeye", "netadapt")
 # Variants of ours, run when asked for.
-VARIANTS = ("ours-rungs", "ours-distill", "ours-floor", "ours-grid", "ours-tpe", "ours-sweep20")
+VARIANTS = ("ours-rungs", "ours-distill", "ours-floor", "ours-grid", "ours-tpe")
 # "Best accuracy at a budget", at these shares of the search's budget (0.3, 0.4, 0.5 of the dense
 # latency for the default budget ratio 0.5).
 BUDGETS = (0.6, 0.8, 1.0)
@@ -127,16 +126,6 @@ def run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataFr
                     warm_start="grid" if name == "ours-grid" else base.warm_start,
                     sampler="tpe" if name == "ours-tpe" else base.sampler,
                     max_accuracy_drop=100 * REFERENCE_DROP if name == "ours-floor" else None))
-        evaluations = n
-    elif name == "ours-sweep20":  # an experiment on the warm start's size: no flag sets it
-        from search.study import _aimed
-
-        default = _aimed._WARM_START
-        _aimed._WARM_START = (("magnitude", 20), *default[1:])
-        try:
-            search(replace(base, trials=n))
-        finally:
-            _aimed._WARM_START = default
         evaluations = n
     elif name == "ours-rungs":
         steps = setup.config.finetune_steps
