@@ -209,8 +209,8 @@ def _probe(code: str, env: dict) -> str:
 
 
 def _has(module: str, env: dict) -> bool:
-    code = f"import importlib.util, sys; sys.exit(importlib.util.find_spec({module!r}) is None)"
-    return subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
+    return not _probe(f"import importlib.util, sys; "
+                      f"sys.exit(importlib.util.find_spec({module!r}) is None)", env)
 
 
 def _figures(check: Check, stdout: str, workdir: Path) -> dict:
