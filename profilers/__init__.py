@@ -18,7 +18,7 @@ from profilers._context import (
 from profilers._cost import Cost, LayerMacs, count_cost
 from profilers._device import fingerprint, resolve_device
 from profilers._gpu import GpuState, read_gpu_state, slowdown_reasons
-from profilers._latency import Comparison, LatencySettings, LatencyStats, compare, measure
+from profilers._latency import MEASURE_SECONDS, Comparison, LatencySettings, LatencyStats, compare, measure
 from profilers._steps import (
     WidthCurve,
     recommended_round_to,
@@ -28,6 +28,7 @@ from profilers._steps import (
 )
 
 __all__ = [
+    "MEASURE_SECONDS",
     "PRECISIONS",
     "RUNTIMES",
     "Comparison",

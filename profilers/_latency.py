@@ -25,6 +25,8 @@ from profilers._gpu import read_gpu_state
 log = logging.getLogger(__name__)
 
 
+MEASURE_SECONDS = 3.0  # one comparison's default time cap after the warm-up (s)
+
 @dataclass(frozen=True)
 class LatencyStats:
     """Spread of single-call latencies: never one bare number."""
@@ -88,7 +90,7 @@ class LatencySettings:
     warmup_calls: int = 10
     block_ms: float = 10.0
     min_rounds: int = 15
-    max_seconds: float = 3.0
+    max_seconds: float = MEASURE_SECONDS
     rel_spread: float = 0.10
 
     def __post_init__(self) -> None:

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from profilers._context import Context
-from profilers._latency import LatencySettings, compare
+from profilers._latency import MEASURE_SECONDS, LatencySettings, compare
 
 ALIGNMENTS = (1, 2, 4, 8, 16, 32)  # the channel multiples a recommendation chooses from
 _PLATEAU_TOLERANCE = 0.015  # widths within 1.5% cost "the same": about the ratio's measured noise
@@ -156,7 +156,7 @@ class _FirstChannels(nn.Module):
 SWEEP_FACTOR = 20.0 / 3.0  # a layer kind's sweep against one comparison's time cap: 20 s at 3 s
 
 
-def sweep_settings(measure_seconds: float = 3.0) -> LatencySettings:
+def sweep_settings(measure_seconds: float = MEASURE_SECONDS) -> LatencySettings:
     """A width sweep's settings when one latency comparison may take ``measure_seconds``: at
     least 10 rounds, and ``SWEEP_FACTOR`` times as long per layer kind (20 s at the default 3 s),
     as its dozens of widths need.

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from profilers import Context
+from profilers import MEASURE_SECONDS, Context
 from search._errors import UsageError
 from search.backends import BACKENDS
 from search.candidates import TRACE_TIMEOUT_S, check_space
@@ -70,7 +70,7 @@ class SearchConfig:
     distill: bool = False
     final_finetune_steps: int = 100
     final_layers: int = 2
-    measure_seconds: float = 3.0
+    measure_seconds: float = MEASURE_SECONDS
     round_to: int | str = 8
     trace_timeout: float = TRACE_TIMEOUT_S
     storage: str | None = None

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from profilers import (
+    MEASURE_SECONDS,
     Context,
     LatencySettings,
     WidthCurve,
@@ -50,7 +51,7 @@ def _runs_on(name: str, model: nn.Module, example: torch.Tensor) -> None:
 
 
 def profile_steps(name: str, *, device: str = "cpu", context: Context | None = None,
-                  image_size: int = 16, num_classes: int = 10, measure_seconds: float = 3.0,
+                  image_size: int = 16, num_classes: int = 10, measure_seconds: float = MEASURE_SECONDS,
                   ) -> tuple[list[WidthCurve], int, dict]:
     """``profile --steps``: each layer kind's latency against its width, and ``--round-to``
     (each kind's sweep capped at :func:`profilers.sweep_settings` of ``measure_seconds``)."""
@@ -68,7 +69,7 @@ def profile_steps(name: str, *, device: str = "cpu", context: Context | None = N
 
 def profile(names: list[str], *, device: str = "cpu", context: Context | None = None,
             image_size: int = 16, num_classes: int = 10,
-            measure_seconds: float = 3.0) -> tuple[pd.DataFrame, dict]:
+            measure_seconds: float = MEASURE_SECONDS) -> tuple[pd.DataFrame, dict]:
     """Measures the named models interleaved in one process (for at most ``measure_seconds``
     after the warm-up, fewer once the spread is tight); returns the table and its context.
 
