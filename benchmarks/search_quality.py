@@ -69,7 +69,7 @@ from width_strategies import Setup  # noqa: E402
 
 STRATEGIES = ("ours", "uniform", "tp-global", "eagleeye", "netadapt")
 # Variants of ours, run when asked for.
-VARIANTS = ("ours-rungs", "ours-distill", "ours-floor", "ours-grid", "ours-tpe", "ours-lean")
+VARIANTS = ("ours-rungs", "ours-distill", "ours-floor", "ours-grid", "ours-tpe")
 # "Best accuracy at a budget", at these shares of the search's budget (0.3, 0.4, 0.5 of the dense
 # latency for the default budget ratio 0.5).
 BUDGETS = (0.6, 0.8, 1.0)
@@ -126,16 +126,6 @@ def run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataFr
                     warm_start="grid" if name == "ours-grid" else base.warm_start,
                     sampler="tpe" if name == "ours-tpe" else base.sampler,
                     max_accuracy_drop=100 * REFERENCE_DROP if name == "ours-floor" else None))
-        evaluations = n
-    elif name == "ours-lean":  # an experiment on the warm start's size: no flag sets it
-        from search.study import _aimed
-
-        default = _aimed._WARM_START
-        _aimed._WARM_START = (("magnitude", 10), ("uniform", 2), ("knapsack", 2))
-        try:
-            search(replace(base, trials=n))
-        finally:
-            _aimed._WARM_START = default
         evaluations = n
     elif name == "ours-rungs":
         steps = setup.config.finetune_steps
