@@ -18,7 +18,14 @@ from profilers._context import (
 from profilers._cost import Cost, LayerMacs, count_cost
 from profilers._device import fingerprint, resolve_device
 from profilers._gpu import GpuState, read_gpu_state, slowdown_reasons
-from profilers._latency import MEASURE_SECONDS, Comparison, LatencySettings, LatencyStats, compare, measure
+from profilers._latency import (
+    MEASURE_SECONDS,
+    Comparison,
+    LatencySettings,
+    LatencyStats,
+    compare,
+    measure,
+)
 from profilers._steps import (
     WidthCurve,
     recommended_round_to,

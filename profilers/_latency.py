@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 MEASURE_SECONDS = 3.0  # one comparison's default time cap after the warm-up (s)
 
+
 @dataclass(frozen=True)
 class LatencyStats:
     """Spread of single-call latencies: never one bare number."""
