@@ -18,6 +18,8 @@ import torch
 
 from search._errors import Terminated
 
+_deferring = False  # the main thread is inside an interrupts_deferred block
+
 
 @contextlib.contextmanager
 def interrupts_deferred() -> Iterator[None]:
@@ -25,17 +27,28 @@ def interrupts_deferred() -> Iterator[None]:
 
     For the few steps that must not be cut in half, such as asking the study for a trial: a
     signal landing inside ``study.ask()`` would leave a trial stored as RUNNING that no one
-    holds. Outside the main thread (where handlers cannot be set) the block runs as it is.
+    holds. A block inside another holds them until the outer one ends. A signal that lands
+    while the block is being set up raises before the block begins. Outside the main thread
+    (where handlers cannot be set, and signals do not land) the block runs as it is.
     """
-    if threading.current_thread() is not threading.main_thread():
+    global _deferring
+    if _deferring or threading.current_thread() is not threading.main_thread():
         yield
         return
     caught: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, _frame: caught.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous: dict[int, object] = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, lambda signum, _frame: caught.append(signum))
+    except BaseException:  # a signal between the two: the block never began
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        raise
+    _deferring = True
     try:
         yield
     finally:
+        _deferring = False
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if caught:

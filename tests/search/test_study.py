@@ -191,6 +191,11 @@ def test_a_signal_during_a_deferred_step_lands_after_it():
         assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # handler restored
         with interrupts_deferred():  # no signal: nothing raised
             done.append("again")
+        with pytest.raises(Terminated), interrupts_deferred():  # held until the outer block ends
+            with interrupts_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+            done.append("the outer step finished")
+        assert done[-1] == "the outer step finished"
     finally:
         signal.signal(signal.SIGTERM, previous)
 
