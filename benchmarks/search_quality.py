@@ -9,8 +9,9 @@ own study. What differs is only how the widths are chosen:
 - ours: the default search (per-group keep fractions, budget constraint, warm start aimed at the
   budget: a sweep of the global ranking, uniform and knapsack candidates; then the gaps sampler:
   the front's widest gaps filled from those families, TPE once none has a candidate), N trials.
-- ours-rungs, ours-distill, ours-floor, ours-grid, ours-tpe (on request): ours with two fidelities (half
-  the quick fine-tune for all, ``--promote-steps`` of twice it near the front), with
+- ours-one-fidelity, ours-distill, ours-floor, ours-grid, ours-tpe (on request): ours with one
+  fidelity of twice the quick fine-tune for every candidate and no promotion (the default until
+  2026-12-04; ``ours-rungs`` in results files before it, named after the two fidelities), with
   ``--distill``, with ``--max-accuracy-drop`` at the reference point's 20 points, and with
   ``--warm-start grid`` (the default before 2026-12-03), and with ``--sampler tpe`` (TPE from
   the first trial after the warm start).
@@ -69,7 +70,7 @@ from width_strategies import Setup  # noqa: E402
 
 STRATEGIES = ("ours", "uniform", "tp-global", "eagleeye", "netadapt")
 # Variants of ours, run when asked for.
-VARIANTS = ("ours-rungs", "ours-distill", "ours-floor", "ours-grid", "ours-tpe")
+VARIANTS = ("ours-one-fidelity", "ours-distill", "ours-floor", "ours-grid", "ours-tpe")
 # "Best accuracy at a budget", at these shares of the search's budget (0.3, 0.4, 0.5 of the dense
 # latency for the default budget ratio 0.5).
 BUDGETS = (0.6, 0.8, 1.0)
@@ -127,9 +128,9 @@ def run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataFr
                     sampler="tpe" if name == "ours-tpe" else base.sampler,
                     max_accuracy_drop=100 * REFERENCE_DROP if name == "ours-floor" else None))
         evaluations = n
-    elif name == "ours-rungs":
+    elif name == "ours-one-fidelity":
         steps = setup.config.finetune_steps
-        search(replace(base, trials=n, finetune_steps=steps // 2, promote_steps=2 * steps))
+        search(replace(base, trials=n, finetune_steps=2 * steps, promote_steps=0))
         evaluations = n
     elif name == "netadapt":
         free = replace(base, budget_ratio=1.0)  # every step fine-tuned: NetAdapt needs it

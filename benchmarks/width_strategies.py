@@ -53,7 +53,7 @@ def setup_for(config: SearchConfig, baselines: Path | None = None,
         (Path(config.results_dir) / "baselines").symlink_to(baselines.resolve())
     data = load_data(config.data, image_size=config.image_size, seed=config.seed)
     example = example_input(data, config.batch_size)  # the deployment's batch, for latency
-    recipe = Recipe(finetune_steps=config.finetune_steps)
+    recipe = Recipe(finetune_steps=config.finetune_steps, promote_steps=config.promote_steps)
     if dense_epochs is not None and not config.checkpoint:
         dense = dense_model_for(config, data, replace(recipe, dense_epochs=dense_epochs))
         checkpoint = Path(config.results_dir) / f"dense-{dense_epochs}-epochs.pt"

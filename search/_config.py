@@ -24,7 +24,12 @@ STUDY_IDENTITY = ("model", "data", "checkpoint", "image_size", "space", "round_t
                   "batch_size", "threads", "precision", "channels_last", "runtime", "cuda_graphs",
                   "finetune_steps", "promote_steps", "distill", "seed")
 
-
+# The fine-tune of studies stored before these keys were part of their identity: one fidelity of
+# 20 steps (the default until two fidelities became it, 2026-12-04).
+BEFORE_IDENTITY = {"finetune_steps": 20, "promote_steps": 0}
+# The default second fidelity's steps, as a multiple of the first's (--finetune-steps): measured
+# on CIFAR-10 at 10 and 40 (docs/benchmarks/cifar10.md).
+PROMOTE_FACTOR = 4
 
 @dataclass(frozen=True)
 class SearchConfig:
@@ -65,8 +70,8 @@ class SearchConfig:
     runtime: str = "eager"
     cuda_graphs: bool = False
     latency_cache: bool = True
-    finetune_steps: int = 20
-    promote_steps: int = 0
+    finetune_steps: int = 10
+    promote_steps: int | None = None  # None: PROMOTE_FACTOR x finetune_steps
     distill: bool = False
     final_finetune_steps: int = 100
     final_layers: int = 2
@@ -101,7 +106,9 @@ class SearchConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
         if self.finetune_steps < 0:
             raise UsageError(f"--finetune-steps must be 0 or more, got {self.finetune_steps}")
-        if self.promote_steps < 0:
+        if self.promote_steps is None:  # two fidelities: the second 4x the first (10, then 40)
+            object.__setattr__(self, "promote_steps", PROMOTE_FACTOR * self.finetune_steps)
+        elif self.promote_steps < 0:
             raise UsageError(f"--promote-steps must be 0 (none) or more, got {self.promote_steps}")
         if not self.trace_timeout >= 0:
             raise UsageError(f"--trace-timeout must be 0 (no limit) or more seconds, got "
@@ -213,7 +220,8 @@ class SearchConfig:
         identity = self.identity()
         return StudyKey(name=self.study, storage_url=self.storage_url, sampler=self.sampler,
                         seed=self.seed, identity=identity, space=self.space,
-                        defaults={k: fields[k].default for k in identity if k in fields},
+                        defaults={k: BEFORE_IDENTITY.get(k, fields[k].default)
+                                  for k in identity if k in fields},
                         # Studies made before checkpoints were identified by content stored
                         # the path: the same path still matches them.
                         also_matches={"checkpoint": self.checkpoint})

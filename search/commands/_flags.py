@@ -7,7 +7,7 @@ import argparse
 import difflib
 
 from profilers import PRECISIONS, RUNTIMES
-from search._config import SearchConfig
+from search._config import PROMOTE_FACTOR, SearchConfig
 from search._errors import UsageError
 from search.backends import BACKENDS, backend_help
 from search.candidates import space_help
@@ -171,7 +171,7 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
                           help="a candidate whose quick fine-tune puts it on the front found so far "
                                "(within one validation image) is fine-tuned N steps more and scored "
                                "again; 0: every candidate gets the quick fine-tune only "
-                               "(default %(default)s)")
+                               f"(default {PROMOTE_FACTOR} x --finetune-steps)")
     finetune.add_argument("--distill", action="store_true",
                           help="fine-tunes also learn the dense model's outputs (knowledge "
                                "distillation: cross-entropy plus soft targets at T=4); each step "

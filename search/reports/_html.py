@@ -18,7 +18,14 @@ import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
-from search.reports._text import device_name, front_table, macs_line, measured_in, run_notes
+from search.reports._text import (
+    device_name,
+    fine_tune_line,
+    front_table,
+    macs_line,
+    measured_in,
+    run_notes,
+)
 from search.runfolder import Run, atomic_write_bytes
 
 _BLUE, _GREY, _RED, _BLACK = "#1f77b4", "#b0b0b0", "#d62728", "#222222"
@@ -167,7 +174,7 @@ def _context(run: Run) -> str:
         ("platform", env.get("platform", "not recorded")),
         ("space", f"{config['space']}, widths multiples of "
                   f"{config.get('round_to_used', config['round_to'])}, sampler "
-                  f"{config.get('sampler')}, {config.get('finetune_steps')} fine-tune steps"),
+                  f"{config.get('sampler')}, {fine_tune_line(config)}"),
         ("budget", _ms(reference["budget_ms"])
          + (f" ({config['budget_ratio']:g} x dense)" if config.get("budget_ratio") else "")),
         ("dense reference", f"{_ms(reference['latency_ms'])}, {reference['macs'] / 1e6:.2f} MMACs,"

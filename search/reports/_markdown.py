@@ -10,6 +10,7 @@ from search.reports._text import (
     _drift_line,
     _pct,
     device_name,
+    fine_tune_line,
     front_table,
     macs_line,
     measured_in,
@@ -43,7 +44,8 @@ def write_report(path: Path, run: Run) -> None:
         f"{config.get('round_to_used', config['round_to'])}"
         + (" (--round-to auto: from this device's measured width steps)"
            if config["round_to"] == "auto" else "")
-        + f"; channels kept by {config.get('importance', 'l2')} importance",
+        + f"; channels kept by {config.get('importance', 'l2')} importance; "
+        + fine_tune_line(config),
         f"- budget: {reference['budget_ms']:.3f} ms"
         + (f" ({config['budget_ratio']:g} x dense)" if config.get("budget_ratio") else ""),
         f"- dense reference: {reference['latency_ms']:.3f} ms (IQR {reference['latency_iqr_ms']:.3f}),"

@@ -54,6 +54,15 @@ def device_name(env: dict) -> str:
     return env.get("gpu_name") or env.get("cpu_model") or "not recorded"
 
 
+def fine_tune_line(config: dict) -> str:
+    """The candidates' fine-tune as the config asked for it: '10 + 40 fine-tune steps (two
+    fidelities)', or '20 fine-tune steps'."""
+    quick, more = config.get("finetune_steps"), config.get("promote_steps")
+    if more:
+        return f"{quick} + {more} fine-tune steps (the {more} for candidates near the front)"
+    return f"{quick} fine-tune steps"
+
+
 def measured_in(run: Run) -> str:
     return run.config.get("measured_in", "not recorded (a run folder from an older version)")
 

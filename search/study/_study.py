@@ -110,10 +110,16 @@ def open_study(key: StudyKey) -> optuna.Study:
                    and not (k in key.also_matches and earlier[k] == key.also_matches[k])]
         if changed:
             first = changed[0]
-            was = (f"another version of the spaces file {key.space} (it was edited since)"
-                   if first == "space_file" else f"--{first.replace('_', '-')} {earlier[first]}, "
-                   f"not {identity[first]}")
-            raise UsageError(f"study {key.name!r} was run with {was}; use another "
+            flag = f"--{first.replace('_', '-')}"
+            if first == "space_file":
+                was = f"another version of the spaces file {key.space} (it was edited since)"
+                resume = ""
+            else:
+                was = f"{flag} {earlier[first]}, not {identity[first]}"
+                number = (isinstance(earlier[first], (int, float))
+                          and not isinstance(earlier[first], bool))  # a value the flag takes
+                resume = f"pass {flag} {earlier[first]} to resume it, or " if number else ""
+            raise UsageError(f"study {key.name!r} was run with {was}; {resume}use another "
                              f"--study-name to start a new study")
     fail_abandoned(study)
     return study

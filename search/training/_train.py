@@ -49,8 +49,8 @@ class Recipe:
     """
 
     batch_size: int = 64
-    finetune_steps: int = 20
-    promote_steps: int = 0
+    finetune_steps: int = 10
+    promote_steps: int = 40
     distill: bool = False
     finetune_lr: float = 0.02
     bn_batches: int = 8

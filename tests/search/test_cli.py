@@ -34,8 +34,12 @@ def test_run_writes_every_file_with_the_named_columns(first_run, run_copy):
                                                "dense_ms_now", "reevaluates", "importance",
                                                "rung0_accuracy", "promoted"]
     assert trials["importance"].isna().all()  # one criterion for the study: no column values
-    # Without --promote-steps there is one fidelity: no quick score apart, nothing promoted.
-    assert trials[["rung0_accuracy", "promoted"]].isna().all().all()
+    # Two fidelities by default: every candidate's quick score is kept apart, and the first
+    # one fine-tuned is promoted (there is no front to compare it with yet).
+    scored = trials[trials["repeat_of"].isna() & trials["accuracy"].notna()]
+    assert scored["rung0_accuracy"].notna().all() and scored["promoted"].notna().all()
+    assert bool(scored["promoted"].iloc[0])
+    assert json.loads((run_dir / "config.json").read_text())["promote_steps"] == 8  # 4 x 2
     assert trials["trial"].tolist() == [0, 1, 2, 3, 4]
     pareto = pd.read_csv(run_dir / "pareto.csv")
     assert list(pareto.columns) == contract + ["test_accuracy", "model_path", "quick_accuracy"]
