@@ -197,6 +197,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     args.models = args.models or (["resnet20"] if args.quick else list(MODELS))
     args.seeds = args.seeds or ([0] if args.quick else list(dense_models.SEEDS))
     args.evaluations = args.evaluations or (QUICK["evaluations"] if args.quick else max(ANYTIME))
+    if args.keep:  # checked before anything runs: a clash found after an hour loses the hour
+        taken = [f"{m}-seed{s}" for m in args.models for s in args.seeds
+                 if (args.keep / f"{m}-seed{s}").exists()]
+        if taken:
+            parser.error(f"--keep {args.keep} already holds {', '.join(taken)}; give an empty "
+                         f"or new folder")
     dense_models.ensure_batches(args.data)
     logging.basicConfig(level=logging.WARNING)
     began = time.perf_counter()
