@@ -15,7 +15,7 @@ For each model and seed it reports:
   latency, reference point (budget ratio, chance accuracy));
 - **sample efficiency**: the evaluations ours needed to reach the best other strategy's
   hypervolume at 40 (``>N``: not within N);
-- **accuracy at 0.3, 0.5 and 0.7 x the dense latency** after the same final stage (each front
+- **accuracy at 0.3, 0.5, 0.6 and 0.7 x the dense latency** after the same final stage (each front
   fine-tuned longer and measured again, all strategies' fronts side by side in one comparison):
   the best validation accuracy within that latency, and the test accuracy of that model;
 - **MACs against measured latency** over every candidate any strategy measured: Kendall's tau,
@@ -61,10 +61,14 @@ import width_strategies as strategies  # noqa: E402
 
 STRATEGIES = ("ours", "uniform", "tp-global", "eagleeye")
 MODELS = ("resnet20", "plain20")
-AT = (0.3, 0.5, 0.7)  # shares of the dense latency (and of its MACs, for the MAC-steered pick)
+AT = (0.3, 0.5, 0.6, 0.7)  # shares of the dense latency (and of its MACs, for the MAC-steered pick)
 ANYTIME = (10, 20, 40)
 BUDGET_RATIO = 0.7  # the searches' budget: every share in AT lies within it
 QUICK = {"evaluations": 3, "finetune_steps": 2, "final_finetune_steps": 5, "measure_seconds": 0.5}
+# Every strategy's final front as measured side by side, so that accuracy at any other share can
+# be read afterwards (own_ratio: the run's own measurement).
+FRONT_COLUMNS = ["model", "seed", "strategy", "trial", "ratio", "own_ratio", "accuracy",
+                 "test_accuracy", "quick_accuracy"]
 QUICK_IMAGES = 1000  # validation and test images in the quick run (of 5,000 and 10,000)
 
 
@@ -104,6 +108,31 @@ def _at(front: pd.DataFrame, ratio: float) -> tuple[float, float]:
     return float(best["accuracy"]), float(best["test_accuracy"])
 
 
+def config_for(model: str, seed: int, args: argparse.Namespace, root: Path) -> SearchConfig:
+    """The search every strategy of one model and seed runs through (``args``: this script's
+    ``--quick``, ``--data``, ``--finetune-steps`` and ``--measure-seconds``)."""
+    recipe = {"finetune_steps": args.finetune_steps, "measure_seconds": args.measure_seconds}
+    if args.quick:
+        recipe = {k: v for k, v in QUICK.items() if k != "evaluations"}
+    return SearchConfig(model=model, data=f"cifar10:{args.data}",
+                        image_size=dense_models.IMAGE_SIZE,
+                        checkpoint=str(dense_models.checkpoint_path(model)),
+                        budget_ratio=BUDGET_RATIO, batch_size=32, round_to=4, seed=seed,
+                        results_dir=str(root / "results"), **recipe)
+
+
+def final_scores(front: pd.DataFrame, reference: dict[str, float]) -> dict[str, float]:
+    """A final front's hypervolume within the budget and its best accuracy at each share in
+    ``AT`` (with that model's test accuracy), by its side-by-side ``ratio``."""
+    within = front[front["ratio"] <= BUDGET_RATIO]
+    within = within[pareto_mask(within["ratio"], within["accuracy"])]
+    row = {"hv_final": hypervolume(within["ratio"], within["accuracy"], reference["ratio"],
+                                   reference["accuracy"])}
+    for ratio in AT:
+        row[f"acc@{ratio}"], row[f"test@{ratio}"] = _at(within, ratio)
+    return row
+
+
 def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dict:
     """Every strategy on one model and seed: per-strategy rows, the anytime curves and the
     MACs-against-latency figures."""
@@ -112,14 +141,7 @@ def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dic
     if not checkpoint.exists():
         sys.exit(f"error: no dense checkpoint {checkpoint}; train it with "
                  f"python benchmarks/cifar10_dense.py --models {model}")
-    recipe = {"finetune_steps": args.finetune_steps, "measure_seconds": args.measure_seconds}
-    if args.quick:
-        recipe = {k: v for k, v in QUICK.items() if k != "evaluations"}
-    config = SearchConfig(model=model, data=f"cifar10:{args.data}",
-                          image_size=dense_models.IMAGE_SIZE, checkpoint=str(checkpoint),
-                          budget_ratio=BUDGET_RATIO, batch_size=32, round_to=4, seed=seed,
-                          results_dir=str(root / "results"), **recipe)
-    setup = strategies.setup_for(config)
+    setup = strategies.setup_for(config_for(model, seed, args, root))
     setup = replace(setup, eagleeye_pool=3)
     if args.quick:  # a smoke run: the first validation and test images score every model
         data, k = setup.data, QUICK_IMAGES
@@ -135,7 +157,8 @@ def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dic
         fronts[name], counts[name] = quality.run_strategy(name, setup, n, root)
         trials[name], _ = _trials(root / name)
         print(f"{model} seed {seed} {name}: {counts[name]}", flush=True)
-    fronts, smallest = quality.side_by_side(setup, fronts, root)
+    fronts, smallest = quality.side_by_side(
+        setup, fronts, root, quality.QUICK_JUDGE_SCALE if args.quick else quality.JUDGE_SCALE)
     curves = {name: [anytime(t, k, reference) for k in range(1, n + 1)]
               for name, t in trials.items()}
     others = [name for name in fronts if not name.startswith("ours")]
@@ -144,12 +167,7 @@ def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dic
     for name, front in fronts.items():
         row = {"model": model, "seed": seed, "strategy": name}
         row.update({f"hv@{k}": curves[name][min(k, n) - 1] for k in ANYTIME if k <= n})
-        within = front[front["ratio"] <= BUDGET_RATIO]
-        within = within[pareto_mask(within["ratio"], within["accuracy"])]
-        row["hv_final"] = hypervolume(within["ratio"], within["accuracy"], reference["ratio"],
-                                      reference["accuracy"])
-        for ratio in AT:
-            row[f"acc@{ratio}"], row[f"test@{ratio}"] = _at(within, ratio)
+        row.update(final_scores(front, reference))
         row.update(evaluations=counts[name]["evaluations"], wall_s=counts[name]["wall_s"])
         if name.startswith("ours") and others:
             reached = evaluations_to_reach(trials[name], best_other, reference)
@@ -159,8 +177,10 @@ def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dic
     pooled = pd.concat([t.assign(strategy=s) for s, t in trials.items()], ignore_index=True)
     dense_macs = json.loads((root / args.strategies[0] / "reference.json").read_text())["macs"]
     macs = macs_latency(pooled.assign(latency_ms=pooled["ratio"]), dense_macs, 1.0, AT)
+    points = pd.concat([front.assign(model=model, seed=seed, strategy=name)
+                        for name, front in fronts.items()], ignore_index=True)
     return {"rows": rows, "curves": curves, "smallest": smallest, "macs": macs,
-            "dense_accuracy": dense_accuracy, "reference": reference}
+            "dense_accuracy": dense_accuracy, "reference": reference, "fronts": points}
 
 
 def _macs_text(result: dict) -> str:
@@ -226,11 +246,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     env = fingerprint(torch.device("cpu"), 1)
     stamp = datetime.date.today().isoformat()
     command = f"python benchmarks/cifar10_quality.py {' '.join(sys.argv[1:] if argv is None else argv)}"
+    quick = args.finetune_steps if not args.quick else QUICK["finetune_steps"]
     lines = [f"# cifar10_quality, {stamp}, {env['cpu_model']} ({env['cpu_count']} CPUs), torch "
              f"{env['torch']}; CIFAR-10 at {dense_models.IMAGE_SIZE} px, latency at batch 32 on 1 "
              f"thread, budget ratio {BUDGET_RATIO}, {args.evaluations} evaluations per strategy, "
-             f"{args.finetune_steps if not args.quick else QUICK['finetune_steps']} fine-tune "
-             f"steps, {QUICK['measure_seconds'] if args.quick else args.measure_seconds} s per "
+             f"{quick} + {SearchConfig(budget_ratio=1, finetune_steps=quick).promote_steps} "
+             f"fine-tune steps (the second for candidates near the front; ours-one-fidelity: "
+             f"{2 * quick}), {QUICK['measure_seconds'] if args.quick else args.measure_seconds} s per "
              f"latency comparison; {time.perf_counter() - began:.0f} s in all",
              f"# {command}",
              "# hv@N: anytime hypervolume after N evaluations (quick-fine-tune accuracy, latency "
@@ -258,7 +280,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                                for k, hv in enumerate(curve)])
         curves.to_csv(out.with_name(f"{out.stem}-anytime.csv"), index=False)
         table.to_csv(out.with_name(f"{out.stem}-seeds.csv"), index=False)
-        print(f"wrote {out}, {out.stem}-anytime.csv and {out.stem}-seeds.csv")
+        fronts = pd.concat([r["fronts"] for r in results], ignore_index=True)
+        fronts[FRONT_COLUMNS].to_csv(out.with_name(f"{out.stem}-fronts.csv"), index=False)
+        print(f"wrote {out}, {out.stem}-anytime.csv, -seeds.csv and -fronts.csv")
     return table
 
 

@@ -17,7 +17,7 @@ _DATA_THERE = (dense.DATA / "test_batch").exists() or dense.SHARED_TOOL.exists()
 def test_quick_mode_compares_every_strategy_on_cifar10(tmp_path):
     bench = benchmark("cifar10_quality")
     out = tmp_path / "cifar.txt"
-    table = bench.main(["--quick", "--out", str(out)])
+    table = bench.main(["--quick", "--out", str(out), "--keep", str(tmp_path / "kept")])
     assert table["strategy"].tolist() == list(bench.STRATEGIES)
     assert (table["evaluations"] >= 1).all() and (table["evaluations"] <= 3).all()
     assert (table["hv_final"] >= 0).all()
@@ -36,6 +36,23 @@ def test_quick_mode_compares_every_strategy_on_cifar10(tmp_path):
     assert set(curves["strategy"]) == set(bench.STRATEGIES)
     for _, curve in curves.groupby("strategy"):  # what a strategy has found can only grow
         assert curve.sort_values("evaluations")["hypervolume"].is_monotonic_increasing
+    # The fronts as measured side by side: the table's accuracy at each share reads off them.
+    fronts = pd.read_csv(tmp_path / "cifar-fronts.csv")
+    assert list(fronts.columns) == bench.FRONT_COLUMNS
+    for _, row in table.iterrows():
+        front = fronts[fronts["strategy"] == row["strategy"]]
+        best = front.loc[front["ratio"] <= 0.7, "accuracy"].max()
+        assert row["acc@0.7"] == pytest.approx(best, nan_ok=True)
+    # The kept fronts measured side by side again: every strategy scored, accuracies unchanged.
+    again = benchmark("cifar10_rejudge").main([str(tmp_path / "kept" / "resnet20-seed0"),
+                                               "--scale", "0.2", "--measure-seconds", "0.5"])
+    assert sorted(again["strategy"]) == sorted(bench.STRATEGIES)
+    assert (again["hv_final"] >= 0).all()
+    for _, row in again.iterrows():  # a model chosen at a share is one of that front's
+        front = fronts[fronts["strategy"] == row["strategy"]]
+        assert pd.isna(row["acc@0.7"]) or row["acc@0.7"] in set(front["accuracy"])
+    with pytest.raises(SystemExit, match="not a kept seed's folder"):
+        benchmark("cifar10_rejudge").main([str(tmp_path / "kept")])
 
 
 def test_the_dense_recipe_augments_by_padded_crops_and_flips():
