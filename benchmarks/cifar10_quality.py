@@ -64,6 +64,7 @@ MODELS = ("resnet20", "plain20")
 AT = (0.3, 0.5, 0.6, 0.7)  # shares of the dense latency (and of its MACs, for the MAC-steered pick)
 ANYTIME = (10, 20, 40)
 BUDGET_RATIO = 0.7  # the searches' budget: every share in AT lies within it
+MEASURE_SECONDS = 1.5  # per latency comparison: at batch 32 a dense call takes about 10 ms here
 QUICK = {"evaluations": 3, "finetune_steps": 2, "final_finetune_steps": 5, "measure_seconds": 0.5}
 # Every strategy's final front as measured side by side, so that accuracy at any other share can
 # be read afterwards (own_ratio: the run's own measurement).
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
                         choices=quality.STRATEGIES + quality.VARIANTS)
     parser.add_argument("--finetune-steps", type=int, default=SearchConfig.finetune_steps)
-    parser.add_argument("--measure-seconds", type=float, default=1.5, help="per latency "
+    parser.add_argument("--measure-seconds", type=float, default=MEASURE_SECONDS, help="per latency "
                         "comparison (the search's --measure-seconds; at batch 32 a dense call "
                         "takes about 10 ms here)")
     parser.add_argument("--data", type=Path, default=dense_models.DATA,

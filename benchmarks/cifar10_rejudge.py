@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--scale", type=float, default=quality.JUDGE_SCALE,
                         help="effort as a multiple of one search's comparison (default %(default)s)")
-    parser.add_argument("--measure-seconds", type=float, default=1.5,
-                        help="the run's --measure-seconds (cifar10_quality.py's default)")
+    parser.add_argument("--measure-seconds", type=float, default=cifar.MEASURE_SECONDS,
+                        help="the run's --measure-seconds (default %(default)s, as there)")
     parser.add_argument("--data", type=Path, default=dense_models.DATA)
     parser.add_argument("--out", type=Path, help="also write the rows to this CSV file")
     args = parser.parse_args(argv)

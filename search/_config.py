@@ -31,6 +31,7 @@ BEFORE_IDENTITY = {"finetune_steps": 20, "promote_steps": 0}
 # on CIFAR-10 at 10 and 40 (docs/benchmarks/cifar10.md).
 PROMOTE_FACTOR = 4
 
+
 @dataclass(frozen=True)
 class SearchConfig:
     """Everything a search needs; every field has a CLI flag of the same name (``--budget-ms``).

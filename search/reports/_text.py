@@ -55,8 +55,8 @@ def device_name(env: dict) -> str:
 
 
 def fine_tune_line(config: dict) -> str:
-    """The candidates' fine-tune as the config asked for it: '10 + 40 fine-tune steps (two
-    fidelities)', or '20 fine-tune steps'."""
+    """The candidates' fine-tune as the config asked for it: '10 + 40 fine-tune steps (the 40
+    for candidates near the front)' with two fidelities, or '20 fine-tune steps'."""
     quick, more = config.get("finetune_steps"), config.get("promote_steps")
     if more:
         return f"{quick} + {more} fine-tune steps (the {more} for candidates near the front)"
