@@ -57,13 +57,17 @@ def test_sigterm_stops_within_seconds_writes_the_front_and_exits_143(workdir):
     assert (run_dir / "pareto.csv").exists() and (run_dir / "report.html").exists()
 
 
-def _line_events(work):
-    """How many lines ``work()`` runs, counted in every frame it enters."""
+def _traced(work, sigterm_at=None):
+    """Runs ``work()`` and returns how many lines it ran, counted in every frame it enters; with
+    ``sigterm_at``, SIGTERM is sent to this process as that line starts."""
     count = 0
 
     def tracer(frame, event, arg):
         nonlocal count
-        count += event == "line"
+        if event == "line":
+            count += 1
+            if count == sigterm_at:
+                os.kill(os.getpid(), signal.SIGTERM)
         return tracer
 
     sys.settrace(tracer)
@@ -74,24 +78,6 @@ def _line_events(work):
     return count
 
 
-def _sigterm_at_line(k, work):
-    """Runs ``work()`` with SIGTERM sent to this process as its ``k``-th line starts."""
-    seen = 0
-
-    def tracer(frame, event, arg):
-        nonlocal seen
-        seen += event == "line"
-        if event == "line" and seen == k:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return tracer
-
-    sys.settrace(tracer)
-    try:
-        work()
-    finally:
-        sys.settrace(None)
-
-
 def test_a_sigterm_at_any_line_of_a_journal_write_lands_after_the_write(tmp_path):
     # The journal's file lock is taken and given back by renaming and removing files: a signal
     # landing half way used to leave the lock or its renamed copy behind, or replace the stop
@@ -100,7 +86,7 @@ def test_a_sigterm_at_any_line_of_a_journal_write_lands_after_the_write(tmp_path
 
     path = tmp_path / "study.journal"
     study = optuna.create_study(storage=open_storage(str(path)), study_name="s")
-    lines = _line_events(lambda: study.set_user_attr("count", 0))
+    lines = _traced(lambda: study.set_user_attr("count", 0))
     assert lines > 20  # the write was traced into: the lock, the append, the replay
     written = []
     previous = signal.signal(signal.SIGTERM, raise_terminated)
@@ -108,7 +94,7 @@ def test_a_sigterm_at_any_line_of_a_journal_write_lands_after_the_write(tmp_path
         for k in range(1, lines + 1):
             before = study.user_attrs["count"]
             with pytest.raises(Terminated):  # nothing else: no error from a half-done clean-up
-                _sigterm_at_line(k, lambda k=k: study.set_user_attr("count", k))
+                _traced(lambda k=k: study.set_user_attr("count", k), sigterm_at=k)
             now = study.user_attrs["count"]
             assert now in (before, k), f"signal at line {k}"  # written whole, or not begun
             written.append(now == k)
