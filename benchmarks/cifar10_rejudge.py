@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--data", type=Path, default=dense_models.DATA)
     parser.add_argument("--out", type=Path, help="also write the rows to this CSV file")
     args = parser.parse_args(argv)
-    args.quick, args.finetune_steps = False, 10  # the config's recipe is not used: nothing trains
+    args.quick = False  # the config's recipe is not used: nothing trains
+    args.finetune_steps = cifar.SearchConfig.finetune_steps
     dense_models.ensure_batches(args.data)
     logging.basicConfig(level=logging.WARNING)
     table = pd.DataFrame([row for folder in args.folders for row in rejudge(folder, args)])
