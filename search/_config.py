@@ -38,9 +38,21 @@ class SearchConfig:
 
     Exactly one of ``budget_ms`` and ``budget_ratio`` is given. Errors name the flag to fix.
 
+    ``promote_steps`` left at None becomes ``PROMOTE_FACTOR`` (4) x ``finetune_steps`` when the
+    config is made, and is a number from then on: ``dataclasses.replace`` keeps that number, so
+    pass ``promote_steps=None`` with a new ``finetune_steps`` to have it follow.
+
     Example:
         >>> SearchConfig(budget_ratio=0.6).study
         'vgg16_bn-digits-cpu'
+        >>> config = SearchConfig(budget_ratio=0.6)
+        >>> config.finetune_steps, config.promote_steps
+        (10, 40)
+        >>> from dataclasses import replace
+        >>> replace(config, finetune_steps=5).promote_steps
+        40
+        >>> replace(config, finetune_steps=5, promote_steps=None).promote_steps
+        20
     """
 
     budget_ms: float | None = None
