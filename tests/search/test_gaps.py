@@ -67,6 +67,21 @@ def test_what_was_tried_is_not_proposed_again_and_without_candidates_the_sampler
     assert params == {"a": 0.625, "b": 0.625} and lo < 5.0 < hi
 
 
+def test_a_gap_takes_the_magnitude_rankings_member_first_then_a_neighbours_family():
+    # Front: two knapsack members, b = 0.25 (42.5 MACs, 3 ms) and b = 0.875 (73.75 MACs, 6.9 ms).
+    # The gap's middle half is 3.975-5.925 ms. Knapsack b = 0.5 and 0.625 are predicted in it
+    # (4.56 and 5.34 ms, between their measured neighbours), and so is magnitude a = 0.625
+    # (39.06 MACs, 4.80 ms on the anchors' line, no member of its family measured).
+    front = [({"a": 1.0, "b": 0.25}, 3.0, 0.50), ({"a": 1.0, "b": 0.875}, 6.9, 0.80)]
+    params, gap = propose(CATALOGUE, AIM, _study(front).trials)
+    assert gap == (3.0, 6.9) and params == {"a": 0.625, "b": 0.625}
+    # Once that member is tried (here over the budget, at 9 ms, which puts the other magnitude
+    # members above the gap too), the neighbours' family fills it.
+    tried = front + [({"a": 0.625, "b": 0.625}, 9.0, None)]
+    params, gap = propose(CATALOGUE, AIM, _study(tried).trials)
+    assert gap == (3.0, 6.9) and params["a"] == 1.0 and params["b"] in (0.5, 0.625)
+
+
 def test_below_what_was_measured_latency_follows_the_nearest_measurement_not_the_anchor():
     # The smallest candidate measured 2 ms before the trials; the family's smallest measured
     # member 6 ms. The start gap (2-6 ms) wants a member predicted near 4 ms: a = 0.375 would be
