@@ -55,6 +55,9 @@ def interrupts_deferred() -> Iterator[None]:
         raise Terminated() if caught[0] == signal.SIGTERM else KeyboardInterrupt()
 
 
+REPEAT_S = 0.1  # time_limit raises again this often until its block has ended
+
+
 class TimeLimitReached(BaseException):
     """Raised by ``time_limit`` (a BaseException, so that handlers that record a model's own
     failures on the way do not take it for one)."""
@@ -62,8 +65,10 @@ class TimeLimitReached(BaseException):
 
 @contextlib.contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    """Raises TimeLimitReached in the block after ``seconds`` (0: no limit). For steps of other
-    libraries that can run for hours on some models, such as torch-pruning's dependency graph.
+    """Raises TimeLimitReached in the block after ``seconds`` (0: no limit), and again every
+    ``REPEAT_S`` until the block has ended (where the code took the first raise), and at its end
+    if every raise was taken. For steps of other libraries that can run for hours on some
+    models, such as torch-pruning's dependency graph.
     Outside the main thread (where SIGALRM cannot be handled) the block runs without a limit.
     It owns SIGALRM while it runs: not for use inside another alarm. Torch's grad mode is as it
     was before the block when it ends, however the alarm cut the block short.
@@ -82,25 +87,32 @@ def time_limit(seconds: float) -> Iterator[None]:
         yield
         return
 
-    expired = []
+    armed, expired = [True], []
 
     def expire(signum: int, frame: object) -> None:
-        expired.append(signum)
-        raise TimeLimitReached()
+        if armed[0]:  # not once the block is ending
+            expired.append(signum)
+            raise TimeLimitReached()
 
     grad = torch.is_grad_enabled()
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    # Raised again every REPEAT_S until the block has ended: Python drops an exception raised in
+    # a finalizer (``__del__``, a weakref or gc callback) with a printed warning, and a bare
+    # ``except:`` (torch-pruning has some) takes it, and either way the block ran on.
+    signal.setitimer(signal.ITIMER_REAL, seconds, REPEAT_S)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        # The alarm can land between a ``no_grad`` block's switching grad mode off and its
-        # ``with`` taking hold, which then never switches it back: without this, 11 of 50 such
-        # expiries left the process's autograd off (and every later pruning failing).
-        torch.set_grad_enabled(grad)
-    if expired:  # raised where a bare ``except:`` took it (torch-pruning has some): still late
+        try:
+            armed[0] = False
+        finally:  # even when the alarm raised just before
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            # The alarm can land between a ``no_grad`` block's switching grad mode off and its
+            # ``with`` taking hold, which then never switches it back: without this, 11 of 50
+            # such expiries left the process's autograd off (and every later pruning failing).
+            torch.set_grad_enabled(grad)
+    if expired:  # every raise was taken, and the block ended: it still did not end in time
         raise TimeLimitReached()
 
 
