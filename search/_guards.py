@@ -159,7 +159,8 @@ def memory_ceiling(share: float) -> int:
 def memory_limit(max_rss: int, every_s: float = 0.05) -> Iterator[None]:
     """Raises MemoryLimitReached in the block once this process's resident memory passes
     ``max_rss`` bytes (0: no limit), before the kernel's out-of-memory killer ends the process
-    with no word said. A thread looks every ``every_s`` and interrupts the main thread, so it
+    with no word said. A thread looks every ``every_s`` and interrupts the main thread (again
+    at each look while over, where the code took the first: a finalizer, a bare except), so it
     stops Python code that keeps allocating (torch-pruning's index mappings on some models),
     not one native call. Main thread only, as ``time_limit``; it owns SIGUSR1 while it runs
     (no limit where there is no SIGUSR1: Windows)."""
@@ -173,12 +174,11 @@ def memory_limit(max_rss: int, every_s: float = 0.05) -> Iterator[None]:
         if armed[0]:  # not once the block has ended
             raise MemoryLimitReached(seen[0])
 
-    def watch() -> None:
+    def watch() -> None:  # and again every ``every_s`` while over, as ``time_limit`` does
         while not stop.wait(every_s):
             seen[0] = resident_bytes()
             if seen[0] > max_rss and armed[0]:
                 _thread.interrupt_main(signal.SIGUSR1)
-                return
 
     previous = signal.signal(signal.SIGUSR1, interrupted)
     watcher = threading.Thread(target=watch, name="memory-limit", daemon=True)

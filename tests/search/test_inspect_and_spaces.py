@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from search._errors import UsageError
-from search._guards import memory_limit, resident_bytes
+from search._guards import MemoryLimitReached, memory_limit, resident_bytes
 from search.candidates import build_space
 from search.commands import main
 from tests.search.runs import PICKY_MODEL, TINY, assert_one_line_error, main_in_process
@@ -179,6 +179,31 @@ def test_a_memory_limit_that_is_not_reached_changes_nothing():
     time.sleep(0.1)  # nothing arrives late either
     assert total == 499999500000
     assert signal.getsignal(signal.SIGUSR1) is handler
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_memory_limit_dropped_in_a_finalizer_is_raised_again():
+    held = []
+
+    def busy(seconds):  # Python code, where the watcher's interrupt lands (not a native call)
+        until = time.monotonic() + seconds
+        while time.monotonic() < until:
+            pass
+
+    class Greedy:
+        def __del__(self):
+            held.append(bytearray(256 * _MB))  # over the limit, and touched: resident
+            busy(0.5)  # the interrupt lands here; Python drops what __del__ raised
+
+    # Before: the watcher interrupted once and stopped looking, so the block ran its 3 s over
+    # the limit and nothing was raised at all.
+    start = time.monotonic()
+    with pytest.raises(MemoryLimitReached), memory_limit(resident_bytes() + 64 * _MB,
+                                                         every_s=0.01):
+        Greedy()  # collected at once: its __del__ runs here
+        busy(3)
+    assert time.monotonic() - start < 1.0
+    held.clear()
 
 
 def test_a_spaces_file_pattern_that_matches_nothing_is_exit_2(tmp_path):
