@@ -15,7 +15,8 @@ For each model and seed it reports:
   latency, reference point (budget ratio, chance accuracy));
 - **sample efficiency**: the evaluations ours needed to reach the best other strategy's
   hypervolume at 40 (``>N``: not within N);
-- **accuracy at 0.3, 0.5, 0.6 and 0.7 x the dense latency** after the same final stage (each front
+- **accuracy at 0.3, 0.5, 0.6 and 0.7 x the dense latency** (``--at``; the budget is 0.7 x,
+  ``--budget-ratio``) after the same final stage (each front
   fine-tuned longer and measured again, all strategies' fronts side by side in one comparison):
   the best validation accuracy within that latency, and the test accuracy of that model;
 - **MACs against measured latency** over every candidate any strategy measured: Kendall's tau,
@@ -27,6 +28,7 @@ Then the mean over seeds, with every seed's figures in the results file.
     python benchmarks/cifar10_quality.py                     # both models, seeds 0-2 (~60 min)
     python benchmarks/cifar10_quality.py --models resnet20 --seeds 0
     python benchmarks/cifar10_quality.py --quick             # resnet20, 3 evaluations (~2 min)
+    python benchmarks/cifar10_quality.py --models plain20 --budget-ratio 0.55 --at 0.45 0.5 0.55
 
 The data: ``python ../shared/tools/cifar10-batches.py benchmarks/data/cifar10`` (run for you when
 the folder is missing). JPEG-decoded CIFAR-10 can differ from the original release by a fraction
@@ -63,7 +65,7 @@ STRATEGIES = ("ours", "uniform", "tp-global", "eagleeye")
 MODELS = ("resnet20", "plain20")
 AT = (0.3, 0.5, 0.6, 0.7)  # shares of the dense latency (and of its MACs, for the MAC-steered pick)
 ANYTIME = (10, 20, 40)
-BUDGET_RATIO = 0.7  # the searches' budget: every share in AT lies within it
+BUDGET_RATIO = 0.7  # the searches' budget (--budget-ratio): every share in AT lies within it
 MEASURE_SECONDS = 1.5  # per latency comparison: at batch 32 a dense call takes about 10 ms here
 QUICK = {"evaluations": 3, "finetune_steps": 2, "final_finetune_steps": 5, "measure_seconds": 0.5}
 # Every strategy's final front as measured side by side, so that accuracy at any other share can
@@ -111,25 +113,39 @@ def _at(front: pd.DataFrame, ratio: float) -> tuple[float, float]:
 
 def config_for(model: str, seed: int, args: argparse.Namespace, root: Path) -> SearchConfig:
     """The search every strategy of one model and seed runs through (``args``: this script's
-    ``--quick``, ``--data``, ``--finetune-steps`` and ``--measure-seconds``)."""
+    ``--quick``, ``--data``, ``--budget-ratio``, ``--finetune-steps`` and ``--measure-seconds``)."""
     recipe = {"finetune_steps": args.finetune_steps, "measure_seconds": args.measure_seconds}
     if args.quick:
         recipe = {k: v for k, v in QUICK.items() if k != "evaluations"}
     return SearchConfig(model=model, data=f"cifar10:{args.data}",
                         image_size=dense_models.IMAGE_SIZE,
                         checkpoint=str(dense_models.checkpoint_path(model)),
-                        budget_ratio=BUDGET_RATIO, batch_size=32, round_to=4, seed=seed,
+                        budget_ratio=args.budget_ratio, batch_size=32, round_to=4, seed=seed,
                         results_dir=str(root / "results"), **recipe)
 
 
-def final_scores(front: pd.DataFrame, reference: dict[str, float]) -> dict[str, float]:
-    """A final front's hypervolume within the budget and its best accuracy at each share in
-    ``AT`` (with that model's test accuracy), by its side-by-side ``ratio``."""
-    within = front[front["ratio"] <= BUDGET_RATIO]
+def readouts(budget_ratio: float, at: list[float] | None = None) -> tuple[float, ...]:
+    """The shares of the dense latency the final fronts are read at, ascending: ``at`` when
+    given, else those of ``AT`` within the budget, and the budget.
+
+    Example:
+        >>> readouts(0.55)
+        (0.3, 0.5, 0.55)
+    """
+    chosen = set(at) if at else {r for r in AT if r <= budget_ratio} | {budget_ratio}
+    return tuple(sorted(chosen))
+
+
+def final_scores(front: pd.DataFrame, reference: dict[str, float],
+                 at: tuple[float, ...] = AT) -> dict[str, float]:
+    """A final front's hypervolume within the budget (``reference["ratio"]``) and its best
+    accuracy at each share in ``at`` (with that model's test accuracy), by its side-by-side
+    ``ratio``."""
+    within = front[front["ratio"] <= reference["ratio"]]
     within = within[pareto_mask(within["ratio"], within["accuracy"])]
     row = {"hv_final": hypervolume(within["ratio"], within["accuracy"], reference["ratio"],
                                    reference["accuracy"])}
-    for ratio in AT:
+    for ratio in at:
         row[f"acc@{ratio}"], row[f"test@{ratio}"] = _at(within, ratio)
     return row
 
@@ -152,7 +168,7 @@ def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dic
     # The reference accuracy is chance: with the dense model's minus 20 points (the digits
     # benchmark's), no quick-fine-tuned candidate within 0.7 x the dense latency scored above it
     # on either model (the first run of 2026-12-03), and every anytime hypervolume was 0.
-    reference = {"ratio": BUDGET_RATIO, "accuracy": 1 / setup.data.num_classes}
+    reference = {"ratio": args.budget_ratio, "accuracy": 1 / setup.data.num_classes}
     fronts, counts, trials = {}, {}, {}
     for name in args.strategies:
         fronts[name], counts[name] = quality.run_strategy(name, setup, n, root)
@@ -168,7 +184,7 @@ def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dic
     for name, front in fronts.items():
         row = {"model": model, "seed": seed, "strategy": name}
         row.update({f"hv@{k}": curves[name][min(k, n) - 1] for k in ANYTIME if k <= n})
-        row.update(final_scores(front, reference))
+        row.update(final_scores(front, reference, args.at))
         row.update(evaluations=counts[name]["evaluations"], wall_s=counts[name]["wall_s"])
         if name.startswith("ours") and others:
             reached = evaluations_to_reach(trials[name], best_other, reference)
@@ -177,7 +193,7 @@ def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dic
         rows.append(row)
     pooled = pd.concat([t.assign(strategy=s) for s, t in trials.items()], ignore_index=True)
     dense_macs = json.loads((root / args.strategies[0] / "reference.json").read_text())["macs"]
-    macs = macs_latency(pooled.assign(latency_ms=pooled["ratio"]), dense_macs, 1.0, AT)
+    macs = macs_latency(pooled.assign(latency_ms=pooled["ratio"]), dense_macs, 1.0, args.at)
     points = pd.concat([front.assign(model=model, seed=seed, strategy=name)
                         for name, front in fronts.items()], ignore_index=True)
     return {"rows": rows, "curves": curves, "smallest": smallest, "macs": macs,
@@ -205,6 +221,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--evaluations", type=int, help="per strategy (default 40)")
     parser.add_argument("--strategies", nargs="+", default=list(STRATEGIES),
                         choices=quality.STRATEGIES + quality.VARIANTS)
+    parser.add_argument("--budget-ratio", type=float, default=BUDGET_RATIO,
+                        help="the searches' budget as a share of the dense latency (default "
+                        "%(default)s)")
+    parser.add_argument("--at", type=float, nargs="+", help="shares of the dense latency to read "
+                        "the final fronts' accuracy at, each within the budget (default: those "
+                        f"of {', '.join(map(str, AT))} within it, and the budget)")
     parser.add_argument("--finetune-steps", type=int, default=SearchConfig.finetune_steps)
     parser.add_argument("--measure-seconds", type=float, default=MEASURE_SECONDS, help="per latency "
                         "comparison (the search's --measure-seconds; at batch 32 a dense call "
@@ -215,6 +237,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--keep", type=Path, help="keep the run folders under this folder "
                         "(MODEL-seedN/STRATEGY; it must not hold them already)")
     args = parser.parse_args(argv)
+    if not 0 < args.budget_ratio < 1:
+        parser.error(f"--budget-ratio {args.budget_ratio:g} is not between 0 and 1 (a share of "
+                     f"the dense latency)")
+    args.at = readouts(args.budget_ratio, args.at)
+    if args.at[-1] > args.budget_ratio:
+        parser.error(f"--at {args.at[-1]:g} is over the budget ratio {args.budget_ratio:g}: no "
+                     f"front model is that slow")
     args.models = args.models or (["resnet20"] if args.quick else list(MODELS))
     args.seeds = args.seeds or ([0] if args.quick else list(dense_models.SEEDS))
     args.evaluations = args.evaluations or (QUICK["evaluations"] if args.quick else max(ANYTIME))
@@ -250,7 +279,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     quick = args.finetune_steps if not args.quick else QUICK["finetune_steps"]
     lines = [f"# cifar10_quality, {stamp}, {env['cpu_model']} ({env['cpu_count']} CPUs), torch "
              f"{env['torch']}; CIFAR-10 at {dense_models.IMAGE_SIZE} px, latency at batch 32 on 1 "
-             f"thread, budget ratio {BUDGET_RATIO}, {args.evaluations} evaluations per strategy, "
+             f"thread, budget ratio {args.budget_ratio}, {args.evaluations} evaluations per strategy, "
              f"{quick} + {SearchConfig(budget_ratio=1, finetune_steps=quick).promote_steps} "
              f"fine-tune steps (the second for candidates near the front; ours-one-fidelity: "
              f"{2 * quick}), {QUICK['measure_seconds'] if args.quick else args.measure_seconds} s per "

@@ -14,6 +14,7 @@ strategy's final hypervolume and accuracy at each share of the dense latency per
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import re
 import sys
@@ -39,8 +40,10 @@ def rejudge(folder: Path, args: argparse.Namespace) -> list[dict]:
     names = sorted(p.parent.name for p in folder.glob("*/pareto.csv"))
     if not names:
         sys.exit(f"error: {folder} holds no strategy's run folder (STRATEGY/pareto.csv)")
+    args.budget_ratio = json.loads((folder / names[0] / "config.json").read_text())["budget_ratio"]
+    at = cifar.readouts(args.budget_ratio)
     setup = strategies.setup_for(cifar.config_for(model, seed, args, folder / "rejudge"))
-    reference = {"ratio": cifar.BUDGET_RATIO, "accuracy": 1 / setup.data.num_classes}
+    reference = {"ratio": args.budget_ratio, "accuracy": 1 / setup.data.num_classes}
     fronts = {name: quality.final_front(folder / name) for name in names}
     rows = []
     for repeat in range(args.repeats):
@@ -48,7 +51,7 @@ def rejudge(folder: Path, args: argparse.Namespace) -> list[dict]:
         measured, _ = quality.side_by_side(setup, fronts, folder, args.scale)
         for name, front in measured.items():
             rows.append({"model": model, "seed": seed, "repeat": repeat, "strategy": name,
-                         **cifar.final_scores(front, reference)})
+                         **cifar.final_scores(front, reference, at)})
         print(f"{model} seed {seed} repeat {repeat}: {time.perf_counter() - began:.0f} s, "
               + ", ".join(f"{r['strategy']} {r['hv_final']:.4f}" for r in rows[-len(names):]),
               flush=True)

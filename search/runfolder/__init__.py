@@ -27,6 +27,7 @@ from search.runfolder._layout import (
     REPORT_HTML,
     REPORT_MD,
     RUNG0_ACCURACY,
+    SOURCE,
     TRIAL_COLUMNS,
     TRIAL_EXTRA_COLUMNS,
     TRIALS,
@@ -41,7 +42,7 @@ from search.runfolder._read import Run, choose, load_run
 __all__ = ["CONFIG", "ENV", "HISTORY", "JOURNAL", "LEGACY_SQLITE", "MODELS_DIR", "MacsLatency",
            "MacsPick", "NOTES", "PARETO", "PARETO_EXTRA_COLUMNS", "PLOT", "PROMOTED", "REEVALUATES",
            "REFERENCE", "REPORT_HTML", "REPORT_MD", "RUNG0_ACCURACY", "Reference",
-           "ReferenceRecord", "Run", "RunFolder", "TRIALS", "TRIAL_COLUMNS", "TRIAL_EXTRA_COLUMNS",
+           "ReferenceRecord", "Run", "RunFolder", "SOURCE", "TRIALS", "TRIAL_COLUMNS", "TRIAL_EXTRA_COLUMNS",
            "atomic_write_bytes", "choose", "current", "hypervolume", "load_pruned",
            "load_pruned_with_spec", "load_run", "macs_latency", "model_json", "pareto_layers",
            "pareto_mask", "save_pruned", "save_state", "trial_weights"]

@@ -34,16 +34,18 @@ JOURNAL, LEGACY_SQLITE = "study.journal", "study.db"
 RUNG0_ACCURACY = "rung0_accuracy"  # the accuracy after the quick fine-tune (--promote-steps)
 PROMOTED = "promoted"  # whether the trial got the longer fine-tune
 REEVALUATES = "reevaluates"  # the earlier trial whose widths this one scores again (nightly)
+SOURCE = "source"  # what proposed the candidate: "warm start: FAMILY", "gaps: FAMILY", a sampler
 
 TRIAL_COLUMNS = ["trial", "state", "feasible", "latency_ms", "latency_iqr_ms", "macs", "params",
                  "accuracy", "seconds", "allocation"]
 # After the contract columns trials.csv carries these: which earlier trial it repeats, why a trial
 # failed, whether its latency came from the cache, the dense model's median measured with it (the
 # reference's drift during the run), which earlier trial's widths it scored again (a nightly run's
-# first trials), the criterion, and with --promote-steps the quick fine-tune's accuracy and
-# whether the longer one followed. Older runs lack some: readers see them empty.
+# first trials), the criterion, with --promote-steps the quick fine-tune's accuracy and whether
+# the longer one followed, and what proposed the candidate. Older runs lack some: readers see
+# them empty.
 TRIAL_EXTRA_COLUMNS = ["repeat_of", "fail_reason", "latency_cached", "dense_ms_now",
-                       REEVALUATES, "importance", RUNG0_ACCURACY, PROMOTED]
+                       REEVALUATES, "importance", RUNG0_ACCURACY, PROMOTED, SOURCE]
 PARETO_EXTRA_COLUMNS = ["test_accuracy", "model_path", "quick_accuracy"]
 
 

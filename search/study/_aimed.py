@@ -152,12 +152,13 @@ def catalogue(dense: nn.Module, example: Tensor, space: SearchSpace,
 _WARM_START = (("magnitude", SWEEP_TARGETS), ("uniform", TARGETS), ("knapsack", TARGETS))
 
 
-def aimed_params(found: Catalogue, aim: Aim) -> list[dict[str, float]]:
-    """The warm-start candidates (the space's params): for each of a family's latency targets,
-    its largest candidate predicted within it; the magnitude ranking first."""
+def aimed_params(found: Catalogue, aim: Aim) -> list[tuple[str, dict[str, float]]]:
+    """The warm-start candidates, each with the family that chose it first (the space's params):
+    for each of a family's latency targets, its largest candidate predicted within it; the
+    magnitude ranking first."""
     line = found.line(aim)
     top = min(aim.budget_ms, line.dense_ms)
-    chosen: dict[str, dict[str, float]] = {}
+    chosen: dict[str, tuple[str, dict[str, float]]] = {}
     for name, count in _WARM_START:
         predicted = [(line.predict(macs), p) for p, macs in found.families.get(name, [])]
         for i in range(count):
@@ -165,7 +166,7 @@ def aimed_params(found: Catalogue, aim: Aim) -> list[dict[str, float]]:
             fitting = [(ms, p) for ms, p in predicted if ms <= target]
             if fitting:
                 params = max(fitting, key=lambda item: item[0])[1]
-                chosen.setdefault(json.dumps(params, sort_keys=True), params)
+                chosen.setdefault(json.dumps(params, sort_keys=True), (name, params))
     return list(chosen.values())
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import optuna
 from torch import Tensor, nn
 
+from search.runfolder import SOURCE
 from search.study._aimed import Aim, aimed_params, catalogue
 from search.study._gaps import AIM_ATTR, CATALOGUE_ATTR
 from spaces import SEARCHED_IMPORTANCES, Allocation, SearchSpace, channel_scores, global_fractions
@@ -99,10 +100,14 @@ def warm_start(study: optuna.Study, space: SearchSpace, dense: nn.Module | None 
         log.info("warm start aimed at the budget: %d candidates", len(queued))
     else:
         grid = _warm_start(space.fractions)
-        queued = [space.params_at(fraction) for fraction in grid]
-        queued += [space.params_for(global_fractions(ranked, f)) for f in grid if ranked]
-    for params in {json.dumps(p, sort_keys=True): p for p in queued}.values():
-        study.enqueue_trial(params)
+        queued = [("uniform", space.params_at(fraction)) for fraction in grid]
+        queued += [("ranking", space.params_for(global_fractions(ranked, f)))
+                   for f in grid if ranked]
+    distinct: dict[str, tuple[str, dict[str, float]]] = {}
+    for family, params in queued:
+        distinct.setdefault(json.dumps(params, sort_keys=True), (family, params))
+    for family, params in distinct.values():
+        study.enqueue_trial(params, user_attrs={SOURCE: f"warm start: {family}"})
 
 
 def _ranked(dense: nn.Module, example: Tensor, space: SearchSpace) -> Mapping[str, Tensor]:

@@ -35,12 +35,14 @@ from search.runfolder import (
     PROMOTED,
     REEVALUATES,
     RUNG0_ACCURACY,
+    SOURCE,
     TRIAL_COLUMNS,
     TRIAL_EXTRA_COLUMNS,
     TRIALS,
     Reference,
     RunFolder,
 )
+from search.study._gaps import GapSampler, sampler_name
 from search.study._liveness import HEARTBEAT_ATTR, WORKER_ATTR, claim, heartbeat
 from search.study._sampling import suggest, suggest_importance
 from spaces import SearchSpace
@@ -206,6 +208,7 @@ def score(study: optuna.Study, trial: optuna.Trial, space: SearchSpace,
     the objective values to tell and the failure kind if the candidate broke. Errors of the
     machine or the storage propagate: they are not the candidate's."""
     allocation = suggest(trial, space)
+    _record_source(study, trial)
     importance = suggest_importance(trial, evaluator.importance)
     if importance is not None:
         trial.set_user_attr("importance", importance)
@@ -238,6 +241,20 @@ def score(study: optuna.Study, trial: optuna.Trial, space: SearchSpace,
     seen[key] = trial.number
     log.info(_progress(trial.number, result, evaluator.budget_ms))
     return values, None
+
+
+def _record_source(study: optuna.Study, trial: optuna.Trial) -> None:
+    """Keeps what proposed the trial as its ``source``: the warm start's queue (set when queued),
+    the nightly's re-evaluations, the ``gaps`` sampler's proposal, or else the study's
+    sampler."""
+    if SOURCE in trial.user_attrs:
+        return
+    gaps = study.sampler.source(trial.number) if isinstance(study.sampler, GapSampler) else None
+    if REEVALUATES in trial.user_attrs:
+        source = "re-evaluation"
+    else:
+        source = gaps or sampler_name(study.sampler)
+    trial.set_user_attr(SOURCE, source)
 
 
 def give_up(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
@@ -275,7 +292,7 @@ def _repeat(trial: optuna.Trial, earlier: optuna.trial.FrozenTrial, budget_ms: f
     """Records a trial whose allocation (after rounding) was already scored, without re-scoring;
     returns the earlier values."""
     for key, value in earlier.user_attrs.items():
-        if key not in (WORKER_ATTR, HEARTBEAT_ATTR, REEVALUATES):  # who ran it is this process
+        if key not in (WORKER_ATTR, HEARTBEAT_ATTR, REEVALUATES, SOURCE):  # this trial's own
             trial.set_user_attr(key, value)
     trial.set_user_attr("repeat_of", earlier.number)
     trial.set_user_attr("seconds", 0.0)
@@ -315,6 +332,7 @@ def trials_frame(study: optuna.Study, budget_ms: float) -> pd.DataFrame:
             "importance": a.get("importance"),
             RUNG0_ACCURACY: a.get(RUNG0_ACCURACY),
             PROMOTED: a.get(PROMOTED),
+            SOURCE: a.get(SOURCE),
         })
     frame = pd.DataFrame(rows, columns=[*TRIAL_COLUMNS, *TRIAL_EXTRA_COLUMNS])
     for column in ("macs", "params", "repeat_of", "reevaluates"):

@@ -80,3 +80,15 @@ def test_anytime_hypervolume_counts_only_what_was_found_by_then():
     assert curve == sorted(curve) and curve[3] > curve[2] > curve[1]
     assert bench.evaluations_to_reach(trials, curve[2], reference) == 3
     assert bench.evaluations_to_reach(trials, curve[3] + 1e-3, reference) is None
+
+
+def test_the_budget_and_the_readouts_are_flags_checked_before_anything_runs(capsys):
+    bench = benchmark("cifar10_quality")
+    assert bench.readouts(bench.BUDGET_RATIO) == bench.AT
+    assert bench.readouts(0.55) == (0.3, 0.5, 0.55)  # the budget is read at too
+    assert bench.readouts(0.55, [0.55, 0.45]) == (0.45, 0.55)
+    for argv, message in ((["--budget-ratio", "0.5", "--at", "0.6"], "over the budget ratio"),
+                          (["--budget-ratio", "1.5"], "not between 0 and 1")):
+        with pytest.raises(SystemExit) as exit_:
+            bench.main(argv + ["--data", "/nonexistent"])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err

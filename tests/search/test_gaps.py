@@ -44,7 +44,7 @@ def test_a_trial_goes_to_the_widest_gap_of_the_front_from_a_neighbours_family():
     # is the widest in latency times accuracy.
     study = _study([({"a": 0.375, "b": 0.375}, 3.0, 0.50),
                     ({"a": 0.875, "b": 0.875}, 6.9, 0.80)])
-    params, (lo, hi) = propose(CATALOGUE, AIM, study.trials)
+    params, (lo, hi), _ = propose(CATALOGUE, AIM, study.trials)
     assert (lo, hi) == (3.0, 6.9)
     # A magnitude member between the two, not the knapsack's b = 0.25 (42.5 MACs, predicted
     # 5.09 ms from the anchors alone), although it is predicted nearer the middle (4.95 ms).
@@ -63,7 +63,7 @@ def test_what_was_tried_is_not_proposed_again_and_without_candidates_the_sampler
     assert propose(CATALOGUE, AIM, study.trials) is None  # every member tried
     # One member fewer: it is the one proposed, in the gap its absence leaves.
     missing = _study([d for d in done if d[0] != {"a": 0.625, "b": 0.625}])
-    params, (lo, hi) = propose(CATALOGUE, AIM, missing.trials)
+    params, (lo, hi), _ = propose(CATALOGUE, AIM, missing.trials)
     assert params == {"a": 0.625, "b": 0.625} and lo < 5.0 < hi
 
 
@@ -73,13 +73,14 @@ def test_a_gap_takes_the_magnitude_rankings_member_first_then_a_neighbours_famil
     # (4.56 and 5.34 ms, between their measured neighbours), and so is magnitude a = 0.625
     # (39.06 MACs, 4.80 ms on the anchors' line, no member of its family measured).
     front = [({"a": 1.0, "b": 0.25}, 3.0, 0.50), ({"a": 1.0, "b": 0.875}, 6.9, 0.80)]
-    params, gap = propose(CATALOGUE, AIM, _study(front).trials)
-    assert gap == (3.0, 6.9) and params == {"a": 0.625, "b": 0.625}
+    params, gap, family = propose(CATALOGUE, AIM, _study(front).trials)
+    assert gap == (3.0, 6.9) and params == {"a": 0.625, "b": 0.625} and family == "magnitude"
     # Once that member is tried (here over the budget, at 9 ms, which puts the other magnitude
     # members above the gap too), the neighbours' family fills it.
     tried = front + [({"a": 0.625, "b": 0.625}, 9.0, None)]
-    params, gap = propose(CATALOGUE, AIM, _study(tried).trials)
+    params, gap, family = propose(CATALOGUE, AIM, _study(tried).trials)
     assert gap == (3.0, 6.9) and params["a"] == 1.0 and params["b"] in (0.5, 0.625)
+    assert family == "knapsack"
 
 
 def test_below_what_was_measured_latency_follows_the_nearest_measurement_not_the_anchor():
@@ -88,14 +89,34 @@ def test_below_what_was_measured_latency_follows_the_nearest_measurement_not_the
     # 3.67 ms on a line to the anchor, but from its measured neighbour at the anchors' slope it
     # is 5.07 ms, outside the gap's middle half; a = 0.25 (4.4 ms) is the one.
     study = _study([({"a": 0.5, "b": 0.5}, 6.0, 0.50), ({"a": 0.875, "b": 0.875}, 6.9, 0.80)])
-    params, gap = propose(CATALOGUE, AIM, study.trials)
+    params, gap, _ = propose(CATALOGUE, AIM, study.trials)
     assert gap == (2.0, 6.0) and params == {"a": 0.25, "b": 0.25}
 
 
-def test_gaps_within_the_measurement_noise_are_left_to_the_sampler():
+def test_gaps_within_the_measurement_noise_are_still_filled_from_the_catalogue():
     done = [({"a": 0.375, "b": 0.375}, 3.0, 0.50), ({"a": 0.875, "b": 0.875}, 6.9, 0.80)]
-    assert propose(CATALOGUE, AIM, _study(done, iqr_ms=1.0).trials) is not None
-    assert propose(CATALOGUE, AIM, _study(done, iqr_ms=8.0).trials) is None  # 4 ms of noise
+    quiet = propose(CATALOGUE, AIM, _study(done, iqr_ms=1.0).trials)
+    noisy = propose(CATALOGUE, AIM, _study(done, iqr_ms=8.0).trials)  # 4 ms of noise
+    assert quiet is not None and noisy == quiet  # not left to the base sampler
+
+
+def test_gaps_wider_than_the_noise_come_first_then_any_gap_with_a_member_in_it():
+    # As below: the start gap (2-6 ms) and the gap 6-6.9 ms. The start gap's member for its
+    # middle half, a = 0.25, has failed; a = 0.375 is predicted in the gap (5.07 ms) but outside
+    # its middle half (3-5 ms).
+    study = _study([({"a": 0.5, "b": 0.5}, 6.0, 0.50), ({"a": 0.875, "b": 0.875}, 6.9, 0.80)])
+    study.add_trial(optuna.trial.create_trial(
+        state=optuna.trial.TrialState.FAIL, params={"a": 0.25, "b": 0.25},
+        distributions={"a": GRID, "b": GRID}))
+    # Quiet: the next gap wider than the noise with a member in its middle half.
+    params, gap, _ = propose(CATALOGUE, AIM, study.trials)
+    assert gap == (6.0, 6.9) and params == {"a": 0.75, "b": 0.75}
+    # Noisy (4 ms): no gap is wider, so the widest gap takes the member predicted in it.
+    noisy = _study([({"a": 0.5, "b": 0.5}, 6.0, 0.50), ({"a": 0.875, "b": 0.875}, 6.9, 0.80)],
+                   iqr_ms=8.0)
+    noisy.add_trial(study.trials[-1])
+    params, gap, _ = propose(CATALOGUE, AIM, noisy.trials)
+    assert gap == (2.0, 6.0) and params == {"a": 0.375, "b": 0.375}
 
 
 def test_no_front_no_proposal():
@@ -114,8 +135,11 @@ def test_the_sampler_fills_gaps_leaves_queued_trials_and_draws_otherwise():
     study.tell(queued, [0.0, 9.0])
     filled = study.ask()
     drawn = {name: filled.suggest_float(name, 0.25, 1.0, step=0.125) for name in "ab"}
-    expected, _ = propose(CATALOGUE, AIM, study.trials[:2])
-    assert drawn == expected
+    expected = propose(CATALOGUE, AIM, study.trials[:2])
+    assert drawn == expected.params
+    # What proposed each, for the trials table: nothing for the queued one (its queue says).
+    assert study.sampler.source(filled.number) == f"gaps: {expected.family}"
+    assert study.sampler.source(queued.number) is None
     # A study without a catalogue (the grid warm start) is the base sampler's alone.
     def draws(sampler):
         plain = optuna.create_study(sampler=sampler)
@@ -123,6 +147,9 @@ def test_the_sampler_fills_gaps_leaves_queued_trials_and_draws_otherwise():
 
     assert draws(GapSampler(optuna.samplers.RandomSampler(seed=3))) == \
         draws(optuna.samplers.RandomSampler(seed=3))
+    alone = GapSampler(optuna.samplers.RandomSampler(seed=3))
+    draws(alone)
+    assert alone.source(4) == "random"
 
 
 @pytest.mark.parametrize("name", ["gaps", "tpe"])

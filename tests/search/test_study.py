@@ -219,6 +219,8 @@ def test_warm_start_adds_globally_ranked_candidates_after_the_uniform_ones(caplo
     queued = _waiting(study)
     uniform = [space.params_at(f) for f in (0.25, 0.5, 0.75)]
     assert queued[:3] == uniform
+    assert [t.user_attrs["source"] for t in study.trials] == \
+        ["warm start: uniform"] * 3 + ["warm start: ranking"] * (len(queued) - 3)
     ranked = queued[3:]
     assert ranked and all(params not in uniform for params in ranked)
     assert len(ranked) == len({json.dumps(p, sort_keys=True) for p in ranked})  # no repeats
@@ -314,8 +316,8 @@ def test_the_aimed_warm_start_proposes_candidates_within_the_budget_across_its_r
     flat = {name: torch.ones_like(s) for name, s in scores.items()}
     from search.study import aimed_params, catalogue
 
-    cheap_first = aimed_params(catalogue(dense, example, space, flat), aim)[-1]
-    assert cheap_first["layer3.2.conv1"] > cheap_first["layer1.0.conv1"]
+    family, cheap_first = aimed_params(catalogue(dense, example, space, flat), aim)[-1]
+    assert family == "knapsack" and cheap_first["layer3.2.conv1"] > cheap_first["layer1.0.conv1"]
     # The families are stored in the study, ascending in MACs, for the gaps sampler to go on
     # choosing from, with this run's measurements and budget.
     from search.study import Catalogue
@@ -327,6 +329,10 @@ def test_the_aimed_warm_start_proposes_candidates_within_the_budget_across_its_r
         assert [m for _, m in members] == sorted(m for _, m in members)
     members = [params for family in stored.families.values() for params, _ in family]
     assert all(p in members for p in queued) and len(members) > 3 * len(queued)
+    # Each queued candidate says which family chose it, and is that family's member.
+    for t in study.get_trials(states=(optuna.trial.TrialState.WAITING,)):
+        family = t.user_attrs["source"].removeprefix("warm start: ")
+        assert t.system_attrs["fixed_params"] in [p for p, _ in stored.families[family]]
     assert study.user_attrs[AIM_ATTR] == {"dense_ms": 10.0, "smallest_ms": 4.0, "budget_ms": 7.0}
 
 
