@@ -10,9 +10,7 @@ between two neighbours on it, at latencies l1 < l2 and accuracies a1 < a2, adds 
 (the ends reach to the smallest candidate and to the budget, at the accuracy the front's mean
 slope gives there), taking a catalogue candidate (``._aimed.Catalogue``) predicted in its middle
 half: of the global magnitude ranking's family first, then of a neighbour's family, and of those
-the one predicted nearest the middle. When no gap wider than the measurement noise has one, any
-gap with a candidate predicted in it is filled the same way: the base sampler draws only once
-the catalogue has nothing left within the budget's gaps. The ranking's family first because, on CIFAR-10 ResNet-20
+the one predicted nearest the middle. The ranking's family first because, on CIFAR-10 ResNet-20
 over six seeds (two runs), that kept more at the budget (0.7x: +1.3 points in the mean, ahead in
 4 seeds, level in 2) and found a better front within the 40 evaluations (5 of 6), while the
 final hypervolume stayed level (docs/benchmarks/cifar10.md); on plain-20 the gaps took the same
@@ -22,7 +20,10 @@ Latency is predicted per family from what the trials measured: piecewise linear 
 the family's measured candidates, and beyond them at the slope of the line through the dense model
 and the smallest candidate (a family's members are ordered by MACs, so a measured neighbour on
 each side brackets a new one far more closely than the warm start's one line could). Gaps
-narrower than the measurement noise come last.
+narrower than the measurement noise are left alone: filling them as well, after the wider ones,
+kept TPE from drawing at all but lost after the final stage (CIFAR-10, three seeds: final
+hypervolume -2.3% on ResNet-20 at a 0.7x budget, -4.9% on plain-20 at 0.55x, level at the
+budget; docs/benchmarks/cifar10.md, run 12).
 
 Hand-written because no library does it: Optuna's samplers draw each trial's widths without
 regard to where the front already has points, and know nothing of the warm start's families.
@@ -116,14 +117,9 @@ class Proposal(NamedTuple):
 
 def propose(found: Catalogue, aim: Aim, trials: Sequence[FrozenTrial]) -> Proposal | None:
     """The catalogue candidate for the front's widest gap, with that gap (ms); None when the
-    front is empty or no gap has an untried candidate predicted in it. Gaps wider than half the
-    median spread (IQR) of the front's single calls, with a candidate predicted in their middle
-    half, come first: narrower ones differ by measurement noise as much as by what they are.
-    The rest come after, before the base sampler: on CIFAR-10 plain-20 with a budget of 0.55x
-    and a loaded machine (IQRs of 1.2-5.6 ms at 6-8 ms), no gap was wider than the noise after
-    the warm start, so TPE drew 22-23 of the 40 candidates, at chance after the quick fine-tune
-    (14% against the catalogue's 16%), while 28 of the catalogue's members within the budget
-    were never tried (seed 1)."""
+    front is empty or no gap has an untried candidate predicted in its middle half. Gaps
+    narrower than half the median spread (IQR) of the front's single calls are left alone: at
+    that width two points differ by measurement noise, not by what they are."""
     front = _front(trials, aim.budget_ms)
     if not front:
         return None
@@ -144,21 +140,16 @@ def propose(found: Catalogue, aim: Aim, trials: Sequence[FrozenTrial]) -> Propos
     gaps = sorted(((hi - lo) * (max(a_hi - a_lo, 0.0) + 1e-3), lo, hi,
                    {family_of.get(k) for k in (k_lo, k_hi)} - {None})
                   for (lo, a_lo, k_lo), (hi, a_hi, k_hi) in zip(points, points[1:], strict=False)
-                  if hi > lo)
-    untried = [(name, p, predict(name, macs)) for name, members in found.families.items()
-               for p, macs in members if _key(p) not in tried]
-    # First a gap wider than the noise, with a member predicted in its middle half; failing that
-    # (a front packed tight, or a noisy machine), any gap with a member predicted in it.
-    for wide_only, share in ((True, 0.25), (False, 0.5)):
-        for _, lo, hi, neighbours in reversed(gaps):
-            if wide_only and hi - lo <= noise:
-                continue
-            middle, reach = (lo + hi) / 2, (hi - lo) * share
-            inside = [(name != FIRST_FAMILY, name not in neighbours, abs(ms - middle), p, name)
-                      for name, p, ms in untried if abs(ms - middle) <= reach]
-            if inside:
-                *_, params, name = min(inside, key=lambda item: item[:3])
-                return Proposal(params, (lo, hi), name)
+                  if hi - lo > noise)
+    for _, lo, hi, neighbours in reversed(gaps):
+        middle, quarter = (lo + hi) / 2, (hi - lo) / 4
+        inside = [(name != FIRST_FAMILY, name not in neighbours, abs(ms - middle), p, name)
+                  for name, members in found.families.items() for p, macs in members
+                  if _key(p) not in tried
+                  and abs((ms := predict(name, macs)) - middle) <= quarter]
+        if inside:
+            *_, params, name = min(inside, key=lambda item: item[:3])
+            return Proposal(params, (lo, hi), name)
     return None
 
 
