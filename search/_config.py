@@ -22,14 +22,19 @@ from spaces import IMPORTANCES
 STUDY_IDENTITY = ("model", "data", "checkpoint", "image_size", "space", "round_to", "importance",
                   "device",
                   "batch_size", "threads", "precision", "channels_last", "runtime", "cuda_graphs",
-                  "finetune_steps", "promote_steps", "distill", "seed")
+                  "finetune_steps", "promote_steps", "promote_margin", "distill", "seed")
 
 # The fine-tune of studies stored before these keys were part of their identity: one fidelity of
-# 20 steps (the default until two fidelities became it, 2026-12-04).
-BEFORE_IDENTITY = {"finetune_steps": 20, "promote_steps": 0}
+# 20 steps (the default until two fidelities became it, 2026-12-04), promoted past a lead of one
+# validation image (the margin until 2026-12-05).
+BEFORE_IDENTITY = {"finetune_steps": 20, "promote_steps": 0, "promote_margin": 0.0}
 # The default second fidelity's steps, as a multiple of the first's (--finetune-steps): measured
 # on CIFAR-10 at 10 and 40 (docs/benchmarks/cifar10.md).
 PROMOTE_FACTOR = 4
+# How much better (in the score's units) an earlier candidate at most as slow must have scored
+# after the quick fine-tune to keep a candidate from the second: about the quick score's own
+# seed-to-seed spread on CIFAR-10 (docs/benchmarks/cifar10.md, run 13).
+PROMOTE_MARGIN = 0.02
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class SearchConfig:
     latency_cache: bool = True
     finetune_steps: int = 10
     promote_steps: int | None = None  # None: PROMOTE_FACTOR x finetune_steps
+    promote_margin: float = PROMOTE_MARGIN
     distill: bool = False
     final_finetune_steps: int = 100
     final_layers: int = 2
@@ -123,6 +129,9 @@ class SearchConfig:
             object.__setattr__(self, "promote_steps", PROMOTE_FACTOR * self.finetune_steps)
         elif self.promote_steps < 0:
             raise UsageError(f"--promote-steps must be 0 (none) or more, got {self.promote_steps}")
+        if not (self.promote_margin >= 0 and math.isfinite(self.promote_margin)):
+            raise UsageError(f"--promote-margin must be 0 or more (in the score's units), got "
+                             f"{self.promote_margin}")
         if not self.trace_timeout >= 0:
             raise UsageError(f"--trace-timeout must be 0 (no limit) or more seconds, got "
                              f"{self.trace_timeout}")

@@ -197,7 +197,8 @@ class CandidateEvaluator:
         """The second rung: more steps from the quick fine-tune's weights (batch-norm statistics
         are already this candidate's), when its quick accuracy puts it near the front."""
         quick = result.accuracy
-        promoted = promotion.promotes(quick, result.latency_ms, len(self.data.val))
+        promoted = promotion.promotes(quick, result.latency_ms, len(self.data.val),
+                                      margin=self.recipe.promote_margin)
         if promoted:
             longer = replace(self.recipe, finetune_steps=self.recipe.promote_steps, bn_batches=0)
             finetune(pruned, self.data, longer, seed=seed + 7_919, deadline=deadline,

@@ -169,9 +169,15 @@ def _add_run_flags(run: argparse.ArgumentParser) -> None:
                           help="SGD steps of each candidate's quick fine-tune (default %(default)s)")
     finetune.add_argument("--promote-steps", type=int, default=d["promote_steps"].default, metavar="N",
                           help="a candidate whose quick fine-tune puts it on the front found so far "
-                               "(within one validation image) is fine-tuned N steps more and scored "
+                               "(within --promote-margin) is fine-tuned N steps more and scored "
                                "again; 0: every candidate gets the quick fine-tune only "
                                f"(default {PROMOTE_FACTOR} x --finetune-steps)")
+    finetune.add_argument("--promote-margin", type=float, default=d["promote_margin"].default,
+                          metavar="M",
+                          help="how much better (in the score's units; accuracy: 0.02 is two "
+                               "points) an earlier candidate at most as slow must have scored "
+                               "after its quick fine-tune to keep a candidate from the longer one; "
+                               "never less than one validation image (default %(default)s)")
     finetune.add_argument("--distill", action="store_true",
                           help="fine-tunes also learn the dense model's outputs (knowledge "
                                "distillation: cross-entropy plus soft targets at T=4); each step "

@@ -109,16 +109,17 @@ def open_study(key: StudyKey) -> optuna.Study:
         changed = [k for k in identity if earlier[k] != identity[k]
                    and not (k in key.also_matches and earlier[k] == key.also_matches[k])]
         if changed:
-            first = changed[0]
-            flag = f"--{first.replace('_', '-')}"
-            if first == "space_file":
+            flags = {k: f"--{k.replace('_', '-')}" for k in changed}
+            if "space_file" in changed:
                 was = f"another version of the spaces file {key.space} (it was edited since)"
                 resume = ""
-            else:
-                was = f"{flag} {earlier[first]}, not {identity[first]}"
-                number = (isinstance(earlier[first], (int, float))
-                          and not isinstance(earlier[first], bool))  # a value the flag takes
-                resume = f"pass {flag} {earlier[first]} to resume it, or " if number else ""
+            else:  # every change at once: a user fixes them in one go, not one per try
+                was = " and ".join(f"{flags[k]} {earlier[k]}, not {identity[k]}" for k in changed)
+                numbers = all(isinstance(earlier[k], (int, float))
+                              and not isinstance(earlier[k], bool)  # values the flags take
+                              for k in changed)
+                given = " ".join(f"{flags[k]} {earlier[k]}" for k in changed)
+                resume = f"pass {given} to resume it, or " if numbers else ""
             raise UsageError(f"study {key.name!r} was run with {was}; {resume}use another "
                              f"--study-name to start a new study")
     fail_abandoned(study)

@@ -36,6 +36,9 @@ class Recipe:
         finetune_steps: SGD steps of a candidate's quick fine-tune (``--finetune-steps``).
         promote_steps: SGD steps more for a candidate the quick fine-tune puts near the front
             (``--promote-steps``; 0: none).
+        promote_margin: how much better (in the score's units) an earlier candidate at most as
+            slow must have scored after its quick fine-tune to keep a candidate from the second
+            (``--promote-margin``); never less than one validation image.
         distill: whether candidates' fine-tunes learn the dense model's outputs too
             (``--distill``; :func:`distillation_loss`); the caller passes the dense model.
         finetune_lr: peak learning rate of the fine-tune (cosine to zero).
@@ -51,6 +54,7 @@ class Recipe:
     batch_size: int = 64
     finetune_steps: int = 10
     promote_steps: int = 40
+    promote_margin: float = 0.02
     distill: bool = False
     finetune_lr: float = 0.02
     bn_batches: int = 8

@@ -19,6 +19,8 @@ from search.sources import ZOO, build_model, digits, load_checkpoint, load_data
     ({"budget_ratio": 0.5, "space": "per-block"}, "unknown --space 'per-block'"),
     ({"budget_ratio": 0.5, "measure_seconds": 0}, "--measure-seconds must be a positive"),
     ({"budget_ratio": 0.5, "promote_steps": -3}, r"--promote-steps must be 0 \(none\) or more, got -3"),
+    ({"budget_ratio": 0.5, "promote_margin": -0.1}, "--promote-margin must be 0 or more"),
+    ({"budget_ratio": 0.5, "promote_margin": float("nan")}, "--promote-margin must be 0 or more"),
     ({"budget_ratio": 0.5, "measure_seconds": float("nan")}, "--measure-seconds must be a positive"),
 ])
 def test_config_errors_name_the_flag(kwargs, message):

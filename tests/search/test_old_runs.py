@@ -57,12 +57,14 @@ def test_an_old_run_reports_and_picks(old):
 @pytest.mark.slow
 def test_an_old_study_resumes_where_it_stopped(old):
     # Its command, rerun as it was written, now means two fidelities (the default since
-    # 2026-12-04): refused with the flag that resumes it, and nothing written.
+    # 2026-12-04) with a margin (since 2026-12-05): refused with the flags that resume it, all
+    # in one line, and nothing written.
     refused = main_in_process(old, *WRITTEN_WITH, "--trials", "2")
     assert refused.returncode == 2
-    assert ("was run with --promote-steps 0, not 8; pass --promote-steps 0 to resume it"
-            in refused.stderr)
-    resumed = main_in_process(old, *WRITTEN_WITH, "--promote-steps", "0", "--trials", "2")
+    assert ("was run with --promote-steps 0, not 8 and --promote-margin 0.0, not 0.02; pass "
+            "--promote-steps 0 --promote-margin 0.0 to resume it" in refused.stderr)
+    resumed = main_in_process(old, *WRITTEN_WITH, "--promote-steps", "0", "--promote-margin",
+                              "0", "--trials", "2")
     assert resumed.returncode == 0, resumed.stderr
     assert "dense baseline: loaded" in resumed.stderr  # the old cache key still finds it
     trials = pd.read_csv(old / "results" / "old-run" / "trials.csv")
@@ -71,8 +73,8 @@ def test_an_old_study_resumes_where_it_stopped(old):
     before = pd.read_csv(FIXTURE / "results" / "old-run" / "trials.csv")
     assert trials.loc[:4, "allocation"].tolist() == before["allocation"].tolist()
     # A changed identity is still refused with the flag to fix.
-    changed = main_in_process(old, *WRITTEN_WITH, "--promote-steps", "0", "--finetune-steps",
-                              "3", "--trials", "1")
+    changed = main_in_process(old, *WRITTEN_WITH, "--promote-steps", "0", "--promote-margin",
+                              "0", "--finetune-steps", "3", "--trials", "1")
     assert changed.returncode == 2
     assert "was run with --finetune-steps 2, not 3" in changed.stderr
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from search.candidates import Promotion, promotion_for
-from search.runfolder import PROMOTED, RUNG0_ACCURACY, TRIAL_EXTRA_COLUMNS
+from search.runfolder import PROMOTED, RUNG0_ACCURACY, SOURCE, TRIAL_EXTRA_COLUMNS
 from search.study import open_study, run_trials, trials_frame
 from search.training import Recipe
 from tests.search.test_study import make
@@ -27,6 +27,19 @@ POINTS = ((0.90, 1.0), (0.95, 2.0))
 def test_a_candidate_is_promoted_unless_a_faster_one_scored_more_than_an_image_better(
         accuracy, latency_ms, promoted):
     assert Promotion(POINTS).promotes(accuracy, latency_ms, validation_size=100) is promoted
+
+
+@pytest.mark.parametrize("accuracy, promoted", [
+    (0.93, True),    # two points behind the point at 2 ms: within a margin of 0.03
+    (0.92, True),    # three: at the margin, not past it
+    (0.91, False),   # four
+])
+def test_a_margin_lets_candidates_within_the_quick_scores_noise_go_on(accuracy, promoted):
+    assert Promotion(POINTS).promotes(accuracy, 2.5, validation_size=100, margin=0.03) \
+        is promoted
+    # Never less than one image: a margin of 0 is the rule without one.
+    assert Promotion(POINTS).promotes(0.94, 2.5, 100, margin=0.0)
+    assert not Promotion(POINTS).promotes(0.93, 2.5, 100, margin=0.0)
 
 
 def test_the_first_candidate_is_promoted_and_a_decision_made_earlier_stands():
@@ -60,7 +73,8 @@ def test_a_study_fine_tunes_longer_only_the_candidates_it_promotes(tmp_path):
     study = open_study(config.study_key())
     run_trials(study, space, evaluator, trials=config.trials)
     frame = trials_frame(study, evaluator.budget_ms)
-    assert list(frame.columns[-2:]) == TRIAL_EXTRA_COLUMNS[-2:] == [RUNG0_ACCURACY, PROMOTED]
+    assert list(frame.columns[-3:]) == TRIAL_EXTRA_COLUMNS[-3:] == \
+        [RUNG0_ACCURACY, PROMOTED, SOURCE]
     scored = frame[frame["repeat_of"].isna()]
     assert scored[RUNG0_ACCURACY].between(0, 1).all()
     assert scored.iloc[0][PROMOTED]  # nothing to compare with yet
@@ -84,6 +98,12 @@ def test_promotion_changes_the_weights_and_only_when_it_promotes(tmp_path):
     weights = [torch.load(models / f"trial-{n}.pt", weights_only=True) for n in (0, 1, 2)]
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])  # same seed
     assert not all(torch.equal(weights[0][k], weights[2][k]) for k in weights[0])
+    # The recipe's margin is the rule's: an earlier, faster candidate at 100% keeps this one
+    # from the longer fine-tune, unless the margin covers the whole score.
+    ahead = Promotion(points=((1.0, 0.0),))
+    assert not evaluator.evaluate(3, allocation, seed_number=0, promotion=ahead).extra[PROMOTED]
+    evaluator.recipe = Recipe(finetune_steps=1, promote_steps=2, bn_batches=1, promote_margin=1.0)
+    assert evaluator.evaluate(4, allocation, seed_number=0, promotion=ahead).extra[PROMOTED]
 
 
 @pytest.mark.slow
