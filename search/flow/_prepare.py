@@ -100,7 +100,8 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None,
     device = device_for(config.device, context)
     given = given or Given()
     recipe = Recipe(finetune_steps=config.finetune_steps, promote_steps=config.promote_steps,
-                    promote_margin=config.promote_margin, distill=config.distill, score_fn=given.score_fn, loss_fn=given.loss_fn)
+                    promote_margin=config.promote_margin, distill=config.distill,
+                    score_fn=given.score_fn, loss_fn=given.loss_fn)
     latency = LatencySettings(max_seconds=config.measure_seconds)
     data = given.data or load_data(config.data, image_size=config.image_size, seed=config.seed,
                                    streaming=config.streaming)

@@ -249,12 +249,11 @@ def _record_source(study: optuna.Study, trial: optuna.Trial) -> None:
     sampler."""
     if SOURCE in trial.user_attrs:
         return
-    gaps = study.sampler.source(trial.number) if isinstance(study.sampler, GapSampler) else None
     if REEVALUATES in trial.user_attrs:
-        source = "re-evaluation"
-    else:
-        source = gaps or sampler_name(study.sampler)
-    trial.set_user_attr(SOURCE, source)
+        trial.set_user_attr(SOURCE, "re-evaluation")
+        return
+    gaps = study.sampler.source(trial.number) if isinstance(study.sampler, GapSampler) else None
+    trial.set_user_attr(SOURCE, gaps or sampler_name(study.sampler))
 
 
 def give_up(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:

@@ -57,6 +57,7 @@ def test_nights_append_history_rescore_the_last_front_and_flag_regressions(workd
     rescored = trials.dropna(subset=["reevaluates"])
     assert sorted(rescored["reevaluates"].astype(int)) == sorted(front_1)
     assert rescored["trial"].tolist() == list(range(night_1, night_1 + len(front_1)))
+    assert (rescored["source"] == "re-evaluation").all()
     assert not set(front_1) & set(search.load_run(run_dir).pareto["trial"])
     # Scored again with the same fine-tune seed: the same accuracy; only latency is new.
     old = trials.set_index("trial")["accuracy"]
