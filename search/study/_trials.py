@@ -208,13 +208,13 @@ def score(study: optuna.Study, trial: optuna.Trial, space: SearchSpace,
     the objective values to tell and the failure kind if the candidate broke. Errors of the
     machine or the storage propagate: they are not the candidate's."""
     allocation = suggest(trial, space)
-    _record_source(study, trial)
+    trials = study.get_trials(deepcopy=False)
+    _record_source(study, trial, trials[trial.number])
     importance = suggest_importance(trial, evaluator.importance)
     if importance is not None:
         trial.set_user_attr("importance", importance)
     allocation_key = json.dumps(allocation, sort_keys=True)
     key = candidate_key(allocation_key, importance)
-    trials = study.get_trials(deepcopy=False)
     earlier = trials[seen[key]] if key in seen else None
     # A re-evaluation (the nightly's last front) is scored again, never reused.
     if earlier is not None and REEVALUATES not in trial.user_attrs \
@@ -243,14 +243,19 @@ def score(study: optuna.Study, trial: optuna.Trial, space: SearchSpace,
     return values, None
 
 
-def _record_source(study: optuna.Study, trial: optuna.Trial) -> None:
+def _record_source(study: optuna.Study, trial: optuna.Trial,
+                   frozen: optuna.trial.FrozenTrial) -> None:
     """Keeps what proposed the trial as its ``source``: the warm start's queue (set when queued),
-    the nightly's re-evaluations, the ``gaps`` sampler's proposal, or else the study's
-    sampler."""
+    the nightly's re-evaluations, a trial someone else queued (``study.enqueue_trial``, as the
+    benchmarks do: ``enqueued``), the ``gaps`` sampler's proposal, or else the study's
+    sampler. ``frozen``: the trial as the storage holds it (what queued it)."""
     if SOURCE in trial.user_attrs:
         return
     if REEVALUATES in trial.user_attrs:
         trial.set_user_attr(SOURCE, "re-evaluation")
+        return
+    if "fixed_params" in frozen.system_attrs:
+        trial.set_user_attr(SOURCE, "enqueued")
         return
     gaps = study.sampler.source(trial.number) if isinstance(study.sampler, GapSampler) else None
     trial.set_user_attr(SOURCE, gaps or sampler_name(study.sampler))

@@ -144,6 +144,7 @@ def test_an_accuracy_floor_makes_candidates_under_it_infeasible_to_the_sampler(t
     run_trials(study, space, evaluator, trials=config.trials)
     first, repeat = study.trials[:2]
     assert repeat.user_attrs["repeat_of"] == 0
+    assert first.user_attrs["source"] == repeat.user_attrs["source"] == "enqueued"
     for trial in (first, repeat):
         assert trial.constraints["accuracy_under_floor"] == pytest.approx(
             0.99 - first.user_attrs["accuracy"])
@@ -152,6 +153,7 @@ def test_an_accuracy_floor_makes_candidates_under_it_infeasible_to_the_sampler(t
     evaluator.accuracy_floor = None  # without a floor, only the budget constrains
     run_trials(study, space, evaluator, trials=1)
     assert set(study.trials[-1].constraints) == {"latency_over_budget_ms"}
+    assert study.trials[-1].user_attrs["source"] not in ("enqueued", None)  # drawn, not queued
     assert study.best_trials
 
 
