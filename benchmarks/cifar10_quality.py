@@ -21,7 +21,11 @@ For each model and seed it reports:
   the best validation accuracy within that latency, and the test accuracy of that model;
 - **MACs against measured latency** over every candidate any strategy measured: Kendall's tau,
   and at each of those budgets what a MAC-steered choice (the largest candidate within that share
-  of the dense MACs) measured.
+  of the dense MACs) measured;
+- **the judge's own noise**: the first strategy's front measured a second time in the same
+  side-by-side comparison (the same models and accuracies), with how far its final hypervolume
+  and its readouts moved. On 2026-12-05 (run 15) one readout of the same models moved by up to
+  6.2 points: a difference between two strategies no larger than this one's is noise.
 
 Then the mean over seeds, with every seed's figures in the results file.
 
@@ -44,7 +48,7 @@ import logging
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -150,6 +154,47 @@ def final_scores(front: pd.DataFrame, reference: dict[str, float],
     return row
 
 
+@dataclass(frozen=True)
+class JudgeNoise:
+    """One front's scores from two copies of its models measured in the same side-by-side
+    comparison: the same models and accuracies, so what differs is the judge's own noise, the
+    floor under any difference between two strategies of that run. ``moved``: the readouts (best
+    accuracy within a share of the dense latency) that differ, as (share, points)."""
+
+    strategy: str
+    hv: tuple[float, float]
+    moved: tuple[tuple[float, float], ...]
+    readouts: int
+
+    def text(self) -> str:
+        first, second = self.hv
+        change = f" ({second / first - 1:+.1%})" if first > 0 else ""
+        moved = ", ".join(f"at {share:g}: {points:+.1f}" for share, points in self.moved)
+        return (f"judge's noise: {self.strategy}'s front measured twice in the same comparison: "
+                f"final hypervolume {first:.4f} and {second:.4f}{change}; "
+                f"{len(self.moved)} of {self.readouts} readouts moved"
+                + (f" ({moved} points)" if moved else ""))
+
+
+def judge_noise(first: dict[str, float], second: dict[str, float], strategy: str) -> JudgeNoise:
+    """The difference between two ``final_scores`` of the same front (see :class:`JudgeNoise`);
+    a readout with a model in one copy and none in the other moved by all of it.
+
+    Example:
+        >>> judge_noise({"hv_final": 0.04, "acc@0.5": 0.40, "acc@0.55": 0.51},
+        ...             {"hv_final": 0.05, "acc@0.5": 0.40, "acc@0.55": 0.47}, "ours").text()
+        "judge's noise: ours's front measured twice in the same comparison: final hypervolume \
+0.0400 and 0.0500 (+25.0%); 1 of 2 readouts moved (at 0.55: -4.0 points)"
+    """
+    shares = [key for key in first if key.startswith("acc@")]
+    moved = []
+    for key in shares:
+        a, b = (0.0 if pd.isna(x) else x for x in (first[key], second[key]))
+        if abs(b - a) > 1e-9:
+            moved.append((float(key.removeprefix("acc@")), round(100 * (b - a), 1)))
+    return JudgeNoise(strategy, (first["hv_final"], second["hv_final"]), tuple(moved), len(shares))
+
+
 def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dict:
     """Every strategy on one model and seed: per-strategy rows, the anytime curves and the
     MACs-against-latency figures."""
@@ -174,8 +219,13 @@ def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dic
         fronts[name], counts[name] = quality.run_strategy(name, setup, n, root)
         trials[name], _ = _trials(root / name)
         print(f"{model} seed {seed} {name}: {counts[name]}", flush=True)
+    first = args.strategies[0]
     fronts, smallest = quality.side_by_side(
-        setup, fronts, root, quality.QUICK_JUDGE_SCALE if args.quick else quality.JUDGE_SCALE)
+        setup, fronts, root, quality.QUICK_JUDGE_SCALE if args.quick else quality.JUDGE_SCALE,
+        repeat=first)
+    again = fronts.pop(first + quality.AGAIN)
+    judge = judge_noise(final_scores(fronts[first], reference, args.at),
+                        final_scores(again, reference, args.at), first)
     curves = {name: [anytime(t, k, reference) for k in range(1, n + 1)]
               for name, t in trials.items()}
     others = [name for name in fronts if not name.startswith("ours")]
@@ -197,7 +247,8 @@ def one_seed(model: str, seed: int, args: argparse.Namespace, root: Path) -> dic
     points = pd.concat([front.assign(model=model, seed=seed, strategy=name)
                         for name, front in fronts.items()], ignore_index=True)
     return {"rows": rows, "curves": curves, "smallest": smallest, "macs": macs,
-            "dense_accuracy": dense_accuracy, "reference": reference, "fronts": points}
+            "dense_accuracy": dense_accuracy, "reference": reference, "fronts": points,
+            "judge": judge}
 
 
 def _macs_text(result: dict) -> str:
@@ -296,6 +347,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                      f"{result['dense_accuracy']:.4f}, reference accuracy "
                      f"{result['reference']['accuracy']:.4f}; smallest allowed candidate "
                      f"{result['smallest']:.3f} x the dense latency; {_macs_text(result)}")
+        lines.append(f"# {row['model']} seed {row['seed']}: {result['judge'].text()}")
     lines += ["", "## mean over seeds", mean.round(4).to_string(index=False), "",
               "## every seed", table.round(4).to_string(index=False), ""]
     text = "\n".join(lines)

@@ -201,8 +201,12 @@ def _bound(fastest: float, reference: dict[str, float]) -> float:
     return hypervolume([fastest], [1.0], reference["ratio"], reference["accuracy"])
 
 
+AGAIN = " (judged again)"  # the key of a front measured a second time (side_by_side's repeat)
+
+
 def side_by_side(setup: Setup, fronts: dict[str, pd.DataFrame], root: Path,
-                 scale: float = JUDGE_SCALE) -> tuple[dict[str, pd.DataFrame], float]:
+                 scale: float = JUDGE_SCALE,
+                 repeat: str | None = None) -> tuple[dict[str, pd.DataFrame], float]:
     """Every strategy's front, and the smallest allowed candidate, measured again in one
     interleaved comparison with the dense model (``scale`` x a search's effort: rounds and time).
 
@@ -210,9 +214,16 @@ def side_by_side(setup: Setup, fronts: dict[str, pd.DataFrame], root: Path,
     fastest points' ratios moved by a fifth between runs; measured together, every strategy's
     latencies come from the same rounds. Accuracy stays each run's final-stage figure. Returns
     the fronts with ``ratio`` replaced (the run's own kept as ``own_ratio``) and the smallest
-    candidate's ratio."""
-    models = [load_pruned(root / name / path) for name, front in fronts.items()
-              for path in front["model_path"]]
+    candidate's ratio.
+
+    ``repeat``: a strategy whose front's models are loaded a second time and measured in the same
+    comparison, returned under ``repeat + AGAIN``: the same models, the same accuracies, so any
+    difference between the two is the judge's own noise."""
+    judged = dict(fronts)
+    if repeat is not None:
+        judged[repeat + AGAIN] = fronts[repeat]
+    models = [load_pruned(root / name.removesuffix(AGAIN) / path)
+              for name, front in judged.items() for path in front["model_path"]]
     smallest = prune(setup.dense, setup.example[:1], setup.space.smallest())
     settings = LatencySettings(max_seconds=setup.config.measure_seconds).scaled(scale)
     comparison = compare([setup.dense, *models, smallest], setup.example,
@@ -221,7 +232,7 @@ def side_by_side(setup: Setup, fronts: dict[str, pd.DataFrame], root: Path,
     ratios = iter(comparison.ratios[1:])
     measured = {name: front.assign(own_ratio=front["ratio"],
                                    ratio=[next(ratios) for _ in range(len(front))])
-                for name, front in fronts.items()}
+                for name, front in judged.items()}
     return measured, next(ratios)
 
 

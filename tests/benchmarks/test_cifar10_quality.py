@@ -32,6 +32,15 @@ def test_quick_mode_compares_every_strategy_on_cifar10(tmp_path):
     tau = float(re.search(r"Kendall tau (-?[\d.]+)", text).group(1))
     assert -1 <= tau <= 1
     assert text.count("MAC-steered picks") == 1 and "at 0.5:" in text
+    # The first strategy's front measured a second time in the same comparison: the judge's noise.
+    judged = re.search(r"judge's noise: ours's front measured twice in the same comparison: final "
+                       r"hypervolume ([\d.]+) and ([\d.]+).*; (\d+) of (\d+) readouts moved", text)
+    assert judged and text.count("judge's noise") == 1
+    first_hv = float(judged.group(1))
+    assert first_hv == pytest.approx(table.loc[table["strategy"] == "ours", "hv_final"].item(),
+                                     abs=1e-4)
+    assert float(judged.group(2)) >= 0 and int(judged.group(4)) == len(bench.AT)
+    assert 0 <= int(judged.group(3)) <= int(judged.group(4))
     curves = pd.read_csv(tmp_path / "cifar-anytime.csv")
     assert set(curves["strategy"]) == set(bench.STRATEGIES)
     for _, curve in curves.groupby("strategy"):  # what a strategy has found can only grow
@@ -53,6 +62,21 @@ def test_quick_mode_compares_every_strategy_on_cifar10(tmp_path):
         assert pd.isna(row["acc@0.7"]) or row["acc@0.7"] in set(front["accuracy"])
     with pytest.raises(SystemExit, match="not a kept seed's folder"):
         benchmark("cifar10_rejudge").main([str(tmp_path / "kept")])
+
+
+def test_the_judges_noise_counts_the_readouts_that_moved_and_a_readout_one_copy_lacks():
+    bench = benchmark("cifar10_quality")
+    first = {"hv_final": 0.04, "acc@0.5": 0.38, "acc@0.55": 0.516, "acc@0.45": float("nan")}
+    same = bench.judge_noise(first, dict(first), "ours")
+    assert same.moved == () and same.readouts == 3
+    assert same.text().endswith("final hypervolume 0.0400 and 0.0400 (+0.0%); 0 of 3 readouts moved")
+    second = {**first, "hv_final": 0.042, "acc@0.55": 0.477, "acc@0.45": 0.35}
+    noise = bench.judge_noise(first, second, "tp-global")
+    assert noise.hv == (0.04, 0.042)
+    # 0.45: a model within it in the second copy only; 0.55: one model measured over the line.
+    assert sorted(noise.moved) == [(0.45, 35.0), (0.55, -3.9)]
+    assert "(+5.0%); 2 of 3 readouts moved" in noise.text()
+    assert bench.judge_noise({**first, "hv_final": 0.0}, second, "ours").text().count("%") == 0
 
 
 def test_the_dense_recipe_augments_by_padded_crops_and_flips():
