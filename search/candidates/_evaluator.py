@@ -31,7 +31,15 @@ from search._guards import MemoryLimitReached, memory_ceiling, memory_limit
 from search.candidates._promotion import Promotion
 from search.candidates._reference import context_key, scaled_latencies
 from search.candidates._space import TRACE_MEMORY_SHARE
-from search.runfolder import PROMOTED, RUNG0_ACCURACY, Reference, model_json, save_pruned, trial_weights
+from search.runfolder import (
+    PROMOTED,
+    RUNG0_ACCURACY,
+    Reference,
+    model_json,
+    save_pruned,
+    trial_weights,
+    within_budget,
+)
 from search.sources import DataSplits
 from search.training import Recipe, finetune, score
 from spaces import Allocation, PrunedSpec, prune
@@ -141,7 +149,7 @@ class CandidateEvaluator:
             latency_iqr_ms=latency_iqr_ms,
             macs=cost.macs,
             params=cost.params,
-            feasible=latency_ms <= self.budget_ms,
+            feasible=within_budget(latency_ms, self.budget_ms),
             extra=extra,
         )
         return pruned.cpu(), result

@@ -17,6 +17,7 @@ from search.flow._final_stage import DRIFT_NOTE, final_stage, measured_drift
 from search.flow._prepare import Prepared
 from search.reports import STOPPED_NOTE, write_reports
 from search.runfolder import (
+    LATENCY_MS,
     NOTES,
     PARETO,
     PARETO_EXTRA_COLUMNS,
@@ -25,6 +26,7 @@ from search.runfolder import (
     load_run,
     pareto_layers,
     pareto_mask,
+    within_budget,
 )
 from search.study import fail_abandoned, trials_frame, write_trials
 
@@ -70,12 +72,13 @@ def finish(prepared: Prepared, stopped: str | None = None, final_steps: int = 0,
         front, dense_now = final_stage(front, folder, evaluator, reference, final_steps)
         record = dataclasses.replace(record, remeasured_latency_ms=dense_now,
                                      final_finetune_steps=final_steps)
-        over = front[front["latency_ms"] > budget_ms]
+        within = front[LATENCY_MS].map(lambda ms: within_budget(ms, budget_ms)).astype(bool)
+        over = front[~within]
         for row in over.itertuples():
             notes.append(f"trial {row.trial} re-measured at {row.latency_ms:.3f} ms, over the "
                          f"budget: left off the front")
         tuned = set(front["trial"])
-        front = front[front["latency_ms"] <= budget_ms]
+        front = front[within]
         front = front[pareto_mask(front["latency_ms"], front["accuracy"])]
         if final_steps:
             dropped = tuned - set(front["trial"])

@@ -25,27 +25,42 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from search.runfolder._record import (
+    ACCURACY,
+    ALLOCATION,
+    DENSE_MS_NOW,
+    FAIL_REASON,
+    FEASIBLE,
+    IMPORTANCE,
+    LATENCY_CACHED,
+    LATENCY_IQR_MS,
+    LATENCY_MS,
+    MACS,
+    PARAMS,
+    PROMOTED,
+    REEVALUATES,
+    REPEAT_OF,
+    RUNG0_ACCURACY,
+    SECONDS,
+    SOURCE,
+)
+
 CONFIG, ENV, REFERENCE, NOTES = "config.json", "env.json", "reference.json", "notes.json"
 TRIALS, PARETO, HISTORY = "trials.csv", "pareto.csv", "history.csv"
 REPORT_MD, PLOT, REPORT_HTML = "report.md", "pareto.png", "report.html"
 MODELS_DIR = "models"
 JOURNAL, LEGACY_SQLITE = "study.journal", "study.db"
 
-RUNG0_ACCURACY = "rung0_accuracy"  # the accuracy after the quick fine-tune (--promote-steps)
-PROMOTED = "promoted"  # whether the trial got the longer fine-tune
-REEVALUATES = "reevaluates"  # the earlier trial whose widths this one scores again (nightly)
-SOURCE = "source"  # what proposed the candidate: "warm start: FAMILY", "gaps: FAMILY", a sampler
-
-TRIAL_COLUMNS = ["trial", "state", "feasible", "latency_ms", "latency_iqr_ms", "macs", "params",
-                 "accuracy", "seconds", "allocation"]
+TRIAL_COLUMNS = ["trial", "state", FEASIBLE, LATENCY_MS, LATENCY_IQR_MS, MACS, PARAMS, ACCURACY,
+                 SECONDS, ALLOCATION]
 # After the contract columns trials.csv carries these: which earlier trial it repeats, why a trial
 # failed, whether its latency came from the cache, the dense model's median measured with it (the
 # reference's drift during the run), which earlier trial's widths it scored again (a nightly run's
 # first trials), the criterion, with --promote-steps the quick fine-tune's accuracy and whether
 # the longer one followed, and what proposed the candidate. Older runs lack some: readers see
 # them empty.
-TRIAL_EXTRA_COLUMNS = ["repeat_of", "fail_reason", "latency_cached", "dense_ms_now",
-                       REEVALUATES, "importance", RUNG0_ACCURACY, PROMOTED, SOURCE]
+TRIAL_EXTRA_COLUMNS = [REPEAT_OF, FAIL_REASON, LATENCY_CACHED, DENSE_MS_NOW, REEVALUATES,
+                       IMPORTANCE, RUNG0_ACCURACY, PROMOTED, SOURCE]
 PARETO_EXTRA_COLUMNS = ["test_accuracy", "model_path", "quick_accuracy"]
 
 

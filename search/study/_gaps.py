@@ -42,7 +42,7 @@ import pandas as pd
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from search.runfolder import pareto_mask
+from search.runfolder import ACCURACY, LATENCY_MS, counts_for_front, pareto_mask
 from search.study._aimed import Aim, Catalogue
 
 log = logging.getLogger(__name__)
@@ -65,11 +65,9 @@ def _params(trial: FrozenTrial) -> dict[str, Any] | None:
 def _front(trials: Sequence[FrozenTrial], budget_ms: float) -> list[tuple[float, float, str]]:
     """The scored candidates within the budget that no other beats on both latency and accuracy,
     fastest first: (latency ms, accuracy, params key)."""
-    scored = pd.DataFrame([(t.user_attrs["latency_ms"], t.user_attrs["accuracy"], _key(t.params))
+    scored = pd.DataFrame([(t.user_attrs[LATENCY_MS], t.user_attrs[ACCURACY], _key(t.params))
                            for t in trials if t.state == TrialState.COMPLETE
-                           and t.user_attrs.get("accuracy") is not None
-                           and "fail_reason" not in t.user_attrs
-                           and t.user_attrs["latency_ms"] <= budget_ms],
+                           and counts_for_front(t.user_attrs, budget_ms)],
                           columns=["latency_ms", "accuracy", "key"])
     front = scored[pareto_mask(scored["latency_ms"], scored["accuracy"])]
     return list(front.sort_values("latency_ms").itertuples(index=False, name=None))

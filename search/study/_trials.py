@@ -32,15 +32,31 @@ from search.candidates import (
     promotion_for,
 )
 from search.runfolder import (
+    ACCURACY,
+    ALLOCATION,
+    DENSE_MS_NOW,
+    FAIL_REASON,
+    FEASIBLE,
+    IMPORTANCE,
+    LATENCY_IQR_MS,
+    LATENCY_MS,
+    MACS,
+    PARAMS,
     PROMOTED,
     REEVALUATES,
+    REPEAT_OF,
     RUNG0_ACCURACY,
+    SCORED,
+    SECONDS,
     SOURCE,
     TRIAL_COLUMNS,
     TRIAL_EXTRA_COLUMNS,
     TRIALS,
     Reference,
     RunFolder,
+    counts_for_front,
+    failed,
+    within_budget,
 )
 from search.study._gaps import GapSampler, sampler_name
 from search.study._liveness import HEARTBEAT_ATTR, WORKER_ATTR, claim, heartbeat
@@ -76,34 +92,35 @@ def candidate_key(allocation_key: str, importance: str | None) -> str:
 
 def completed_by_allocation(study: optuna.Study) -> dict[str, int]:
     done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    return {candidate_key(t.user_attrs["allocation"], t.user_attrs.get("importance")): t.number
-            for t in done if "allocation" in t.user_attrs}
+    return {candidate_key(t.user_attrs[ALLOCATION], t.user_attrs.get(IMPORTANCE)): t.number
+            for t in done if ALLOCATION in t.user_attrs}
 
 
 def _constraint(attrs: dict, budget_ms: float) -> float:
     """Latency over the budget (≤ 0 feasible); a failed candidate counts as a budget over."""
-    if "fail_reason" in attrs:
+    if failed(attrs):
         return budget_ms
-    return attrs["latency_ms"] - budget_ms
+    return attrs[LATENCY_MS] - budget_ms
 
 
 def _set_constraints(trial: optuna.Trial, attrs: dict, budget_ms: float,
                      accuracy_floor: float | None) -> None:
     """What the sampler reads as feasible (every constraint ≤ 0): the latency within the budget
-    and, given a floor, the accuracy of a fine-tuned candidate at or above it. The budget's is
-    set last: ``recorded_values`` takes it as the mark that scoring was recorded."""
-    accuracy = attrs.get("accuracy")  # None: not fine-tuned (over the budget, or failed)
+    and, given a floor, the accuracy of a fine-tuned candidate at or above it. Then marks the
+    trial ``SCORED``: everything it recorded is stored, so ``recorded_values`` can tell it."""
+    accuracy = attrs.get(ACCURACY)  # None: not fine-tuned (over the budget, or failed)
     if accuracy_floor is not None and accuracy is not None:
         trial.set_constraint(_FLOOR_CONSTRAINT, accuracy_floor - accuracy)
     trial.set_constraint(_CONSTRAINT, _constraint(attrs, budget_ms))
+    trial.set_user_attr(SCORED, True)
 
 
 def _record_result(trial: optuna.Trial, result: CandidateResult, allocation_key: str,
                    budget_ms: float, accuracy_floor: float | None = None) -> list[float]:
-    attrs = {"allocation": allocation_key, "latency_ms": result.latency_ms,
-             "latency_iqr_ms": result.latency_iqr_ms, "macs": result.macs,
-             "params": result.params, "feasible": result.feasible, "accuracy": result.accuracy,
-             "seconds": result.seconds, **result.extra}
+    attrs = {ALLOCATION: allocation_key, LATENCY_MS: result.latency_ms,
+             LATENCY_IQR_MS: result.latency_iqr_ms, MACS: result.macs, PARAMS: result.params,
+             FEASIBLE: result.feasible, ACCURACY: result.accuracy, SECONDS: result.seconds,
+             **result.extra}
     for key, value in attrs.items():
         trial.set_user_attr(key, value)
     # Optuna needs a value for both objectives. A candidate over the budget was never fine-tuned,
@@ -120,9 +137,9 @@ def record_failure(trial: optuna.Trial, reason: str, allocation_key: str | None,
     then steers away from that region. ``fail_reason`` marks it; trials.csv shows it as FAIL.
     Returns the values to tell."""
     if allocation_key is not None:
-        trial.set_user_attr("allocation", allocation_key)
-    trial.set_user_attr("fail_reason", reason)
-    _set_constraints(trial, {"fail_reason": reason}, budget_ms, None)
+        trial.set_user_attr(ALLOCATION, allocation_key)
+    trial.set_user_attr(FAIL_REASON, reason)
+    _set_constraints(trial, {FAIL_REASON: reason}, budget_ms, None)
     return [0.0, dense_ms]
 
 
@@ -212,7 +229,7 @@ def score(study: optuna.Study, trial: optuna.Trial, space: SearchSpace,
     _record_source(study, trial, trials[trial.number])
     importance = suggest_importance(trial, evaluator.importance)
     if importance is not None:
-        trial.set_user_attr("importance", importance)
+        trial.set_user_attr(IMPORTANCE, importance)
     allocation_key = json.dumps(allocation, sort_keys=True)
     key = candidate_key(allocation_key, importance)
     earlier = trials[seen[key]] if key in seen else None
@@ -220,7 +237,7 @@ def score(study: optuna.Study, trial: optuna.Trial, space: SearchSpace,
     if earlier is not None and REEVALUATES not in trial.user_attrs \
             and _still_valid(earlier, evaluator.budget_ms):
         values = _repeat(trial, earlier, evaluator.budget_ms, evaluator.accuracy_floor)
-        reason = earlier.user_attrs.get("fail_reason")
+        reason = earlier.user_attrs.get(FAIL_REASON)
         return values, (reason.split(":", 1)[0] if reason else None)
     seed_number = trial.user_attrs.get(REEVALUATES)
     promotion = promotion_for(trials, trials[seed_number] if seed_number is not None else None)
@@ -265,7 +282,7 @@ def give_up(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
     """Marks the running trial FAIL on the way out; if the storage cannot take even that, the
     next start finds the trial abandoned (its process is gone) and marks it then."""
     try:
-        trial.set_user_attr("fail_reason", reason)
+        trial.set_user_attr(FAIL_REASON, reason)
         study.tell(trial, state=optuna.trial.TrialState.FAIL)
     except Exception as exc:
         log.debug("could not mark trial %d failed: %s", trial.number, exc)
@@ -274,21 +291,23 @@ def give_up(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:
 def recorded_values(trial: optuna.trial.FrozenTrial, dense_ms: float) -> list[float] | None:
     """The values to tell for a trial whose scores were recorded (``score`` finished) but not
     told yet; None while it is still being scored."""
-    if not any(key.endswith(f":{_CONSTRAINT}") for key in trial.system_attrs):
-        return None  # the constraint is what scoring records last
     attrs = trial.user_attrs
-    if "fail_reason" in attrs:
+    # Studies written before SCORED was marked: their budget constraint was recorded last.
+    legacy = any(key.endswith(f":{_CONSTRAINT}") for key in trial.system_attrs)
+    if not attrs.get(SCORED) and not legacy:
+        return None
+    if failed(attrs):
         return [0.0, dense_ms]
-    return [attrs["accuracy"] if attrs.get("accuracy") is not None else 0.0, attrs["latency_ms"]]
+    return [attrs[ACCURACY] if attrs.get(ACCURACY) is not None else 0.0, attrs[LATENCY_MS]]
 
 
 def _still_valid(earlier: optuna.trial.FrozenTrial, budget_ms: float) -> bool:
     """Whether an earlier score of the same widths can stand: it was fine-tuned, or it is still
     over this run's budget (a larger budget on resume makes it worth fine-tuning after all)."""
     attrs = earlier.user_attrs
-    if "fail_reason" in attrs:  # the same widths break the same way
+    if failed(attrs):  # the same widths break the same way
         return True
-    return attrs.get("accuracy") is not None or attrs["latency_ms"] > budget_ms
+    return attrs.get(ACCURACY) is not None or not within_budget(attrs[LATENCY_MS], budget_ms)
 
 
 def _repeat(trial: optuna.Trial, earlier: optuna.trial.FrozenTrial, budget_ms: float,
@@ -296,10 +315,10 @@ def _repeat(trial: optuna.Trial, earlier: optuna.trial.FrozenTrial, budget_ms: f
     """Records a trial whose allocation (after rounding) was already scored, without re-scoring;
     returns the earlier values."""
     for key, value in earlier.user_attrs.items():
-        if key not in (WORKER_ATTR, HEARTBEAT_ATTR, REEVALUATES, SOURCE):  # this trial's own
+        if key not in (WORKER_ATTR, HEARTBEAT_ATTR, REEVALUATES, SOURCE, SCORED):  # its own
             trial.set_user_attr(key, value)
-    trial.set_user_attr("repeat_of", earlier.number)
-    trial.set_user_attr("seconds", 0.0)
+    trial.set_user_attr(REPEAT_OF, earlier.number)
+    trial.set_user_attr(SECONDS, 0.0)
     _set_constraints(trial, earlier.user_attrs, budget_ms, accuracy_floor)
     log.info("trial %3d  same widths as trial %d: reused its scores", trial.number, earlier.number)
     return list(earlier.values)
@@ -314,32 +333,16 @@ def trials_frame(study: optuna.Study, budget_ms: float) -> pd.DataFrame:
         if t.state == optuna.trial.TrialState.WAITING:
             continue
         a = t.user_attrs
-        latency = a.get("latency_ms")
-        accuracy = a.get("accuracy")
         rows.append({
             "trial": t.number,
-            "state": "FAIL" if "fail_reason" in a else t.state.name,
-            "feasible": bool(t.state.name == "COMPLETE" and accuracy is not None
-                             and latency is not None and latency <= budget_ms),
-            "latency_ms": latency,
-            "latency_iqr_ms": a.get("latency_iqr_ms"),
-            "macs": a.get("macs"),
-            "params": a.get("params"),
-            "accuracy": accuracy,
-            "seconds": a.get("seconds"),
-            "allocation": a.get("allocation"),
-            "repeat_of": a.get("repeat_of"),
-            "fail_reason": a.get("fail_reason"),
-            "latency_cached": a.get("latency_cached"),
-            "dense_ms_now": None if "repeat_of" in a else a.get("dense_ms_now"),
-            "reevaluates": a.get(REEVALUATES),
-            "importance": a.get("importance"),
-            RUNG0_ACCURACY: a.get(RUNG0_ACCURACY),
-            PROMOTED: a.get(PROMOTED),
-            SOURCE: a.get(SOURCE),
+            "state": "FAIL" if failed(a) else t.state.name,
+            FEASIBLE: t.state == optuna.trial.TrialState.COMPLETE
+            and counts_for_front(a, budget_ms),
+            **{column: a.get(column) for column in (*TRIAL_COLUMNS[3:], *TRIAL_EXTRA_COLUMNS)},
+            DENSE_MS_NOW: None if REPEAT_OF in a else a.get(DENSE_MS_NOW),
         })
     frame = pd.DataFrame(rows, columns=[*TRIAL_COLUMNS, *TRIAL_EXTRA_COLUMNS])
-    for column in ("macs", "params", "repeat_of", "reevaluates"):
+    for column in (MACS, PARAMS, REPEAT_OF, REEVALUATES):
         frame[column] = frame[column].astype("Int64")
     return frame
 
