@@ -35,6 +35,8 @@ PROMOTE_FACTOR = 4
 # after the quick fine-tune to keep a candidate from the second: about the quick score's own
 # seed-to-seed spread on CIFAR-10 (docs/benchmarks/cifar10.md, run 13).
 PROMOTE_MARGIN = 0.02
+# --trials for a run that a timeout ends instead (the nightly): more than any night runs.
+UNLIMITED_TRIALS = 10**6
 
 
 @dataclass(frozen=True)

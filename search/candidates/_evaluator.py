@@ -154,6 +154,11 @@ class CandidateEvaluator:
         )
         return pruned.cpu(), result
 
+    def finetune_seed(self, number: int) -> int:
+        """The fine-tune's seed for trial ``number`` (the search's and the final stage's alike):
+        distinct per trial and per run seed."""
+        return self.seed * 100_003 + number
+
     def evaluate(self, number: int, allocation: Allocation, seed_number: int | None = None,
                  importance: str | None = None,
                  promotion: Promotion | None = None) -> CandidateResult:
@@ -173,7 +178,7 @@ class CandidateEvaluator:
             pruned, result = self.measure(allocation, importance)
         if result.feasible:
             with self._memory_guard("fine-tuning"):
-                seed = self.seed * 100_003 + (number if seed_number is None else seed_number)
+                seed = self.finetune_seed(number if seed_number is None else seed_number)
                 finetune(pruned, self.data, self.recipe, seed=seed, deadline=deadline,
                          teacher=self.teacher)
                 result.accuracy = score(pruned, self.data.val, self.recipe)

@@ -51,7 +51,7 @@ def final_stage(front: pd.DataFrame, folder: RunFolder, evaluator: CandidateEval
         log.info("final stage: fine-tuning %d models for %d more steps...", len(models), steps)
         recipe = dataclasses.replace(evaluator.recipe, finetune_steps=steps)
         for done, (number, spec, model) in enumerate(loaded, start=1):
-            finetune(model, evaluator.data, recipe, seed=evaluator.seed * 100_003 + number,
+            finetune(model, evaluator.data, recipe, seed=evaluator.finetune_seed(number),
                      teacher=evaluator.teacher)
             report(log, "final stage", done, len(loaded), trial=number)
             save_pruned(model, dataclasses.replace(spec, weights=trial_weights(number, final=True)),

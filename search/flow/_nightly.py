@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from search._config import SearchConfig
+from search._config import UNLIMITED_TRIALS, SearchConfig
 from search.flow._prepare import Prepared, prepare
 from search.flow._search import backend_of, run_and_finish
 from search.runfolder import HISTORY, PARETO, hypervolume
@@ -82,7 +82,7 @@ def nightly(config: SearchConfig, hours: float) -> Night:
         (212, [])
     """
     previous = _last_front(config.run_dir)
-    tonight = dataclasses.replace(config, timeout=hours * 3600, trials=max(config.trials, 10**6))
+    tonight = dataclasses.replace(config, timeout=hours * 3600, trials=max(config.trials, UNLIMITED_TRIALS))
     if previous:
         log.info("nightly: scoring last night's front again first (trials %s)",
                  ", ".join(map(str, previous)))

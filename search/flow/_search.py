@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from search._config import SearchConfig
+from search._config import UNLIMITED_TRIALS, SearchConfig
 from search._errors import SearchInterrupted, Terminated, TooManyFailures, UsageError
 from search._progress import report
 from search.backends import Backend, backend_for
@@ -141,7 +141,7 @@ def run_and_finish(prepared: Prepared, backend: Backend, judge: Judge | None = N
     latency on the same cores."""
     budget_ms = prepared.budget_ms
     before = len(trials_frame(prepared.study, budget_ms))
-    total = prepared.job.trials if prepared.job.trials < 10**6 else None  # nightly: a timeout
+    total = prepared.job.trials if prepared.job.trials < UNLIMITED_TRIALS else None
 
     def checkpoint() -> None:
         trials = write_trials(prepared.study, prepared.folder.path, budget_ms)
