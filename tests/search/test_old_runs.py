@@ -93,3 +93,45 @@ def test_report_from_python_rebuilds_one_run_or_compares_several(old):
         search.report(old)
     with pytest.raises(search.UsageError, match="--out names the page"):
         search.report(run_dir, out=page)
+
+
+# The second kept run: written on 2026-12-07 by the code before options, trial records and
+# registries were declared once (issue 43), with today's defaults: two fidelities, promotion and
+# the aimed warm start with the gaps sampler. Its config.json replays it.
+KEPT = Path(__file__).parent / "fixtures" / "run-written-2026-12-07"
+
+
+@pytest.fixture
+def kept(tmp_path):
+    shutil.copytree(KEPT / "results", tmp_path / "results")
+    return tmp_path
+
+
+def test_the_kept_run_loads_reports_and_picks(kept):
+    run_dir = kept / "results" / "kept-run"
+    run = search.load_run(run_dir)
+    assert run.final and len(run.trials) == 10
+    assert run.trials["promoted"].eq(True).sum() == 7  # two fidelities, as written
+    assert run.trials["source"].str.startswith("warm start: ").sum() == 8  # the aimed start
+    assert run.pareto["trial"].tolist() == [0, 4, 5, 6, 9]
+    assert main_in_process(kept, "report", "results/kept-run").returncode == 0
+    assert (run_dir / "report.html").is_file()
+    picked = main_in_process(kept, "pick", "results/kept-run", "--min-accuracy", "0.95",
+                             "--out", "picked")
+    assert picked.returncode == 0, picked.stderr
+    assert json.loads((kept / "picked" / "model.json").read_text())["allocation"] == \
+        json.loads((run_dir / "models" / "final-6.json").read_text())["allocation"]
+
+
+def test_the_kept_run_replays_from_its_config_and_resumes_its_study(kept):
+    before = pd.read_csv(KEPT / "results" / "kept-run" / "trials.csv")
+    resumed = main_in_process(kept, "--config", "results/kept-run/config.json", "--trials", "2",
+                              "--final-finetune-steps", "0")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "dense baseline: loaded" in resumed.stderr
+    assert "warm start aimed" not in resumed.stderr  # a study with trials is not started again
+    trials = pd.read_csv(kept / "results" / "kept-run" / "trials.csv")
+    assert trials["trial"].tolist() == list(range(12))
+    assert trials.loc[:9, "allocation"].tolist() == before["allocation"].tolist()
+    assert trials.loc[:9, "accuracy"].tolist() == pytest.approx(before["accuracy"].tolist(),
+                                                               nan_ok=True)
