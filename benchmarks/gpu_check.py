@@ -159,7 +159,7 @@ def plan(cuda: bool, py: str = sys.executable) -> list[Check]:
                                    "3", "--study-name", name, "--image-size", "16",
                                    "--finetune-steps", "2", "--final-finetune-steps", "4",
                                    "--measure-seconds", "0.5", "--no-latency-cache",
-                                   "--warm-start", "grid"],
+                                   "--warm-start", "grid", "--sampler", "tpe"],
                             cuda=name != "worker-crash", timeout_s=120, folder=name,
                             expect_failures=reason or "FAIL"))
     return checks

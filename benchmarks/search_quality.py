@@ -13,8 +13,9 @@ own study. What differs is only how the widths are chosen:
   fidelity of twice the quick fine-tune for every candidate and no promotion (the default until
   2026-12-04; ``ours-rungs`` in results files before it, named after the two fidelities), with
   ``--distill``, with ``--max-accuracy-drop`` at the reference point's 20 points, and with
-  ``--warm-start grid`` (the default before 2026-12-03), and with ``--sampler tpe`` (TPE from
-  the first trial after the warm start).
+  ``--warm-start grid`` (the default before 2026-12-03; with TPE after it, as the gaps sampler
+  needs the aimed start's catalogue), and with ``--sampler tpe`` (TPE from the first trial
+  after the warm start).
 - uniform: one keep fraction for every group, every fraction of the grid below 1 (the classic
   baseline; the grid has fewer than N).
 - tp-global: Torch-Pruning's global magnitude ranking (``MagnitudePruner(global_pruning=True)``,
@@ -136,7 +137,7 @@ def run_strategy(name: str, setup: Setup, n: int, root: Path) -> tuple[pd.DataFr
     if name in ("ours", "ours-distill", "ours-floor", "ours-grid", "ours-tpe"):
         search(replace(base, trials=n, distill=name == "ours-distill",
                     warm_start="grid" if name == "ours-grid" else base.warm_start,
-                    sampler="tpe" if name == "ours-tpe" else base.sampler,
+                    sampler="tpe" if name in ("ours-tpe", "ours-grid") else base.sampler,
                     max_accuracy_drop=100 * REFERENCE_DROP if name == "ours-floor" else None))
         evaluations = n
     elif name == "ours-one-fidelity":

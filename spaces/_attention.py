@@ -118,7 +118,8 @@ class HeadsAttention(nn.Module):
 def convertible(module: nn.Module) -> bool:
     """Whether ``module`` is an ``nn.MultiheadAttention`` that :class:`HeadsAttention` can stand
     in for."""
-    return (type(module) is nn.MultiheadAttention and module._qkv_same_embed_dim
+    return (type(module) is nn.MultiheadAttention
+            and module.kdim == module.embed_dim == module.vdim  # one packed in-projection
             and module.bias_k is None and not module.add_zero_attn)
 
 

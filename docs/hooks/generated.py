@@ -16,13 +16,13 @@ RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 
 
 def _cli() -> str:
+    from search.commands._argparse_internals import subcommands
     from search.commands._flags import build_parser
 
     os.environ.setdefault("COLUMNS", "100")  # argparse wraps at the terminal's width
     parser = build_parser("hwprune")
-    actions = [a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction"]
     parts = ["## hwprune", "", "```text", parser.format_help().rstrip(), "```", ""]
-    for name, command in actions[0].choices.items():
+    for name, command in subcommands(parser).items():
         parts += [f"## hwprune {name}", "", "```text", command.format_help().rstrip(), "```", ""]
     return "\n".join(parts)
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from search._errors import UsageError
+from search._registry import Registry
 from search.backends._backend import Backend, TrialsJob
 from search.backends._isolated import IsolatedLoop
 from search.backends._local import LocalLoop
@@ -44,17 +45,12 @@ def _ray(workers: int, isolated: bool, ray_address: str | None) -> Backend:
     return RayBackend(workers, ray_address)  # each Ray trial runs in its own actor: isolated
 
 
-BACKENDS: dict[str, BackendEntry] = {
+BACKENDS: Registry[BackendEntry] = Registry("--backend", {
     "local": BackendEntry(_local, "trials in this process (and --workers N-1 more processes on "
                                   "this machine)"),
     "ray": BackendEntry(_ray, "trials as Ray Tune trials, --workers at a time (pip install "
                               "'hwprune[ray]')"),
-}
-
-
-def backend_help() -> str:
-    """The ``--backend`` help text, from the registry."""
-    return "; ".join(f"{name}: {entry.help}" for name, entry in BACKENDS.items())
+})
 
 
 def backend_for(name: str, *, workers: int = 1, isolated: bool = False,
@@ -65,10 +61,8 @@ def backend_for(name: str, *, workers: int = 1, isolated: bool = False,
         >>> type(backend_for("local", workers=2)).__name__
         'WorkerProcesses'
     """
-    if name not in BACKENDS:
-        raise UsageError(f"unknown --backend {name!r}; valid: {', '.join(BACKENDS)}")
-    return BACKENDS[name].make(workers, isolated, ray_address)
+    return BACKENDS.lookup(name).make(workers, isolated, ray_address)
 
 
 __all__ = ["BACKENDS", "Backend", "BackendEntry", "IsolatedLoop", "LocalLoop", "TrialsJob",
-           "WorkerProcesses", "backend_for", "backend_help", "shares", "threads_per_process"]
+           "WorkerProcesses", "backend_for", "shares", "threads_per_process"]

@@ -44,6 +44,7 @@ from search.backends._ray_trial import TRIAL_KEY, job_for, ray_trial
 from search.study import (
     check_early_failures,
     give_up,
+    live_trial,
     make_sampler,
     open_storage,
     record_failure,
@@ -310,7 +311,7 @@ def _settle_unfinished(study: optuna.Study, numbers: list[int], dense_ms: float)
         frozen = trials[number]
         if frozen.state.is_finished():
             continue
-        trial = optuna.trial.Trial(study, frozen._trial_id)
+        trial = live_trial(study, number)
         values = recorded_values(frozen, dense_ms)
         if values is None:
             give_up(study, trial, "interrupted")

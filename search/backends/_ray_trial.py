@@ -29,7 +29,17 @@ from search.candidates import (
     leaves_process_unusable,
     machine_message,
 )
-from search.study import claim, completed_by_allocation, give_up, heartbeat, open_storage, score
+from search.runfolder import FAIL_REASON
+from search.study import (
+    claim,
+    completed_by_allocation,
+    give_up,
+    heartbeat,
+    live_trial,
+    open_storage,
+    score,
+    stored_state,
+)
 from spaces import SearchSpace
 
 TRIAL_KEY = "hwprune_trial"  # the Optuna trial number, in each Ray trial's config
@@ -89,11 +99,8 @@ def ray_trial(params: dict[str, Any], job: Job) -> None:
     """One Ray trial: scores the Optuna trial the searcher asked for and reports its values."""
     evaluator = _Watched(_evaluator(job))
     study = optuna.load_study(study_name=job.study, storage=open_storage(job.storage_url))
-    trial_id = study._storage.get_trial_id_from_study_id_trial_number(
-        study._study_id, params[TRIAL_KEY])
-    trial = optuna.trial.Trial(study, trial_id)
-    if trial.user_attrs.get("fail_reason") or \
-            study._storage.get_trial(trial_id).state.is_finished():
+    trial = live_trial(study, params[TRIAL_KEY])
+    if trial.user_attrs.get(FAIL_REASON) or stored_state(study, params[TRIAL_KEY]).is_finished():
         _report("skipped")  # marked failed while Ray was down: nothing to score
         return
     claim(trial)

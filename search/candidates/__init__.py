@@ -12,6 +12,7 @@ from search.candidates._faults import (
 from search.candidates._promotion import Promotion, promotion_for
 from search.candidates._reference import context_key, measure_reference, scaled_latencies
 from search.candidates._space import (
+    IMPORTANCE_CHOICES,
     SPACE_FILE,
     SPACES,
     TRACE_MEMORY_SHARE,
@@ -20,11 +21,11 @@ from search.candidates._space import (
     build_space,
     check_space,
     smallest_model,
-    space_help,
 )
 
-__all__ = ["BuiltSpace", "CandidateEvaluator", "CandidateResult", "Promotion", "SPACES",
+__all__ = ["BuiltSpace", "CandidateEvaluator", "CandidateResult", "IMPORTANCE_CHOICES",
+           "Promotion", "SPACES",
            "SPACE_FILE", "TRACE_MEMORY_SHARE", "TRACE_TIMEOUT_S", "build_space", "check_space",
            "context_key", "failure_kind", "failure_reason", "is_machine_error",
            "leaves_process_unusable", "machine_message", "measure_reference", "promotion_for",
-           "scaled_latencies", "smallest_model", "space_help"]
+           "scaled_latencies", "smallest_model"]

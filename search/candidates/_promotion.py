@@ -10,12 +10,9 @@ default 0.02: two points of accuracy, and never less than one validation image).
 candidates are all promoted (there is no front yet); later ones only when they extend or
 come within the margin of the front, which is where the extra steps change what users pick from.
 
-Why a margin of two points: the 10-step quick score of one CIFAR-10 candidate moves by 0.5-2.5
-points (median 1.7) from one seed to another, so with a margin of one image (until 2026-12-05)
-the rule promoted on noise where candidates differ less than that (plain-20 near 0.5x of the
-dense latency). With two points, the final hypervolume was ahead in 5 of 6 model-seeds (ResNet-20
-+3.7%, plain-20 +1.8%), for 1.0x and 1.17x the search's time (docs/benchmarks/cifar10.md, run
-13).
+The margin is about the quick score's own seed-to-seed spread, so that the rule does not
+promote on noise where candidates differ less than that; why two points, and what it gained:
+docs/benchmarks/search-quality-history.md ("A promotion margin of two points").
 
 Every promoted trial is told its longer fine-tune's accuracy and the rest their quick one:
 promoted candidates were the best ones at the quick fidelity already, so the mixture misleads the

@@ -18,8 +18,10 @@ from search._guards import (
     memory_limit,
     time_limit,
 )
+from search._registry import Entry, Registry
 from spaces import (
     KINDS,
+    SEARCHED_IMPORTANCES,
     ExcludedGroup,
     GroupChoices,
     SearchSpace,
@@ -38,21 +40,24 @@ TRACE_TIMEOUT_S = 300.0
 TRACE_MEMORY_SHARE = 0.8
 
 # --space: a kind of the spaces package, or a spaces file.
-SPACES = KINDS
 SPACE_FILE = "PATH.toml"
-
-
-def space_help() -> str:
-    """The ``--space`` help text, from the registry."""
-    kinds = ", ".join(f"{kind} ({phrase})" for kind, phrase in SPACES.items())
-    return f"{kinds}, or a spaces file {SPACE_FILE}"
+SPACES: Registry[Entry] = Registry(
+    "--space", {kind: Entry(phrase) for kind, phrase in KINDS.items()},
+    forms=(f"a spaces file {SPACE_FILE}",), describe=lambda kind, entry: f"{kind} ({entry.help})",
+    joiner=", ")
+# --importance: which channels a group keeps (the spaces package's criteria), or a dimension.
+IMPORTANCE_CHOICES: Registry[Entry] = Registry("--importance", {
+    "l2": Entry("the largest by L2 magnitude"), "l1": Entry("by L1 magnitude"),
+    "bn": Entry("by batch-norm scale"),
+    "taylor": Entry("by first-order Taylor score (gradients of 2 training batches)"),
+    "random": Entry("at random (a baseline)"),
+    "search": Entry(f"the sampler chooses among {', '.join(SEARCHED_IMPORTANCES)} per trial")})
 
 
 def check_space(space: str) -> None:
     """UsageError unless ``space`` is a kind or a spaces file."""
-    if space not in SPACES and not space.endswith(".toml"):
-        raise UsageError(f"unknown --space {space!r}; valid: {', '.join(SPACES)}, or a "
-                         f"spaces file {SPACE_FILE}")
+    if not space.endswith(".toml"):
+        SPACES.lookup(space)
 
 
 @dataclass(frozen=True)

@@ -155,7 +155,7 @@ def _nightly(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> SearchConfig:
     from search.commands._config_file import config_from
 
-    return config_from(args, args.argv, args.command_parser)
+    return config_from(args, args.argv)
 
 
 def _print_front(pareto) -> None:
@@ -228,11 +228,7 @@ def _command(argv: list[str], debug: bool) -> int:
     try:
         parser = build_parser(_prog())
         args = parser.parse_args(argv)
-        # --config needs to know which flags were given, and the command's parser knows them.
-        args.argv = argv
-        args.command_parser = next(a for a in parser._actions
-                                   if isinstance(a, argparse._SubParsersAction)
-                                   ).choices[args.command]
+        args.argv = argv  # --config needs to know which flags were given
         if args.command == "profile":
             _profile(args)
             return 0

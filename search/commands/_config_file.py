@@ -17,6 +17,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from search._config import SearchConfig
 from search._errors import UsageError
+from search._options import flag_of
 
 # What config.json holds besides the settings: derived when the run was prepared.
 _DERIVED = {"study", "round_to_used", "measured_in"}
@@ -66,17 +67,16 @@ def _check_type(path: Path, key: str, value: object, annotation: str) -> None:
         raise UsageError(f"--config {path}: {key} = {value!r} should be {wanted}")
 
 
-def config_from(args: argparse.Namespace, argv: list[str],
-                parser: argparse.ArgumentParser) -> SearchConfig:
+def config_from(args: argparse.Namespace, argv: list[str]) -> SearchConfig:
     """The SearchConfig of parsed ``args``: ``--config``'s settings where ``argv`` gave no flag
     for them, the flags (and the defaults of the rest) otherwise."""
     fields = {f.name for f in dataclasses.fields(SearchConfig)}
     values = {k: v for k, v in vars(args).items() if k in fields}
     if not getattr(args, "config", None):
         return SearchConfig(**values)
-    given = {action.dest for action in parser._actions
-             if any(token == option or token.startswith(option + "=")
-                    for option in action.option_strings for token in argv)}
+    given = {name for name in fields
+             for option in (flag_of(name), f"--no-{flag_of(name)[2:]}")
+             if any(token == option or token.startswith(option + "=") for token in argv)}
     settings = read_settings(args.config)
     if given & {"budget_ms", "budget_ratio"}:  # a budget on the command line replaces the file's
         settings = {k: v for k, v in settings.items() if k not in ("budget_ms", "budget_ratio")}

@@ -32,6 +32,7 @@ from search._config import SearchConfig
 from search._errors import BudgetUnreachable, UsageError
 from search.backends import TrialsJob
 from search.candidates import (
+    BuiltSpace,
     CandidateEvaluator,
     build_space,
     context_key,
@@ -40,7 +41,7 @@ from search.candidates import (
 )
 from search.runfolder import CONFIG, ENV, Reference, ReferenceRecord, RunFolder
 from search.sources import DataSplits, build_model, device_for, load_checkpoint, load_data
-from search.study import Aim, enqueue_reevaluation, open_study, redacted, warm_start
+from search.study import Aim, StudyKey, enqueue_reevaluation, open_study, redacted, warm_start
 from search.training import Recipe, dense_model, example_input, score
 from spaces import convert_attention
 
@@ -96,28 +97,71 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None,
     first) and BudgetUnreachable (with reference.json written) when even the smallest candidate
     is over the budget.
     """
-    context = config.context
-    device = device_for(config.device, context)
-    given = given or Given()
+    resolved = _resolve(config, given or Given())
+    measured = _measure(config, resolved)
+    return _build(config, resolved, measured, reevaluate or [])
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Resolved:
+    """What the config's names stand for: nothing measured or written yet."""
+
+    given: Given
+    device: torch.device
+    recipe: Recipe
+    latency: LatencySettings
+    data: DataSplits
+    example: torch.Tensor
+    folder: RunFolder
+    untrained: nn.Module
+    checkpointed: nn.Module | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Measured:
+    """The space, the open study, the run folder's first files, and the budget measured."""
+
+    space: BuiltSpace
+    key: StudyKey
+    study: optuna.Study
+    env: dict[str, object]
+    cache: LatencyCache | None
+    reference: Reference
+    budget_ms: float
+
+
+def _resolve(config: SearchConfig, given: Given) -> _Resolved:
+    """The device, the fine-tune's recipe, the data, the input latency is measured with, and
+    the model untrained (and with its checkpoint, found out now, before the study and the run
+    folder exist)."""
+    device = device_for(config.device, config.context)
     recipe = Recipe(finetune_steps=config.finetune_steps, promote_steps=config.promote_steps,
                     promote_margin=config.promote_margin, distill=config.distill,
                     score_fn=given.score_fn, loss_fn=given.loss_fn)
-    latency = LatencySettings(max_seconds=config.measure_seconds)
     data = given.data or load_data(config.data, image_size=config.image_size, seed=config.seed,
                                    streaming=config.streaming)
     for note in data.notes:
         log.info("data: %s", note)
-    example = _example(given.example_input, data, config.batch_size)
-    folder = RunFolder(config.run_dir)
-
     # Latency depends on the architecture only, so the budget is checked on an untrained model,
     # before minutes go into training the dense baseline.
     untrained = _given_model(given.model) if given.model is not None else \
         build_model(config.model, data.num_classes).eval()
     checkpointed = None
-    if config.checkpoint:  # found out now, not after the study and the run folder exist
+    if config.checkpoint:
         checkpointed = build_model(config.model, data.num_classes)
         load_checkpoint(checkpointed, config.checkpoint)
+    return _Resolved(given=given, device=device, recipe=recipe,
+                     latency=LatencySettings(max_seconds=config.measure_seconds), data=data,
+                     example=_example(given.example_input, data, config.batch_size),
+                     folder=RunFolder(config.run_dir), untrained=untrained,
+                     checkpointed=checkpointed)
+
+
+def _measure(config: SearchConfig, resolved: _Resolved) -> _Measured:
+    """Builds the space on the untrained model (``--round-to auto`` measured first), opens the
+    study (before anything is written, so an unreachable database leaves no run folder), writes
+    config.json and env.json, and measures the budget."""
+    untrained, example, device = resolved.untrained, resolved.example, resolved.device
     env = fingerprint(device, config.threads)
     cache = (LatencyCache(Path(config.results_dir) / "latency-cache", env)
              if config.latency_cache else None)
@@ -128,46 +172,58 @@ def prepare(config: SearchConfig, reevaluate: list[int] | None = None,
                         round_to=round_to, trace_timeout=config.trace_timeout)
     key = config.study_key()  # once: it reads a checkpoint's whole file for its digest
     study = open_study(key)
+    folder = resolved.folder
     folder.create()
     folder.write_json(CONFIG, {**config.to_dict(), "storage": redacted(config.storage_url),
                                "study": config.study, "round_to_used": round_to,
-                               "measured_in": context.describe()})
+                               "measured_in": config.context.describe()})
     folder.write_json(ENV, env)
-    reference, budget_ms = _budget(untrained, example, built.space, config, device, latency,
-                                   folder)
+    reference, budget_ms = _budget(untrained, example, built.space, config, device,
+                                   resolved.latency, folder)
+    return _Measured(space=built, key=key, study=study, env=env, cache=cache,
+                     reference=reference, budget_ms=budget_ms)
 
+
+def _build(config: SearchConfig, resolved: _Resolved, measured: _Measured,
+           reevaluate: list[int]) -> Prepared:
+    """The dense model (given, checkpointed or the cached baseline) and its accuracy, the
+    evaluator, reference.json, the re-evaluations and the warm start queued, and the job."""
+    given, data, recipe, folder = resolved.given, resolved.data, resolved.recipe, resolved.folder
+    reference, budget_ms, space = measured.reference, measured.budget_ms, measured.space.space
     if given.model is not None:
         dense = _given_model(given.model)
-    elif checkpointed is not None:  # loaded above: not read from disk again
-        dense = checkpointed.eval()
+    elif resolved.checkpointed is not None:  # loaded in _resolve: not read from disk again
+        dense = resolved.checkpointed.eval()
     else:
         dense = dense_model_for(config, data, recipe)
     dense_accuracy = score(dense, data.val, recipe)
     log.info("dense accuracy: val %.2f%%", 100 * dense_accuracy)
     drop = config.max_accuracy_drop
     evaluator = CandidateEvaluator(
-        dense=dense, model_name=config.model, data=data, example=example, device=device,
-        latency=latency, context=context, reference=reference, budget_ms=budget_ms,
-        recipe=recipe, seed=config.seed, run_dir=folder.path, cache=cache,
-        trial_timeout=config.trial_timeout, importance=config.importance,
+        dense=dense, model_name=config.model, data=data, example=resolved.example,
+        device=resolved.device, latency=resolved.latency, context=config.context,
+        reference=reference, budget_ms=budget_ms, recipe=recipe, seed=config.seed,
+        run_dir=folder.path, cache=measured.cache, trial_timeout=config.trial_timeout,
+        importance=config.importance,
         accuracy_floor=None if drop is None else dense_accuracy - drop / 100)
     record = ReferenceRecord(reference=reference, budget_ms=budget_ms, accuracy=dense_accuracy,
                              test_accuracy=score(dense, data.test, recipe),
-                             dense_widths=built.space.dense())
+                             dense_widths=space.dense())
     folder.write_reference(record)
     # Queued before any backend starts, so that each is queued once.
     if reevaluate:
-        enqueue_reevaluation(study, reevaluate)
+        enqueue_reevaluation(measured.study, reevaluate)
     smallest_ms = reference.smallest_latency_ms
     aim = Aim(dense_ms=reference.latency_ms, smallest_ms=smallest_ms, budget_ms=budget_ms) \
-        if config.warm_start == "aimed" and smallest_ms is not None else None
-    warm_start(study, built.space, dense, example, aim)
-    job = TrialsJob(study=key, space=built.space, evaluator=evaluator,
+        if smallest_ms is not None else None
+    warm_start(measured.study, space, name=config.warm_start, dense=dense,
+               example=resolved.example, aim=aim)
+    job = TrialsJob(study=measured.key, space=space, evaluator=evaluator,
                     data_name=config.data, image_size=config.image_size,
                     streaming=config.streaming, run_dir=folder.path,
                     trials=config.trials, timeout=config.timeout, threads=config.threads)
-    return Prepared(config=config, study=study, job=job, folder=folder, record=record,
-                    space_notes=built.notes, env=env)
+    return Prepared(config=config, study=measured.study, job=job, folder=folder, record=record,
+                    space_notes=measured.space.notes, env=measured.env)
 
 
 def _given_model(model: nn.Module) -> nn.Module:

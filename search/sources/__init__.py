@@ -4,7 +4,7 @@
 ``--help`` and the errors for unknown names are built from them.
 """
 
-from search.sources._data import DATA, DataSource, data_help, load_data
+from search.sources._data import DATA, DataSource, load_data
 from search.sources._devices import device_for
 from search.sources._models import (
     MODEL_HUBS,
@@ -13,7 +13,6 @@ from search.sources._models import (
     ModelHub,
     build_model,
     model_digest,
-    model_help,
 )
 from search.sources._readers import (
     cifar10,
@@ -38,6 +37,6 @@ from search.sources._zoo import ZOO
 
 __all__ = ["DATA", "DEFAULT_STREAMING", "DataSource", "DataSplits", "MODELS", "MODEL_HUBS",
            "ModelHub", "PYTHON_PREFIX", "Split", "StreamedSplit", "Streaming", "TEST_MODELS",
-           "TensorSplit", "ZOO", "build_model", "checkpoint_digest", "cifar10", "data_help",
+           "TensorSplit", "ZOO", "build_model", "checkpoint_digest", "cifar10",
            "device_for", "digits", "from_function", "imagefolder", "load_checkpoint", "load_data",
-           "load_weights", "mnist", "model_digest", "model_help", "splits_from", "stratified_splits"]
+           "load_weights", "mnist", "model_digest", "splits_from", "stratified_splits"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from search._errors import UsageError
-from search.sources._names import closest_first, import_attr
+from search._registry import Registry
+from search.sources._names import import_attr
 from search.sources._readers import (
     cifar10,
     digits,
@@ -38,20 +38,16 @@ class DataSource:
         return f"{name}:PATH" if self.takes_path else name
 
 
-DATA: dict[str, DataSource] = {
+USER_DATA = "pkg.module:function"  # any other name with a colon: a user's function
+DATA: Registry[DataSource] = Registry("data", {
     "digits": DataSource(digits, "scikit-learn's handwritten digits (offline; the default)"),
     "cifar10": DataSource(cifar10, "the CIFAR-10 python batches", takes_path=True),
     "mnist": DataSource(mnist, "MNIST/Fashion-MNIST IDX files", takes_path=True),
     "imagefolder": DataSource(imagefolder, "CLASS/IMAGE files, optionally under train/ val/ "
                                            "test/", takes_path=True, streams=True),
-}
-USER_DATA = "pkg.module:function"  # any other name with a colon: a user's function
-
-
-def data_help() -> str:
-    """The ``--data`` help text, from the registry."""
-    listed = [f"{source.syntax(name)} ({source.help})" for name, source in DATA.items()]
-    return f"{', '.join(listed)}, or {USER_DATA} returning (train, val[, test])"
+}, forms=(f"{USER_DATA} returning (train, val[, test])",), closest_first=True,
+    describe=lambda name, source: f"{source.syntax(name)} ({source.help})",
+    shown=lambda name, source: source.syntax(name), joiner=", ")
 
 
 def load_data(name: str, *, image_size: int | None, seed: int,
@@ -75,7 +71,4 @@ def load_data(name: str, *, image_size: int | None, seed: int,
         known = ", ".join(s.syntax(n) for n, s in DATA.items() if s.takes_path)
         return from_function(import_attr(name, "--data", known), name, image_size=image_size,
                              seed=seed, streaming=streaming)
-    plain = [n for n, s in DATA.items() if not s.takes_path]
-    raise UsageError(f"unknown data {name!r}; valid: {closest_first(name, plain)}, "
-                     f"{', '.join(s.syntax(n) for n, s in DATA.items() if s.takes_path)}, or "
-                     f"{USER_DATA}")
+    raise DATA.unknown(name)

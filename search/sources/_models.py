@@ -16,13 +16,11 @@ from dataclasses import dataclass
 from torch import nn
 
 from search._errors import UsageError
-from search.sources._names import closest_first, import_attr
+from search._registry import Registry
+from search.sources._names import import_attr
 from search.sources._test_models import TEST_MODELS
 from search.sources._zoo import ZOO
 from spaces import convert_attention
-
-# Every built-in name; the zoo's are listed in --help, the test patterns' only in errors.
-MODELS: dict[str, Callable[..., nn.Module]] = {**ZOO, **TEST_MODELS}
 
 
 @dataclass(frozen=True)
@@ -31,15 +29,21 @@ class ModelHub:
 
     package: str
     build: Callable[[object, str, int], nn.Module]  # (the package, NAME, num_classes)
+    help: str
 
 
-MODEL_HUBS: dict[str, ModelHub] = {
+MODEL_HUBS: Registry[ModelHub] = Registry("model hub", {
     "torchvision": ModelHub("torchvision", lambda lib, name, n: lib.models.get_model(
-        name, weights=None, num_classes=n)),
+        name, weights=None, num_classes=n), "torchvision's models, untrained"),
     "timm": ModelHub("timm", lambda lib, name, n: lib.create_model(name, pretrained=False,
-                                                                   num_classes=n)),
-}
+                                                                   num_classes=n),
+                     "timm's models, untrained"),
+}, describe=lambda prefix, hub: f"{prefix}:NAME", joiner=", ")
 USER_MODEL = "pkg.module:factory"
+# Every built-in name: the zoo's are listed in --help, the test patterns' only in errors.
+MODELS: Registry[Callable[..., nn.Module]] = Registry(
+    "model", ZOO, hidden=TEST_MODELS, closest_first=True, joiner="|",
+    describe=lambda name, factory: name, forms=lambda: [MODEL_HUBS.help(), USER_MODEL])
 PYTHON_PREFIX = "python:"  # the name of a model handed to search.run as an nn.Module
 
 
@@ -51,12 +55,6 @@ def model_digest(model: nn.Module) -> str:
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:12]
-
-
-def model_help() -> str:
-    """The ``--model`` help text, from the registry."""
-    hubs = ", ".join(f"{prefix}:NAME" for prefix in MODEL_HUBS)
-    return f"{'|'.join(ZOO)}, {hubs} or {USER_MODEL}"
 
 
 def build_model(name: str, num_classes: int) -> nn.Module:
@@ -85,9 +83,7 @@ def _model(name: str, num_classes: int) -> nn.Module:
         return _hub_model(prefix, rest, num_classes)
     if sep and rest:
         return _user_model(name, num_classes)
-    hubs = ", ".join(f"{prefix}:NAME" for prefix in MODEL_HUBS)
-    raise UsageError(f"unknown model {name!r}; valid: {closest_first(name, list(MODELS))}, "
-                     f"{hubs}, or {USER_MODEL}")
+    raise MODELS.unknown(name)
 
 
 def _hub_model(prefix: str, name: str, num_classes: int) -> nn.Module:
@@ -104,7 +100,7 @@ def _hub_model(prefix: str, name: str, num_classes: int) -> nn.Module:
 
 
 def _user_model(name: str, num_classes: int) -> nn.Module:
-    factory = import_attr(name, "--model", ", ".join(f"{prefix}:NAME" for prefix in MODEL_HUBS))
+    factory = import_attr(name, "--model", MODEL_HUBS.help())
     try:
         model = factory(num_classes=num_classes)
     except Exception as exc:  # a user's factory may raise anything; say which and why

@@ -1,18 +1,11 @@
-"""What the model and data registries share: importing ``pkg.module:attr`` that a user typed, and
-listing valid names closest first in an error."""
+"""What the model and data registries share: importing ``pkg.module:attr`` that a user typed."""
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable
 
 from search._errors import UsageError
-
-
-def closest_first(name: str, valid: list[str]) -> str:
-    """``valid`` as one comma-separated string, the names most like ``name`` first."""
-    return ", ".join(difflib.get_close_matches(name, valid, n=len(valid), cutoff=0.0))
 
 
 def import_attr(path: str, what: str, known: str = "") -> Callable:

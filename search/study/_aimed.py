@@ -1,9 +1,9 @@
 """Warm-start candidates aimed at latencies across the budget (``--warm-start aimed``).
 
-The grid warm start (the default before this one) queues candidates at fixed channel shares (a
-quarter, a half, three quarters kept), wherever their latency falls: on a budget of 0.7 x the
-dense latency, the three-quarter candidates are measured only to be found over it, and nothing
-is aimed between the smallest candidate and the budget, where the front is.
+The grid warm start queues candidates at fixed channel shares (a quarter, a half, three quarters
+kept), wherever their latency falls: on a tight budget the larger ones are measured only to be
+found over it, and nothing is aimed between the smallest candidate and the budget, where the
+front is. What the aimed start gained over it: docs/benchmarks/cifar10.md.
 
 Before any trial, the search has measured the dense model and the smallest candidate the space
 allows. Between those two points latency is taken as affine in MACs (a fixed cost per call plus
@@ -13,9 +13,8 @@ spread evenly from the smallest candidate to the budget, three families propose 
 candidate predicted to fit, in this order:
 
 - one ranking of channels across the model by L2 magnitude (torch-pruning's global pruning), at
-  10 targets: a sweep of the range where the front is, which is what makes Torch-Pruning's
-  global ranking the strategy to beat on CIFAR-10 (its sweep of pruning ratios covers the range
-  too, but half of its candidates land over the budget or far under it);
+  10 targets: a sweep of the range where the front is (a sweep of pruning ratios, as
+  Torch-Pruning's users make, lands many candidates over the budget or far under it);
 - one keep fraction for every group (uniform), at 4 targets;
 - the magnitude ranking with each channel's score divided by the MACs it costs, at 4 targets: a
   greedy knapsack of importance under a MAC cost, as HALP solves it under a latency cost.

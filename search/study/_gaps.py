@@ -1,29 +1,22 @@
 """The ``gaps`` sampler: after the aimed warm start, each new trial fills the front's widest gap
 with a candidate of the warm start's families, and the base sampler draws once no gap has one.
 
-Why: on CIFAR-10 the trials TPE drew after the warm start added little to what the warm start had
-found (ResNet-20: hypervolume 0.0523 after its 16 candidates, 0.0553 after 40 evaluations), while
-Torch-Pruning's global ranking, swept at 28 ratios, ended level with us only because more of its
-candidates landed across the range where the front is. A front is a staircase: a new point
-between two neighbours on it, at latencies l1 < l2 and accuracies a1 < a2, adds at most about
-(l2 - l1) x (a2 - a1) / 4, at the middle. So each trial goes to the gap where that is largest
-(the ends reach to the smallest candidate and to the budget, at the accuracy the front's mean
-slope gives there), taking a catalogue candidate (``._aimed.Catalogue``) predicted in its middle
-half: of the global magnitude ranking's family first, then of a neighbour's family, and of those
-the one predicted nearest the middle. The ranking's family first because, on CIFAR-10 ResNet-20
-over six seeds (two runs), that kept more at the budget (0.7x: +1.3 points in the mean, ahead in
-4 seeds, level in 2) and found a better front within the 40 evaluations (5 of 6), while the
-final hypervolume stayed level (docs/benchmarks/cifar10.md); on plain-20 the gaps took the same
-candidates either way.
+A front is a staircase: a new point between two neighbours on it, at latencies l1 < l2 and
+accuracies a1 < a2, adds at most about (l2 - l1) x (a2 - a1) / 4, at the middle. So each trial
+goes to the gap where that is largest (the ends reach to the smallest candidate and to the
+budget, at the accuracy the front's mean slope gives there), taking a catalogue candidate
+(``._aimed.Catalogue``) predicted in its middle half: of the global magnitude ranking's family
+first, then of a neighbour's family, and of those the one predicted nearest the middle. Gaps
+narrower than the measurement noise (half the front's median latency IQR) are left alone.
 
 Latency is predicted per family from what the trials measured: piecewise linear in MACs between
-the family's measured candidates, and beyond them at the slope of the line through the dense model
-and the smallest candidate (a family's members are ordered by MACs, so a measured neighbour on
-each side brackets a new one far more closely than the warm start's one line could). Gaps
-narrower than the measurement noise are left alone: filling them as well, after the wider ones,
-kept TPE from drawing at all but lost after the final stage (CIFAR-10, three seeds: final
-hypervolume -2.3% on ResNet-20 at a 0.7x budget, -4.9% on plain-20 at 0.55x, level at the
-budget; docs/benchmarks/cifar10.md, run 12).
+the family's measured candidates, and beyond them at the slope of the line through the dense
+model and the smallest candidate (a family's members are ordered by MACs, so a measured neighbour
+on each side brackets a new one far more closely than one line could).
+
+Why gaps rather than TPE after the warm start, why the ranking's family first, and why
+noise-wide gaps are left alone: the CIFAR-10 benchmark (docs/benchmarks/cifar10.md and the runs
+in docs/benchmarks/search-quality-history.md).
 
 Hand-written because no library does it: Optuna's samplers draw each trial's widths without
 regard to where the front already has points, and know nothing of the warm start's families.
@@ -171,6 +164,7 @@ class GapSampler(optuna.samplers.BaseSampler):
         self._base = base
         self._proposed: dict[int, dict[str, float]] = {}
         self._sources: dict[int, str] = {}
+        self._told = False  # that the study has no catalogue, once per process
 
     def source(self, number: int) -> str | None:
         """What proposed trial ``number`` (asked in this process): ``gaps: FAMILY``, or the base
@@ -187,6 +181,11 @@ class GapSampler(optuna.samplers.BaseSampler):
         if CATALOGUE_ATTR in attrs and AIM_ATTR in attrs:
             proposed = propose(Catalogue.from_json(attrs[CATALOGUE_ATTR]),
                                Aim(**attrs[AIM_ATTR]), study.get_trials(deepcopy=False))
+        elif not self._told:
+            self._told = True
+            log.info("this study holds no catalogue of the aimed warm start (it was started "
+                     "before there was one): the gaps sampler leaves every trial to %s",
+                     sampler_name(self._base))
         self._sources = {trial.number: sampler_name(self._base) if proposed is None
                          else f"gaps: {proposed.family}"}
         if proposed is None:

@@ -21,6 +21,9 @@ from collections.abc import Iterator
 import optuna
 from optuna.trial import TrialState
 
+from search.runfolder import FAIL_REASON
+from search.study._optuna_internals import fail_stored
+
 log = logging.getLogger(__name__)
 
 WORKER_ATTR = "worker"
@@ -85,12 +88,7 @@ def fail_abandoned(study: optuna.Study) -> int:
         reason = _abandoned(trial, now)
         if reason is None:
             continue
-        # Optuna has no public way to set an attribute of a trial this process did not ask for.
-        storage = study._storage
-        try:
-            storage.set_trial_user_attr(trial._trial_id, "fail_reason", f"abandoned: {reason}")
-            storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
+        if not fail_stored(study, trial, {FAIL_REASON: f"abandoned: {reason}"}):
             continue  # another process got there first
         log.warning("trial %d was left running (%s): marked failed", trial.number, reason)
         failed += 1

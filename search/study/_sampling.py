@@ -7,11 +7,13 @@ import dataclasses
 import json
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import optuna
 from torch import Tensor, nn
 
+from search._registry import Registry
 from search.runfolder import SOURCE
 from search.study._aimed import Aim, aimed_params, catalogue
 from search.study._gaps import AIM_ATTR, CATALOGUE_ATTR
@@ -22,14 +24,6 @@ log = logging.getLogger(__name__)
 # Uniform candidates tried first in a new study: they anchor the front across the latency range
 # that random start-up trials (whose per-group fractions average out near the middle) rarely reach.
 _WARM_START_FRACTIONS = (0.25, 0.5, 0.75)
-# --warm-start: the candidates a new study is given first.
-WARM_STARTS = {
-    "aimed": "a sweep of the global magnitude ranking, then uniform and knapsack (importance "
-             "per MAC) candidates, aimed at latencies spread from the smallest candidate to the "
-             "budget",
-    "grid": "uniform and globally ranked candidates keeping 1/4, 1/2 and 3/4 of the channels, "
-            "wherever their latency falls",
-}
 _DRAWN = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED,
           optuna.trial.TrialState.FAIL)
 
@@ -72,20 +66,82 @@ def suggest_importance(trial: optuna.Trial, importance: str) -> str | None:
     return trial.suggest_categorical("importance", SEARCHED_IMPORTANCES)
 
 
-def warm_start(study: optuna.Study, space: SearchSpace, dense: nn.Module | None = None,
-               example: Tensor | None = None, aim: Aim | None = None) -> None:
-    """Queues the warm-start candidates in a new study: every group at the grid's fractions
-    nearest 0.25, 0.5 and 0.75 and at its smallest (uniform); then, given the trained ``dense``
-    model, the allocations that keep as many channels in all as each of those but choose them by
-    one ranking across the model (torch-pruning's global pruning by L2 magnitude), where they
-    differ from the uniform ones. At the grid's smallest share the ranking would cut some groups
-    below the grid, which then keep its smallest fraction: a candidate a little larger than the
-    uniform smallest, with its channels where the ranking puts them.
+Queued = list[tuple[str, dict[str, float]]]  # (family, params) in the order they are tried
 
-    With ``aim`` (``--warm-start aimed``: the dense model's and the smallest candidate's measured
-    latencies and the budget), the candidates are aimed at latencies across the budget instead
-    (``._aimed``), and the families they come from are stored in the study for the ``gaps``
-    sampler, with ``aim`` (which every run stores again: its own measurements and budget)."""
+
+@dataclass(frozen=True)
+class Start:
+    """What a warm start has to go on: the new study, the space, the trained ``dense`` model and
+    an ``example`` input (None where not given), the groups' channel scores (``ranked``; empty
+    where they cannot be had) and ``aim`` (the measured dense and smallest latencies and the
+    budget; None where the smallest candidate was not measured)."""
+
+    study: optuna.Study
+    space: SearchSpace
+    dense: nn.Module | None
+    example: Tensor | None
+    ranked: Mapping[str, Tensor]
+    aim: Aim | None
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """One entry of :data:`WARM_STARTS`: ``queue(start)`` gives the candidates a new study
+    starts with, and may store in the study what a sampler draws from later."""
+
+    queue: Callable[[Start], Queued]
+    help: str
+
+
+def _grid(start: Start) -> Queued:
+    """Every group at the grid's fractions nearest 0.25, 0.5 and 0.75 and at its smallest
+    (uniform); then the allocations that keep as many channels in all as each of those but
+    choose them by one ranking across the model (torch-pruning's global pruning by L2
+    magnitude), where they differ from the uniform ones. At the grid's smallest share the
+    ranking would cut some groups below the grid, which then keep its smallest fraction: a
+    candidate a little larger than the uniform smallest, with its channels where the ranking
+    puts them."""
+    space, ranked = start.space, start.ranked
+    grid = _warm_start(space.fractions)
+    queued = [("uniform", space.params_at(fraction)) for fraction in grid]
+    return queued + [("ranking", space.params_for(global_fractions(ranked, f)))
+                     for f in grid if ranked]
+
+
+def _aimed(start: Start) -> Queued:
+    """Candidates aimed at latencies across the budget (``._aimed``); the families they come
+    from are stored in the study for the ``gaps`` sampler. Without the trained model or a
+    measured smallest candidate there is nothing to aim with: the grid's candidates."""
+    if start.aim is None or start.dense is None or start.example is None:
+        log.info("warm start: nothing to aim with (%s); the grid's candidates instead",
+                 "no smallest candidate measured" if start.aim is None else "no trained model")
+        return _grid(start)
+    found = catalogue(start.dense, start.example, start.space, start.ranked)
+    start.study.set_user_attr(CATALOGUE_ATTR, found.to_json())
+    queued = aimed_params(found, start.aim)
+    log.info("warm start aimed at the budget: %d candidates", len(queued))
+    return queued
+
+
+# --warm-start: the candidates a new study is given first.
+WARM_STARTS: Registry[WarmStart] = Registry("--warm-start", {
+    "aimed": WarmStart(_aimed, "a sweep of the global magnitude ranking, then uniform and "
+                               "knapsack (importance per MAC) candidates, aimed at latencies "
+                               "spread from the smallest candidate to the budget"),
+    "grid": WarmStart(_grid, "uniform and globally ranked candidates keeping 1/4, 1/2 and 3/4 of "
+                             "the channels, wherever their latency falls"),
+})
+
+
+def warm_start(study: optuna.Study, space: SearchSpace, *, name: str,
+               dense: nn.Module | None = None, example: Tensor | None = None,
+               aim: Aim | None = None) -> None:
+    """Queues the warm start ``name``'s candidates (:data:`WARM_STARTS`) in a new study, each
+    once, with its family as the trial's ``source``; a study with trials is left as it is.
+    ``dense`` and ``example`` (the trained model and an input) let the channels be ranked;
+    ``aim`` is stored in the study whatever the warm start (every run stores its own
+    measurements and budget), for the samplers that aim with it."""
+    entry = WARM_STARTS.lookup(name)
     if aim is not None:
         study.set_user_attr(AIM_ATTR, dataclasses.asdict(aim))
     if study.trials:
@@ -93,18 +149,8 @@ def warm_start(study: optuna.Study, space: SearchSpace, dense: nn.Module | None 
     # One fraction for the whole model leaves the ranking nothing to choose: no need to score.
     scored = dense is not None and example is not None and space.kind != "uniform"
     ranked = _ranked(dense, example, space) if scored else {}
-    if aim is not None and dense is not None and example is not None:
-        found = catalogue(dense, example, space, ranked)
-        study.set_user_attr(CATALOGUE_ATTR, found.to_json())
-        queued = aimed_params(found, aim)
-        log.info("warm start aimed at the budget: %d candidates", len(queued))
-    else:
-        grid = _warm_start(space.fractions)
-        queued = [("uniform", space.params_at(fraction)) for fraction in grid]
-        queued += [("ranking", space.params_for(global_fractions(ranked, f)))
-                   for f in grid if ranked]
     distinct: dict[str, tuple[str, dict[str, float]]] = {}
-    for family, params in queued:
+    for family, params in entry.queue(Start(study, space, dense, example, ranked, aim)):
         distinct.setdefault(json.dumps(params, sort_keys=True), (family, params))
     for family, params in distinct.values():
         study.enqueue_trial(params, user_attrs={SOURCE: f"warm start: {family}"})

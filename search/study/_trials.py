@@ -58,7 +58,7 @@ from search.runfolder import (
     failed,
     within_budget,
 )
-from search.study._gaps import GapSampler, sampler_name
+from search.study._gaps import sampler_name
 from search.study._liveness import HEARTBEAT_ATTR, WORKER_ATTR, claim, heartbeat
 from search.study._sampling import suggest, suggest_importance
 from spaces import SearchSpace
@@ -274,8 +274,10 @@ def _record_source(study: optuna.Study, trial: optuna.Trial,
     if "fixed_params" in frozen.system_attrs:
         trial.set_user_attr(SOURCE, "enqueued")
         return
-    gaps = study.sampler.source(trial.number) if isinstance(study.sampler, GapSampler) else None
-    trial.set_user_attr(SOURCE, gaps or sampler_name(study.sampler))
+    # A sampler that proposes from its own catalogue (gaps) says so by a source(number) method.
+    source = getattr(study.sampler, "source", None)
+    proposed = source(trial.number) if callable(source) else None
+    trial.set_user_attr(SOURCE, proposed or sampler_name(study.sampler))
 
 
 def give_up(study: optuna.Study, trial: optuna.Trial, reason: str) -> None:

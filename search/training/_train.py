@@ -169,10 +169,14 @@ def train_dense(model: nn.Module, data: DataSplits, recipe: Recipe, seed: int) -
                loss_fn=recipe.loss_fn, on_step=on_step)
 
 
+# The batch norms with running statistics (torch's own base class for them is private).
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
+
+
 def recalibrate_bn(model: nn.Module, data: DataSplits, batches: int, batch_size: int,
                    generator: torch.Generator) -> None:
     """Replaces every batch norm's running statistics with those of ``batches`` training batches."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    norms = [m for m in model.modules() if isinstance(m, _BATCH_NORMS) and m.track_running_stats]
     if not norms or batches < 1:
         return
     momenta = [m.momentum for m in norms]

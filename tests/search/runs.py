@@ -15,10 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 # A short final stage and short latency measurements keep the suite fast; the defaults (100
 # steps; up to 3 s a measurement after its 15 rounds) are what users get. The grid warm start
 # queues the same first candidates (uniform 1/4, 1/2, 3/4, then ranked) whatever latencies the
-# run measures, which the tests of resuming, caching and workers count on; the default aimed warm
-# start has tests of its own (test_study) and runs in the benchmarks' and the GPU check's tests.
+# run measures, which the tests of resuming, caching and workers count on (TPE draws after it: the
+# gaps sampler needs the aimed start's catalogue); the default aimed warm start has tests of its
+# own (test_study, the kept fixture) and runs in the benchmarks' and the GPU check's tests.
 SMALL = ["--image-size", "16", "--finetune-steps", "2", "--final-finetune-steps", "10",
-         "--measure-seconds", "0.5", "--warm-start", "grid"]
+         "--measure-seconds", "0.5", "--warm-start", "grid", "--sampler", "tpe"]
 TINY = ["--model", "resnet20", *SMALL]
 PICKY_MODEL = '''
 import os

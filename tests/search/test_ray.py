@@ -117,7 +117,8 @@ def test_a_candidate_that_breaks_its_ray_actor_is_recorded_and_a_fresh_actor_goe
         workdir, fault, reason):
     result = cli(workdir, "--backend", "ray", "--model", f"usermodels:{fault}_at_16",
                  "--budget-ratio", "1", "--trials", "3", "--study-name", f"ray{fault}",
-                 "--image-size", "16", "--finetune-steps", "2", "--warm-start", "grid")
+                 "--image-size", "16", "--finetune-steps", "2", "--warm-start", "grid",
+                 "--sampler", "tpe")
     assert result.returncode == 0, result.stderr
     trials = pd.read_csv(workdir / "results" / f"ray{fault}" / "trials.csv")
     # Grid warm start: the middle layer keeps 8, 16, 24 channels; 16 breaks its Ray actor.

@@ -1,23 +1,24 @@
 """Every plug-in family is one registry: each entry works, and validation, --help and the errors
 for unknown names come from the registry, so a new entry is listed everywhere at once."""
 
+import optuna
 import pytest
 import torch
 
 from profilers import RUNTIMES, Context
 from search import SearchConfig, UsageError
+from search._config import RUNTIME_CHOICES
 from search.backends import BACKENDS, Backend, backend_for
-from search.candidates import SPACES, context_key
+from search.candidates import IMPORTANCE_CHOICES, SPACES, context_key
 from search.commands import build_parser
-from search.sources import DATA, MODEL_HUBS, ZOO, build_model, load_data
-from search.study import SAMPLERS, make_sampler
+from search.commands._argparse_internals import subcommands
+from search.sources import DATA, MODEL_HUBS, MODELS, ZOO, build_model, load_data
+from search.study import SAMPLERS, WARM_STARTS, make_sampler
 from tests.search.runs import main_in_process
 
 
 def _run_help() -> str:
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    return " ".join(sub.choices["run"].format_help().split())
+    return " ".join(subcommands(build_parser())["run"].format_help().split())
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLERS))
@@ -83,7 +84,8 @@ def test_every_data_source_is_listed_and_named_in_the_error(name):
 
 
 def test_a_path_source_without_a_path_is_unknown():
-    with pytest.raises(UsageError, match="unknown data 'cifar10'; valid: digits, cifar10:PATH"):
+    # Listed closest first: the form that was meant leads.
+    with pytest.raises(UsageError, match=r"unknown data 'cifar10'; valid: cifar10:PATH, "):
         load_data("cifar10", image_size=None, seed=0)
 
 
@@ -97,7 +99,7 @@ def test_every_model_family_is_listed():
 
 @pytest.mark.parametrize("name", sorted(SPACES))
 def test_every_space_kind_is_listed_and_accepted(name):
-    assert f"{name} ({SPACES[name]})" in _run_help()
+    assert f"{name} ({SPACES[name].help})" in _run_help()
     assert SearchConfig(budget_ratio=0.5, space=name).space == name
 
 
@@ -110,3 +112,54 @@ def test_inspect_checks_the_space_from_the_same_registry(tmp_path):
 
 def test_a_registered_model_builds_with_its_classes():
     assert build_model("resnet20", 7)(torch.zeros(1, 3, 16, 16)).shape == (1, 7)
+
+
+# Every family, and the flag (or noun) its errors name.
+FAMILIES = {"--sampler": SAMPLERS, "--warm-start": WARM_STARTS, "--backend": BACKENDS,
+            "--space": SPACES, "--importance": IMPORTANCE_CHOICES, "--runtime": RUNTIME_CHOICES,
+            "data": DATA, "model": MODELS, "model hub": MODEL_HUBS}
+
+
+@pytest.mark.parametrize("what", FAMILIES)
+def test_every_registry_lists_its_entries_and_refuses_an_unknown_name_alike(what):
+    registry = FAMILIES[what]
+    assert registry.what == what
+    text = _run_help()
+    assert registry.listed() and all(name in text for name in registry.listed())
+    with pytest.raises(UsageError) as refused:
+        registry.lookup("nosuch")
+    message = str(refused.value)
+    assert message.startswith(f"unknown {what} 'nosuch'; valid: ")
+    assert all(name in message for name in registry)  # hidden ones too
+    assert all(form in message for form in registry.forms())
+    with pytest.raises(ValueError, match="registered already"):
+        registry.register(next(iter(registry)), registry[next(iter(registry))])
+
+
+def test_the_importance_registry_names_every_criterion_of_the_spaces_package():
+    from spaces import IMPORTANCES
+
+    assert set(IMPORTANCE_CHOICES) == {*IMPORTANCES, "search"}
+
+
+def test_a_new_entry_is_one_register_call_and_listed_everywhere():
+    from search.study import Sampler
+
+    entry = SAMPLERS.register("halton", Sampler(
+        lambda seed: optuna.samplers.QMCSampler(seed=seed), "quasi-random (Halton)"))
+    try:
+        assert "halton: quasi-random (Halton)" in _run_help()
+        assert SearchConfig(budget_ratio=0.5, sampler="halton", warm_start="grid").sampler == \
+            "halton"
+        assert type(make_sampler("halton", seed=0)).__name__ == "QMCSampler"
+        assert entry is SAMPLERS["halton"]
+    finally:
+        SAMPLERS._entries.pop("halton")
+
+
+def test_a_sampler_without_the_warm_start_it_draws_from_is_refused():
+    with pytest.raises(UsageError, match="--sampler gaps draws from the catalogue of --warm-start "
+                                         "aimed, not grid; use --warm-start aimed, or another "
+                                         r"--sampler \(tpe\) with --warm-start grid"):
+        SearchConfig(budget_ratio=0.5, warm_start="grid")
+    assert SearchConfig(budget_ratio=0.5, warm_start="grid", sampler="tpe").sampler == "tpe"

@@ -53,7 +53,7 @@ def test_trials_are_stored_and_read_back_with_the_named_columns(tmp_path):
     # candidate as wide as dense can measure a little over it and is then not fine-tuned).
     evaluator.budget_ms = 3 * evaluator.reference.latency_ms
     study = open_study(config.study_key())
-    warm_start(study, space)
+    warm_start(study, space, name="grid")
     assert run_trials(study, space, evaluator, trials=config.trials) == 5
     frame = trials_frame(study, evaluator.budget_ms)
     assert list(frame.columns[:len(TRIAL_COLUMNS)]) == TRIAL_COLUMNS
@@ -217,7 +217,7 @@ def test_warm_start_adds_globally_ranked_candidates_after_the_uniform_ones(caplo
         dense.layer1[0].conv1.weight[8:] *= 1e-3
         dense.layer1[0].bn1.weight[8:] *= 1e-3
     study = optuna.create_study(directions=["maximize", "minimize"])
-    warm_start(study, space, dense, x)
+    warm_start(study, space, name="grid", dense=dense, example=x)
     queued = _waiting(study)
     uniform = [space.params_at(f) for f in (0.25, 0.5, 0.75)]
     assert queued[:3] == uniform
@@ -231,15 +231,16 @@ def test_warm_start_adds_globally_ranked_candidates_after_the_uniform_ones(caplo
     # so the candidate is a little larger than the uniform smallest.
     assert min(ranked[0].values()) == 0.25 < max(ranked[0].values())
     assert sum(ranked[0].values()) < sum(space.params_at(0.5).values())
-    warm_start(study, space, dense, x)  # a study with trials is left as it is
+    warm_start(study, space, name="grid", dense=dense, example=x)  # a study with trials is left as it is
     assert len(_waiting(study)) == len(queued)
     # One fraction for the whole model: the ranking has nothing to choose.
     one = optuna.create_study(directions=["maximize", "minimize"])
-    warm_start(one, SearchSpace(tuple(groups), kind="uniform"), dense, x)
+    warm_start(one, SearchSpace(tuple(groups), kind="uniform"), name="grid", dense=dense,
+               example=x)
     assert len(_waiting(one)) == 3
     # A model whose channels cannot be scored: the uniform ones, and a warning saying why.
     broken = optuna.create_study(directions=["maximize", "minimize"])
-    warm_start(broken, space, dense, torch.randn(1, 5, 8, 8))
+    warm_start(broken, space, name="grid", dense=dense, example=torch.randn(1, 5, 8, 8))
     assert len(_waiting(broken)) == 3 and "globally ranked" in caplog.text
 
 
@@ -299,7 +300,7 @@ def test_the_aimed_warm_start_proposes_candidates_within_the_budget_across_its_r
     space = SearchSpace(tuple(groups), round_to=4)
     study = optuna.create_study(directions=["maximize", "minimize"])
     aim = Aim(dense_ms=10.0, smallest_ms=4.0, budget_ms=7.0)
-    warm_start(study, space, dense, example, aim)
+    warm_start(study, space, name="aimed", dense=dense, example=example, aim=aim)
     queued = [t.system_attrs["fixed_params"]
               for t in study.get_trials(states=(optuna.trial.TrialState.WAITING,))]
 
@@ -367,7 +368,8 @@ def test_the_aimed_warm_start_never_runs_a_candidate_in_the_searchs_own_process(
     groups, _ = discover_groups(dense, example)
     space = SearchSpace(tuple(groups), round_to=8)
     study = optuna.create_study(directions=["maximize", "minimize"])
-    warm_start(study, space, dense, example, Aim(dense_ms=10.0, smallest_ms=4.0, budget_ms=10.0))
+    warm_start(study, space, name="aimed", dense=dense, example=example,
+               aim=Aim(dense_ms=10.0, smallest_ms=4.0, budget_ms=10.0))
     decoded = [space.decode(p) for p in _waiting(study)]
     # Candidates at the width that breaks were chosen (their MACs counted from shapes) and are
     # left to the trials, which record the failure in their own worker when isolated.
