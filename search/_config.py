@@ -33,11 +33,11 @@ from search.sources import DATA, MODELS, Streaming, checkpoint_digest
 from search.study import SAMPLERS, WARM_STARTS, StudyKey
 
 # The default second fidelity's steps, as a multiple of the first's (--finetune-steps): measured
-# on CIFAR-10 at 10 and 40 (docs/benchmarks/cifar10.md).
+# on CIFAR-10 at 10 and 40 (docs/benchmarks/cifar10-history.md).
 PROMOTE_FACTOR = 4
 # How much better (in the score's units) an earlier candidate at most as slow must have scored
 # after the quick fine-tune to keep a candidate from the second: about the quick score's own
-# seed-to-seed spread on CIFAR-10 (docs/benchmarks/search-quality-history.md).
+# seed-to-seed spread on CIFAR-10 (docs/benchmarks/cifar10-history.md).
 PROMOTE_MARGIN = 0.02
 # --trials for a run that a timeout ends instead (the nightly): more than any night runs.
 UNLIMITED_TRIALS = 10**6

@@ -67,3 +67,52 @@ def test_the_public_api_carries_examples_that_run():
             runner.run(test)
     assert without == []
     assert runner.summarize(verbose=False).failed == 0
+
+
+# Pages whose results files were taken out of the tree: they name the commit that holds them.
+COMMIT_HELD = {"docs/benchmarks/cifar10-history.md"}
+# A CSV beside a results file holds its points: linked with it.
+_SIBLING = re.compile(r"-(anytime|seeds|fronts|rejudged)\.csv$")
+_REFERENCE = re.compile(r"\b[a-z][a-z0-9_]*(?:-[a-z][a-z0-9_]*)*-20\d\d-\d\d-\d\d[\w.*{},-]*")
+
+
+def _references(text):
+    """The results files a page names, as globs: ``MODEL`` for a model's name, ``seedN`` for
+    every seed, ``.*`` and ``{md,json}`` for several endings."""
+    globs = set()
+    for found in _REFERENCE.findall(text):
+        found = found.rstrip(".,").replace("MODEL", "*").replace("seedN", "seed*")
+        braces = re.search(r"\{([^}]*)\}", found)
+        options = braces.group(1).split(",") if braces else [""]
+        for option in options:
+            globs.add(found[:braces.start()] + option + found[braces.end():] if braces else found)
+    return globs
+
+
+def unlinked_results():
+    """The files under benchmarks/results/ that no page names by hand (the generated table of
+    every file is not a citation)."""
+    import fnmatch
+
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    globs = set()
+    for page in pages:
+        if page.relative_to(ROOT).as_posix() not in COMMIT_HELD:
+            globs |= _references(page.read_text())
+    names = sorted(p.name for p in (ROOT / "benchmarks" / "results").iterdir())
+
+    def named(name):
+        return any(fnmatch.fnmatch(name, g) for g in globs)
+
+    return [n for n in names if not named(n) and not named(_SIBLING.sub(".txt", n))]
+
+
+def test_every_results_file_is_cited_by_a_page():
+    assert unlinked_results() == []
+
+
+def test_a_reference_names_every_file_its_pattern_covers():
+    globs = _references("(`benchmarks/results/gpu_check-2026-12-04-cuda*.{md,json}`; "
+                        "`cifar10_quality-2026-12-05-MODEL-default.*`)")
+    assert globs == {"gpu_check-2026-12-04-cuda*.md", "gpu_check-2026-12-04-cuda*.json",
+                     "cifar10_quality-2026-12-05-*-default.*"}

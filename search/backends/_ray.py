@@ -41,6 +41,7 @@ from ray.tune.stopper import Stopper
 from search._errors import StorageFailed, Terminated, TooManyFailures, UsageError
 from search.backends._backend import Backend, TrialsJob
 from search.backends._ray_trial import TRIAL_KEY, job_for, ray_trial
+from search.runfolder import ALLOCATION, FAIL_REASON
 from search.study import (
     check_early_failures,
     give_up,
@@ -181,7 +182,7 @@ class _Searcher(OptunaSearch):
             self._ot_study.tell(ot_trial, [result["accuracy"], result["latency_ms"]])
             failed = result.get("failed")
         elif error:  # the reason the trial recorded before its actor gave up, if it did
-            reason = frozen.user_attrs.get("fail_reason") or (
+            reason = frozen.user_attrs.get(FAIL_REASON) or (
                 "worker died: its Ray trial ended with an error (see ray/ in the run folder)")
             budget = control.budget_ms if control else 0.0
             dense = control.dense_ms if control else 0.0
@@ -200,7 +201,7 @@ def _define(trial: optuna.Trial, space: SearchSpace, importance: str = "l2") -> 
     when it is searched); the Ray trial gets the number."""
     allocation = suggest(trial, space)
     suggest_importance(trial, importance)
-    trial.set_user_attr("allocation", json.dumps(allocation, sort_keys=True))
+    trial.set_user_attr(ALLOCATION, json.dumps(allocation, sort_keys=True))
     return {TRIAL_KEY: trial.number}
 
 

@@ -12,7 +12,7 @@ come within the margin of the front, which is where the extra steps change what 
 
 The margin is about the quick score's own seed-to-seed spread, so that the rule does not
 promote on noise where candidates differ less than that; why two points, and what it gained:
-docs/benchmarks/search-quality-history.md ("A promotion margin of two points").
+docs/benchmarks/cifar10-history.md ("A promotion margin of two points").
 
 Every promoted trial is told its longer fine-tune's accuracy and the rest their quick one:
 promoted candidates were the best ones at the quick fidelity already, so the mixture misleads the
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import optuna
 
-from search.runfolder import PROMOTED, RUNG0_ACCURACY
+from search.runfolder import LATENCY_MS, PROMOTED, RUNG0_ACCURACY
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ def promotion_for(trials: Iterable[optuna.trial.FrozenTrial],
     the trial whose widths it scores again (its decision is kept)."""
     if repeats is not None and PROMOTED in repeats.user_attrs:
         return Promotion(decided=bool(repeats.user_attrs[PROMOTED]))
-    points = tuple((t.user_attrs[RUNG0_ACCURACY], t.user_attrs["latency_ms"]) for t in trials
+    points = tuple((t.user_attrs[RUNG0_ACCURACY], t.user_attrs[LATENCY_MS]) for t in trials
                    if t.user_attrs.get(RUNG0_ACCURACY) is not None
                    and "repeat_of" not in t.user_attrs)
     return Promotion(points)

@@ -3,7 +3,7 @@
 The grid warm start queues candidates at fixed channel shares (a quarter, a half, three quarters
 kept), wherever their latency falls: on a tight budget the larger ones are measured only to be
 found over it, and nothing is aimed between the smallest candidate and the budget, where the
-front is. What the aimed start gained over it: docs/benchmarks/cifar10.md.
+front is. What the aimed start gained over it: docs/benchmarks/cifar10-history.md.
 
 Before any trial, the search has measured the dense model and the smallest candidate the space
 allows. Between those two points latency is taken as affine in MACs (a fixed cost per call plus

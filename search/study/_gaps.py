@@ -15,8 +15,8 @@ model and the smallest candidate (a family's members are ordered by MACs, so a m
 on each side brackets a new one far more closely than one line could).
 
 Why gaps rather than TPE after the warm start, why the ranking's family first, and why
-noise-wide gaps are left alone: the CIFAR-10 benchmark (docs/benchmarks/cifar10.md and the runs
-in docs/benchmarks/search-quality-history.md).
+noise-wide gaps are left alone: the CIFAR-10 benchmark's runs
+(docs/benchmarks/cifar10-history.md).
 
 Hand-written because no library does it: Optuna's samplers draw each trial's widths without
 regard to where the front already has points, and know nothing of the warm start's families.
@@ -35,7 +35,7 @@ import pandas as pd
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from search.runfolder import ACCURACY, LATENCY_MS, counts_for_front, pareto_mask
+from search.runfolder import ACCURACY, LATENCY_IQR_MS, LATENCY_MS, counts_for_front, pareto_mask
 from search.study._aimed import Aim, Catalogue
 
 log = logging.getLogger(__name__)
@@ -117,8 +117,8 @@ def propose(found: Catalogue, aim: Aim, trials: Sequence[FrozenTrial]) -> Propos
     tried = {_key(p) for t in trials if (p := _params(t)) is not None}
     done = [t for t in trials if t.state == TrialState.COMPLETE
             and "latency_ms" in t.user_attrs and "fail_reason" not in t.user_attrs]
-    measured = {_key(t.params): t.user_attrs["latency_ms"] for t in done}
-    spread = {_key(t.params): t.user_attrs.get("latency_iqr_ms") or 0.0 for t in done}
+    measured = {_key(t.params): t.user_attrs[LATENCY_MS] for t in done}
+    spread = {_key(t.params): t.user_attrs.get(LATENCY_IQR_MS) or 0.0 for t in done}
     noise = float(np.median([spread[key] for _, _, key in front])) / 2
     family_of = {_key(p): name for name, members in found.families.items() for p, _ in members}
     predict = _predictor(found, aim, measured)
