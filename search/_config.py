@@ -184,6 +184,11 @@ class SearchConfig:
              "candidate at most as slow must have scored after its quick fine-tune to keep a "
              "candidate from the longer one; never less than one validation image (default "
              "%(default)s)")
+    finetune_lr: float = option(
+        0.02, group=FINETUNE, identity=True, metavar="LR", parse=number,
+        checks=[(positive, "must be a positive learning rate")],
+        help="peak learning rate of the candidates' fine-tunes, cosine to zero (default "
+             "%(default)s)")
     distill: bool = option(
         False, group=FINETUNE, identity=True,
         help="fine-tunes also learn the dense model's outputs (knowledge distillation: "

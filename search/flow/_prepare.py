@@ -137,6 +137,7 @@ def _resolve(config: SearchConfig, given: Given) -> _Resolved:
     device = device_for(config.device, config.context)
     recipe = Recipe(finetune_steps=config.finetune_steps, promote_steps=config.promote_steps,
                     promote_margin=config.promote_margin, distill=config.distill,
+                    finetune_lr=config.finetune_lr,
                     score_fn=given.score_fn, loss_fn=given.loss_fn)
     data = given.data or load_data(config.data, image_size=config.image_size, seed=config.seed,
                                    streaming=config.streaming)

@@ -73,7 +73,8 @@ def test_the_study_identity_is_the_declared_fields():
     # Changing this set changes which studies resume: a change here is a deliberate one.
     assert identity_fields(SearchConfig) == (
         "model", "data", "checkpoint", "image_size", "space", "importance", "round_to", "seed",
-        "finetune_steps", "promote_steps", "promote_margin", "distill", "device", "batch_size",
+        "finetune_steps", "promote_steps", "promote_margin", "finetune_lr", "distill", "device",
+        "batch_size",
         "threads", "precision", "channels_last", "runtime", "cuda_graphs")
     key = SearchConfig(budget_ratio=0.5).study_key()
     assert key.defaults["finetune_steps"] == 20 and key.defaults["promote_steps"] == 0
@@ -84,3 +85,17 @@ def test_every_field_is_declared_with_help_and_a_group():
     for field in dataclasses.fields(SearchConfig):
         declared = option_of(field)
         assert declared.help_text() and declared.group, field.name
+
+
+def test_a_new_option_reaches_the_recipe_and_the_study_identity():
+    # --finetune-lr was added as its declaration and one line where it is used (issue 43).
+    from search.flow._prepare import Given, _resolve
+
+    config = SearchConfig(budget_ratio=0.5, model="resnet20", finetune_lr=0.05)
+    assert _resolve(config, Given()).recipe.finetune_lr == 0.05  # the evaluator carries it
+    key = config.study_key()
+    assert key.identity["finetune_lr"] == 0.05 and key.defaults["finetune_lr"] == 0.02
+    args = _subcommand("run").parse_args(["--budget-ratio", "0.5", "--finetune-lr", "0.1"])
+    assert args.finetune_lr == 0.1
+    with pytest.raises(UsageError, match="--finetune-lr must be a positive learning rate"):
+        SearchConfig(budget_ratio=0.5, finetune_lr=0)
