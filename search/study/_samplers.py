@@ -43,6 +43,9 @@ SAMPLERS: Registry[Sampler] = Registry("--sampler", {
                   "Gaussian process, 8 random start-up trials"),
     "random": Sampler(lambda seed: optuna.samplers.RandomSampler(seed=seed),
                       "random sampling (a baseline)"),
+    "qmc": Sampler(lambda seed: optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False),
+                   "a scrambled Sobol sequence, quasi-random: it covers the space more evenly than "
+                   "random (a baseline)"),
 })
 
 

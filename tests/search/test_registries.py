@@ -1,6 +1,8 @@
 """Every plug-in family is one registry: each entry works, and validation, --help and the errors
 for unknown names come from the registry, so a new entry is listed everywhere at once."""
 
+import json
+
 import optuna
 import pytest
 import torch
@@ -29,9 +31,41 @@ def test_every_sampler_is_made_validated_and_listed(name):
     assert f"{name}: {SAMPLERS[name].help}" in _run_help()
 
 
+@pytest.fixture(scope="module")
+def toy_space():
+    from search.sources._zoo import resnet20
+    from spaces import SearchSpace, discover_groups
+
+    model = resnet20().eval()
+    groups, _ = discover_groups(model, torch.randn(1, 3, 8, 8))
+    return SearchSpace(tuple(groups), fractions=(0.25, 0.5, 0.75, 1.0), round_to=4)
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_every_sampler_draws_allocations_in_the_space_on_two_objectives(name, toy_space):
+    from search.study import suggest
+
+    study = optuna.create_study(directions=["maximize", "minimize"],
+                                sampler=make_sampler(name, seed=0))
+    drawn = []
+    for _ in range(12):
+        trial = study.ask()
+        allocation = suggest(trial, toy_space)
+        drawn.append(json.dumps(allocation, sort_keys=True))
+        kept = sum(allocation.values()) / sum(toy_space.dense().values())
+        study.tell(trial, [kept, kept ** 2])
+    assert len(study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))) == 12
+    dense = toy_space.dense()
+    for allocation in map(json.loads, drawn):
+        assert set(allocation) <= set(dense)
+        assert all(0 < width <= dense[g] and (width % 4 == 0 or width == dense[g])
+                   for g, width in allocation.items())
+    assert len(set(drawn)) >= 4  # it explores
+
+
 def test_an_unknown_sampler_is_refused_not_sampled_at_random():
     with pytest.raises(UsageError, match="unknown --sampler 'tpee'; valid: gaps, tpe, nsga2, gp,"
-                       " random"):
+                       " random, qmc"):
         make_sampler("tpee", seed=0)
 
 
@@ -146,7 +180,8 @@ def test_a_new_entry_is_one_register_call_and_listed_everywhere():
     from search.study import Sampler
 
     entry = SAMPLERS.register("halton", Sampler(
-        lambda seed: optuna.samplers.QMCSampler(seed=seed), "quasi-random (Halton)"))
+        lambda seed: optuna.samplers.QMCSampler(qmc_type="halton", seed=seed),
+        "quasi-random (Halton)"))
     try:
         assert "halton: quasi-random (Halton)" in _run_help()
         assert SearchConfig(budget_ratio=0.5, sampler="halton", warm_start="grid").sampler == \
