@@ -28,6 +28,7 @@ from search.backends._backend import TrialsJob
 from search.backends._local import LocalLoop
 from search.candidates import (
     CandidateEvaluator,
+    CandidateFailure,
     CandidateResult,
     Promotion,
     failure_kind,
@@ -49,16 +50,17 @@ def _grace_s(timeout: float) -> float:
     return max(10.0, 0.5 * timeout)
 
 
-class WorkerDied(RuntimeError):
+class WorkerDied(CandidateFailure):
     """The trial's worker process ended without answering."""
 
+    kind = "worker died"
 
-class RemoteFailure(RuntimeError):
+
+class RemoteFailure(CandidateFailure):
     """A candidate's error inside the worker, as its kind and reason."""
 
     def __init__(self, kind: str, reason: str) -> None:
-        super().__init__(reason)
-        self.kind, self.reason = kind, reason
+        super().__init__(reason, kind=kind, reason=reason)
 
 
 @dataclass(frozen=True)

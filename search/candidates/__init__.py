@@ -3,6 +3,7 @@ on the device, its quick fine-tune and promotion, and what counts as the candida
 
 from search.candidates._evaluator import CandidateEvaluator, CandidateResult
 from search.candidates._faults import (
+    CandidateFailure,
     failure_kind,
     failure_reason,
     is_machine_error,
@@ -23,7 +24,7 @@ from search.candidates._space import (
     smallest_model,
 )
 
-__all__ = ["BuiltSpace", "CandidateEvaluator", "CandidateResult", "IMPORTANCE_CHOICES",
+__all__ = ["BuiltSpace", "CandidateEvaluator", "CandidateFailure", "CandidateResult", "IMPORTANCE_CHOICES",
            "Promotion", "SPACES",
            "SPACE_FILE", "TRACE_MEMORY_SHARE", "TRACE_TIMEOUT_S", "build_space", "check_space",
            "context_key", "failure_kind", "failure_reason", "is_machine_error",

@@ -14,6 +14,21 @@ import torch
 
 from search.training import TrialTimeLimit
 
+
+class CandidateFailure(RuntimeError):
+    """A candidate's failure that says its own kind (``kind``, for counting) and, where it
+    was recorded elsewhere (a trial worker), its stored ``reason``."""
+
+    kind = "candidate failed"
+
+    def __init__(self, message: str, *, kind: str | None = None,
+                 reason: str | None = None) -> None:
+        super().__init__(message)
+        if kind is not None:
+            self.kind = kind
+        self.reason = reason
+
+
 # Errors of the machine, not of the candidate: the disk is full, over quota, read-only, failing.
 _MACHINE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
 
@@ -43,10 +58,8 @@ def leaves_process_unusable(exc: BaseException) -> bool:
 
 def failure_kind(exc: BaseException) -> str:
     """A short name for counting failures: the same kind reads the same in every trial."""
-    if hasattr(exc, "kind"):  # told by a trial worker process
+    if isinstance(exc, CandidateFailure):
         return exc.kind
-    if type(exc).__name__ == "WorkerDied":
-        return "worker died"
     if isinstance(exc, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(exc):
         return "out of memory"
     if isinstance(exc, FloatingPointError):
@@ -58,8 +71,8 @@ def failure_kind(exc: BaseException) -> str:
 
 def failure_reason(exc: BaseException) -> str:
     """The kind and the first line of the message, as stored with the trial."""
-    if hasattr(exc, "reason"):  # told by a trial worker process, already in this form
-        return exc.reason
+    if isinstance(exc, CandidateFailure) and exc.reason is not None:
+        return exc.reason  # told by a trial worker process, already in this form
     first = str(exc).splitlines()[0] if str(exc) else ""
     return f"{failure_kind(exc)}: {first}"[:500]
 
