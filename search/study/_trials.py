@@ -144,14 +144,22 @@ def record_failure(trial: optuna.Trial, reason: str, allocation_key: str | None,
 
 
 def _progress(number: int, result: CandidateResult, budget_ms: float) -> str:
-    head = (f"trial {number:>3}  {result.latency_ms:7.3f} ms (±{result.latency_iqr_ms:.3f})  "
+    """One line per trial, in the order things happened: the latency measured (median ±
+    IQR), its MACs, then the fine-tunes and the validation accuracy after each."""
+    head = (f"trial {number:>3}  {result.latency_ms:7.3f} ms ±{result.latency_iqr_ms:.3f}  "
             f"{result.macs / 1e6:7.2f} MMACs")
     if not result.feasible:
-        return f"{head}  over budget ({budget_ms:.3f} ms): not fine-tuned  {result.seconds:5.1f} s"
-    line = f"{head}  accuracy {100 * result.accuracy:5.1f}%  {result.seconds:5.1f} s"
-    if result.extra.get(PROMOTED):
-        line += f"  (promoted: {100 * result.extra[RUNG0_ACCURACY]:.1f}% after the quick fine-tune)"
-    return line
+        return (f"{head}  over the {budget_ms:.3f} ms budget: not fine-tuned  "
+                f"{result.seconds:5.1f} s")
+    if PROMOTED not in result.extra:  # one fidelity (--promote-steps 0)
+        scores = f"fine-tuned: val {100 * result.accuracy:5.1f}%"
+    elif result.extra[PROMOTED]:
+        scores = (f"quick fine-tune: val {100 * result.extra[RUNG0_ACCURACY]:5.1f}%, promoted to "
+                  f"the longer one: val {100 * result.accuracy:5.1f}%")
+    else:
+        scores = (f"quick fine-tune: val {100 * result.accuracy:5.1f}%, not promoted (an earlier "
+                  f"candidate at most as slow was better)")
+    return f"{head}  {scores}  {result.seconds:5.1f} s"
 
 
 def run_trials(study: optuna.Study, space: SearchSpace, evaluator: Evaluator, *, trials: int,

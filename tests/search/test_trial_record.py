@@ -47,3 +47,23 @@ def test_a_trial_is_told_only_once_marked_scored_and_old_studies_by_their_constr
     old.set_constraint("latency_over_budget_ms", -0.5)
     assert SCORED not in study.trials[1].user_attrs
     assert recorded_values(study.trials[1], dense_ms=5.0) == [0.8, 1.5]
+
+
+def test_a_trials_log_line_says_each_number_in_the_order_it_happened():
+    from search.candidates import CandidateResult
+    from search.runfolder import PROMOTED, RUNG0_ACCURACY
+    from search.study._trials import _progress
+
+    def line(**kw):
+        result = CandidateResult(allocation={}, latency_ms=1.455, latency_iqr_ms=0.379,
+                                 macs=10_100_000, params=1, seconds=5.3, **kw)
+        return _progress(0, result, budget_ms=6.1)
+
+    promoted = line(feasible=True, accuracy=0.989,
+                    extra={PROMOTED: True, RUNG0_ACCURACY: 0.947})
+    assert promoted == ("trial   0    1.455 ms ±0.379    10.10 MMACs  quick fine-tune: val  94.7%, "
+                        "promoted to the longer one: val  98.9%    5.3 s")
+    kept = line(feasible=True, accuracy=0.947, extra={PROMOTED: False, RUNG0_ACCURACY: 0.947})
+    assert "quick fine-tune: val  94.7%, not promoted" in kept
+    assert "fine-tuned: val  94.7%" in line(feasible=True, accuracy=0.947)  # one fidelity
+    assert "over the 6.100 ms budget: not fine-tuned" in line(feasible=False)
