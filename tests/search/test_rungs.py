@@ -121,4 +121,4 @@ def test_the_cli_run_records_promotions_in_trials_csv_and_the_report(seeded):
     assert promoted >= 1  # the first fine-tuned candidate has nothing to be compared with
     assert (f"{promoted} of {len(scored)} fine-tuned candidates promoted to 2 more steps"
             in (run_dir / "report.md").read_text())
-    assert "promoted:" in result.stderr  # the log line of a promoted trial
+    assert "promoted to the longer one: val" in result.stderr  # the log line of a promoted trial
