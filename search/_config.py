@@ -112,7 +112,8 @@ class SearchConfig:
     image_size: int | None = option(
         None, group=MODEL, identity=True, metavar="PX",
         checks=[(at_least(8), "must be at least 8 pixels")],
-        help="resize images to PX x PX (default: 16 for digits, else the data's own size)")
+        help="resize images to PX x PX (default: 16 for digits and digit-sums, else the data's "
+             "own size)")
     data_memory_gb: float = option(
         2.0, group=MODEL, metavar="GB", checks=[(at_least(0), "must be 0 (stream all) or more GB")],
         help="an image folder or a dataset from Python that fits in GB once decoded is held in "
@@ -264,7 +265,7 @@ class SearchConfig:
                              "(fraction of the dense model's latency)")
         check_options(self)
         check_space(self.space)
-        if self.image_size is None and self.data == "digits":
+        if self.image_size is None and self.data in ("digits", "digit-sums"):
             object.__setattr__(self, "image_size", 16)  # digits are 8 px; 16 is the default
         if self.promote_steps is None:  # two fidelities: the second 4x the first (10, then 40)
             object.__setattr__(self, "promote_steps", PROMOTE_FACTOR * self.finetune_steps)

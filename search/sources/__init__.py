@@ -16,6 +16,7 @@ from search.sources._models import (
 )
 from search.sources._readers import (
     cifar10,
+    digit_sums,
     digits,
     from_function,
     imagefolder,
@@ -37,6 +38,6 @@ from search.sources._zoo import ZOO
 
 __all__ = ["DATA", "DEFAULT_STREAMING", "DataSource", "DataSplits", "MODELS", "MODEL_HUBS",
            "ModelHub", "PYTHON_PREFIX", "Split", "StreamedSplit", "Streaming", "TEST_MODELS",
-           "TensorSplit", "ZOO", "build_model", "checkpoint_digest", "cifar10",
+           "TensorSplit", "ZOO", "build_model", "checkpoint_digest", "cifar10", "digit_sums",
            "device_for", "digits", "from_function", "imagefolder", "load_checkpoint", "load_data",
            "load_weights", "mnist", "model_digest", "splits_from", "stratified_splits"]

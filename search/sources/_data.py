@@ -15,6 +15,7 @@ from search._registry import Registry
 from search.sources._names import import_attr
 from search.sources._readers import (
     cifar10,
+    digit_sums,
     digits,
     from_function,
     imagefolder,
@@ -41,6 +42,8 @@ class DataSource:
 USER_DATA = "pkg.module:function"  # any other name with a colon: a user's function
 DATA: Registry[DataSource] = Registry("data", {
     "digits": DataSource(digits, "scikit-learn's handwritten digits (offline; the default)"),
+    "digit-sums": DataSource(digit_sums, "the sum of two of those digits side by side, 19 "
+                                         "classes (offline; a task where width costs accuracy)"),
     "cifar10": DataSource(cifar10, "the CIFAR-10 python batches", takes_path=True),
     "mnist": DataSource(mnist, "MNIST/Fashion-MNIST IDX files", takes_path=True),
     "imagefolder": DataSource(imagefolder, "CLASS/IMAGE files, optionally under train/ val/ "

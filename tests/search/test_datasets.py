@@ -258,3 +258,21 @@ def test_a_search_on_cifar10_batches_takes_shape_and_classes_from_them(tmp_path)
     assert config["image_size"] is None and config["data"] == "cifar10:cifar"
     model = json.loads(next((out / "models").glob("*.json")).read_text())
     assert model["input_shape"] == [1, 3, 32, 32] and model["num_classes"] == 10
+
+
+def test_digit_sums_pairs_two_digits_of_one_split_and_labels_their_sum():
+    from search.sources import digit_sums, digits
+
+    pairs, single = digit_sums(seed=3), digits(image_size=16, seed=3)
+    assert pairs.num_classes == 19 and pairs.input_shape == (3, 16, 16)
+    assert [len(s) for s in (pairs.train, pairs.val, pairs.test)] == [3000, 600, 600]
+    assert pairs.train.y.min() >= 0 and pairs.train.y.max() <= 18
+    assert len(set(pairs.train.y.tolist())) == 19  # every sum occurs
+    # The left half of a validation pair is a validation digit squeezed to half the width.
+    halves = torch.nn.functional.interpolate(single.val.x, size=(16, 8), mode="bilinear",
+                                             align_corners=False)
+    left = pairs.val.x[0, :, :, :8]
+    match = [i for i in range(len(halves)) if torch.equal(halves[i], left)]
+    assert match and any(pairs.val.y[0] - single.val.y[i] in range(10) for i in match)
+    assert torch.equal(digit_sums(seed=3).train.x, pairs.train.x)  # the same seed, the same pairs
+    assert not torch.equal(digit_sums(seed=4).train.x, pairs.train.x)
