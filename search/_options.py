@@ -55,7 +55,7 @@ class Option:
         identity: a resumed study must have been run with the same value.
         before: with ``identity``, the value of studies stored before it joined the identity
             (default: the field's default).
-        flag: False for a field no flag sets (then ``why`` says why).
+        flag: False for a field no flag sets (a comment beside the field says why).
     """
 
     help: str | Callable[[], str]
@@ -67,7 +67,6 @@ class Option:
     identity: bool = False
     before: Any = _DEFAULT
     flag: bool = True
-    why: str = ""
 
     def help_text(self) -> str:
         return self.help() if callable(self.help) else self.help

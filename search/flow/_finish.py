@@ -62,8 +62,7 @@ def _final_front(prepared: Prepared, *, final: bool, final_steps: int,
     folder, evaluator, budget_ms = prepared.folder, prepared.evaluator, prepared.budget_ms
     record, reference = prepared.record, prepared.record.reference
     trials = trials_frame(prepared.study, budget_ms)
-    front, notes = _candidates(prepared, trials, final_layers if final and final_steps else 1,
-                               final_layers)
+    front, notes = _candidates(prepared, trials, final_layers if final and final_steps else 1)
     if final and len(front):
         front, dense_now = final_stage(front, folder, evaluator, reference, final_steps)
         record = dataclasses.replace(record, remeasured_latency_ms=dense_now,
@@ -93,8 +92,8 @@ def _final_front(prepared: Prepared, *, final: bool, final_steps: int,
     return front, dataclasses.replace(record, drift=drift), notes
 
 
-def _candidates(prepared: Prepared, trials: pd.DataFrame, layers: int,
-                final_layers: int) -> tuple[pd.DataFrame, list[str]]:
+def _candidates(prepared: Prepared, trials: pd.DataFrame,
+                layers: int) -> tuple[pd.DataFrame, list[str]]:
     """The final stage's candidates: the front, and the ``layers - 1`` fronts of near misses
     behind it when the final stage fine-tunes (re-measured alone, a near miss could only join
     the front by noise); those whose saved model is missing are left off, with a note. A
@@ -106,7 +105,7 @@ def _candidates(prepared: Prepared, trials: pd.DataFrame, layers: int,
     if layers > 1:
         near = len(front) - int(pareto_mask(front["latency_ms"], front["accuracy"]).sum())
         log.info("final stage: the front and %d near miss(es) behind it (--final-layers %d)",
-                 near, final_layers)
+                 near, layers)
     finished = set(trials.loc[trials["state"] != "RUNNING", "trial"])
     folder.remove_models(finished - set(front["trial"]))
     notes = [*prepared.space_notes, *prepared.evaluator.data.notes]

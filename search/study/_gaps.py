@@ -70,10 +70,10 @@ def _predictor(found: Catalogue, aim: Aim, measured: dict[str, float]):
     """Predicted latency (ms) of a family's member from its MACs: piecewise linear through the
     family's measured members, and beyond them (or without any) the slope of the line through the
     dense model and the smallest candidate, from the nearest measured member. Not through those
-    two anchors themselves: they are measured before the trials, in other rounds, and a trial
-    measured the near-smallest ResNet-20 candidates 5% slower than the smallest (7.8 ms against
-    8.1-8.2), so that a line ending at the anchor kept predicting new members into a gap at the
-    fast end that none of them reached (14 of 22 trials on seed 0)."""
+    two anchors themselves: they are measured before the trials, in other rounds, and a line
+    ending at an anchor that measured faster than the trials do keeps predicting new members
+    into a gap at the fast end that none of them reaches (docs/benchmarks/cifar10-history.md,
+    "What was tried")."""
     line = found.line(aim)
     slope = line.slope
     lines = {}

@@ -11,17 +11,19 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 
+def _trial_id(study: optuna.Study, number: int) -> int:
+    return study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+
+
 def live_trial(study: optuna.Study, number: int) -> optuna.Trial:
     """Trial ``number`` of ``study`` as a :class:`optuna.Trial` this process may record into
     and ``study.tell``, whichever process asked for it."""
-    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-    return optuna.trial.Trial(study, trial_id)
+    return optuna.trial.Trial(study, _trial_id(study, number))
 
 
 def stored_state(study: optuna.Study, number: int) -> TrialState:
     """The state the storage holds for trial ``number`` now (not a cached copy)."""
-    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
-    return study._storage.get_trial(trial_id).state
+    return study._storage.get_trial(_trial_id(study, number)).state
 
 
 def fail_stored(study: optuna.Study, trial: FrozenTrial, attrs: dict[str, object]) -> bool:
